@@ -1,0 +1,20 @@
+//! Schema migrations for groupd, applied by `groupd migrate` and, unless
+//! turned off, when `groupd serve` starts.
+//!
+//! The schema is written once for SQLite and PostgreSQL; where the two
+//! differ (collation), the migration asks the backend.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_groups;
+
+/// Applies groupd's migrations in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_create_groups::Migration)]
+    }
+}

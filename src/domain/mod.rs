@@ -1,0 +1,73 @@
+//! The domain: what a group is, what makes one valid, and how a field mask
+//! merges a request into a stored group.
+//!
+//! Pure code: no tonic, no sea-orm, no IO. Transport layers turn requests
+//! into these types; the store persists them.
+
+pub mod group;
+pub mod listing;
+pub mod mask;
+pub mod membership;
+pub mod validate;
+
+pub use group::{
+    ChangeKind, Group, GroupChange, GroupFields, MemberEntry, Membership, State, Timestamp, View, etag_for,
+};
+pub use mask::{MaskPath, UpdateMask};
+
+/// The principal that made a request, recorded in `created_by`,
+/// `updated_by` and the history. Authentication is not wired in yet, so
+/// every caller is [`Principal::anonymous`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(String);
+
+impl Principal {
+    /// The principal of an unauthenticated caller.
+    pub fn anonymous() -> Self {
+        Self("anonymous".to_owned())
+    }
+
+    /// The principal's id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Configurable limits on request and group sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most principals one request may carry.
+    pub max_members_per_request: usize,
+    /// Most direct members a group may have.
+    pub max_members_per_group: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_members_per_request: 10_000,
+            max_members_per_group: 100_000,
+        }
+    }
+}
+
+/// One reason a request is invalid: the request field (or mask path) at
+/// fault and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The path of the offending field in the request, e.g.
+    /// `group.members[2].id` or `update_mask`.
+    pub field: String,
+    /// What is wrong, in a sentence a caller can act on.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}

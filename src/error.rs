@@ -1,0 +1,151 @@
+//! The service's one error type. Each variant means something to a caller;
+//! `grpc::status` turns it into a `tonic::Status` (the only such
+//! conversion), and `store::classify` is the only place database errors
+//! become one.
+
+use crate::domain::FieldViolation;
+
+/// `ErrorInfo.domain` of every error groupd returns.
+pub const ERROR_DOMAIN: &str = "groups.v1";
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; `violations` says where and why.
+    #[error("invalid argument: {}", summary(.violations))]
+    InvalidArgument {
+        /// One entry per problem found.
+        violations: Vec<FieldViolation>,
+    },
+
+    /// No live (or, where deleted ones count, no) group has this id.
+    #[error("group {id:?} not found")]
+    NotFound {
+        /// The id asked for.
+        id: String,
+    },
+
+    /// The request would create something that already exists.
+    #[error("{message}")]
+    AlreadyExists {
+        /// The `ErrorInfo` reason, e.g. `GROUP_NAME_TAKEN`.
+        reason: &'static str,
+        /// A sentence for the caller.
+        message: String,
+        /// The group concerned.
+        id: String,
+    },
+
+    /// The etag sent does not match the group's (AIP-154).
+    #[error("etag mismatch: group {id:?} has changed since it was read")]
+    EtagMismatch {
+        /// The group concerned.
+        id: String,
+    },
+
+    /// The system is not in a state in which the request can run.
+    #[error("{message}")]
+    FailedPrecondition {
+        /// The `ErrorInfo` reason.
+        reason: &'static str,
+        /// A sentence for the caller.
+        message: String,
+    },
+
+    /// No credentials, or credentials that could not be verified.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+
+    /// The caller may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+
+    /// The RPC exists in the contract but is not served yet.
+    #[error("{rpc} is not implemented yet")]
+    Unimplemented {
+        /// The RPC's name.
+        rpc: &'static str,
+    },
+
+    /// The database cannot be reached; retrying later may succeed.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// A bug or an unexpected failure. Its cause is logged, never returned.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn summary(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// An invalid argument with one violation.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            violations: vec![FieldViolation::new(field, description)],
+        }
+    }
+
+    /// `Ok(())` when there are no violations, the error otherwise.
+    pub fn check(violations: Vec<FieldViolation>) -> Result<(), Self> {
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Self::InvalidArgument { violations })
+        }
+    }
+
+    /// A group's name is taken in its scope.
+    pub fn name_taken(id: &str, scope: &str, name: &str) -> Self {
+        Self::AlreadyExists {
+            reason: "GROUP_NAME_TAKEN",
+            message: format!("a live group named {name:?} already exists in scope {scope:?}"),
+            id: id.to_owned(),
+        }
+    }
+
+    /// A group id is taken (by a live or a deleted group).
+    pub fn id_taken(id: &str) -> Self {
+        Self::AlreadyExists {
+            reason: "GROUP_ID_TAKEN",
+            message: format!("a group with id {id:?} already exists"),
+            id: id.to_owned(),
+        }
+    }
+
+    /// An internal error from anything that can be boxed.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    /// The `ErrorInfo` reason of this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Self::NotFound { .. } => "GROUP_NOT_FOUND",
+            Self::AlreadyExists { reason, .. } | Self::FailedPrecondition { reason, .. } => reason,
+            Self::EtagMismatch { .. } => "ETAG_MISMATCH",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::PermissionDenied(_) => "PERMISSION_DENIED",
+            Self::Unimplemented { .. } => "NOT_IMPLEMENTED",
+            Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The group the error is about, if any.
+    pub fn group_id(&self) -> Option<&str> {
+        match self {
+            Self::NotFound { id } | Self::AlreadyExists { id, .. } | Self::EtagMismatch { id } => {
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+}

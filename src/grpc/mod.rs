@@ -1,0 +1,282 @@
+//! The gRPC transport: the tonic `GroupService` implementation, which turns
+//! requests into domain requests, calls the [`GroupService`] operations,
+//! and turns their results into responses or a `Status`.
+
+pub mod convert;
+
+use std::{collections::HashMap, future::Future, time::Instant};
+
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    domain::{Principal, View},
+    error::{ERROR_DOMAIN, Error},
+    pb::{self, group_service_server},
+    service::GroupService,
+};
+
+/// The tonic service over [`GroupService`].
+#[derive(Debug, Clone)]
+pub struct GrpcService {
+    service: GroupService,
+}
+
+impl GrpcService {
+    /// The gRPC face of `service`.
+    pub fn new(service: GroupService) -> Self {
+        Self { service }
+    }
+
+    /// The server to register with a tonic router.
+    pub fn into_server(self, max_message_bytes: usize) -> group_service_server::GroupServiceServer<Self> {
+        group_service_server::GroupServiceServer::new(self)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes)
+    }
+}
+
+/// The principal making a request. Authentication is a later addition;
+/// until then every caller is anonymous.
+fn principal<T>(_request: &Request<T>) -> Principal {
+    Principal::anonymous()
+}
+
+/// Runs one call: logs its outcome and latency inside the call's span, and
+/// converts its error into a `Status`.
+async fn call<T>(method: &'static str, work: impl Future<Output = Result<T, Error>>) -> Result<Response<T>, Status> {
+    let started = Instant::now();
+    let result = work.await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(response) => {
+            tracing::info!(method, code = "OK", elapsed_ms, "call finished");
+            Ok(Response::new(response))
+        }
+        Err(error) => {
+            let status = status(&error);
+            match &error {
+                Error::Internal(_) | Error::Unavailable(_) => tracing::error!(
+                    method,
+                    code = ?status.code(),
+                    elapsed_ms,
+                    error = %error,
+                    cause = ?std::error::Error::source(&error),
+                    "call failed"
+                ),
+                _ => tracing::info!(method, code = ?status.code(), elapsed_ms, error = %error, "call finished"),
+            }
+            Err(status)
+        }
+    }
+}
+
+/// The `Status` a caller sees for `error`: the code, a message, and
+/// `ErrorInfo` (plus `BadRequest` for invalid arguments). The only
+/// conversion from [`Error`] to `Status`.
+pub fn status(error: &Error) -> Status {
+    let code = match error {
+        Error::InvalidArgument { .. } => Code::InvalidArgument,
+        Error::NotFound { .. } => Code::NotFound,
+        Error::AlreadyExists { .. } => Code::AlreadyExists,
+        Error::EtagMismatch { .. } => Code::Aborted,
+        Error::FailedPrecondition { .. } => Code::FailedPrecondition,
+        Error::Unauthenticated(_) => Code::Unauthenticated,
+        Error::PermissionDenied(_) => Code::PermissionDenied,
+        Error::Unimplemented { .. } => Code::Unimplemented,
+        Error::Unavailable(_) => Code::Unavailable,
+        Error::Internal(_) => Code::Internal,
+    };
+    let mut metadata = HashMap::new();
+    if let Some(id) = error.group_id().filter(|id| !id.is_empty()) {
+        metadata.insert("id".to_owned(), id.to_owned());
+    }
+    let mut details = ErrorDetails::with_error_info(error.reason(), ERROR_DOMAIN, metadata);
+    if let Error::InvalidArgument { violations } = error {
+        details.set_bad_request(
+            violations
+                .iter()
+                .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
+                .collect::<Vec<_>>(),
+        );
+    }
+    Status::with_error_details(code, error.to_string(), details)
+}
+
+#[tonic::async_trait]
+impl group_service_server::GroupService for GrpcService {
+    async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Result<Response<pb::Group>, Status> {
+        let actor = principal(&request);
+        call("CreateGroup", async {
+            let request = request.into_inner();
+            if request.group.is_none() {
+                return Err(Error::invalid("group", "group is required"));
+            }
+            self.service
+                .create_group(&actor, request.into())
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn get_group(&self, request: Request<pb::GetGroupRequest>) -> Result<Response<pb::Group>, Status> {
+        call("GetGroup", async {
+            let request = request.into_inner();
+            let view = convert::view(request.view).unwrap_or(View::Full);
+            self.service.get_group(&request.id, view).await.map(Into::into)
+        })
+        .await
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        call("ListGroups", async {
+            let page = self.service.list_groups(request.into_inner().into()).await?;
+            Ok(pb::ListGroupsResponse {
+                groups: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+                total_size: page
+                    .total_size
+                    .map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+            })
+        })
+        .await
+    }
+
+    async fn update_group(&self, request: Request<pb::UpdateGroupRequest>) -> Result<Response<pb::Group>, Status> {
+        let actor = principal(&request);
+        call("UpdateGroup", async {
+            let request = request.into_inner();
+            if request.group.is_none() {
+                return Err(Error::invalid("group", "group is required"));
+            }
+            self.service
+                .update_group(&actor, request.into())
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn delete_group(&self, request: Request<pb::DeleteGroupRequest>) -> Result<Response<pb::Group>, Status> {
+        let actor = principal(&request);
+        call("DeleteGroup", async {
+            let request = request.into_inner();
+            self.service
+                .delete_group(&actor, &request.id, &request.etag, request.allow_missing)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn undelete_group(
+        &self,
+        request: Request<pb::UndeleteGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let actor = principal(&request);
+        call("UndeleteGroup", async {
+            let request = request.into_inner();
+            self.service
+                .undelete_group(&actor, &request.id, &request.etag)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn add_group_members(
+        &self,
+        request: Request<pb::AddGroupMembersRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let actor = principal(&request);
+        call("AddGroupMembers", async {
+            let request = request.into_inner();
+            let membership = convert::membership(request.members, request.admins);
+            self.service
+                .add_members(&actor, &request.id, membership)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn remove_group_members(
+        &self,
+        request: Request<pb::RemoveGroupMembersRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let actor = principal(&request);
+        call("RemoveGroupMembers", async {
+            let request = request.into_inner();
+            let membership = convert::membership(request.members, request.admins);
+            self.service
+                .remove_members(&actor, &request.id, membership)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn list_group_members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
+        call("ListGroupMembers", async {
+            let request = request.into_inner();
+            let page = self
+                .service
+                .list_members(&request.id, request.page_size, &request.page_token)
+                .await?;
+            Ok(pb::ListGroupMembersResponse {
+                members: page.items.into_iter().map(|id| pb::Member { id }).collect(),
+                next_page_token: page.next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn list_group_changes(
+        &self,
+        request: Request<pb::ListGroupChangesRequest>,
+    ) -> Result<Response<pb::ListGroupChangesResponse>, Status> {
+        call("ListGroupChanges", async {
+            let request = request.into_inner();
+            let page = self
+                .service
+                .list_changes(&request.id, request.page_size, &request.page_token)
+                .await?;
+            Ok(pb::ListGroupChangesResponse {
+                changes: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn check_membership(
+        &self,
+        _request: Request<pb::CheckMembershipRequest>,
+    ) -> Result<Response<pb::CheckMembershipResponse>, Status> {
+        call("CheckMembership", async {
+            Err(Error::Unimplemented {
+                rpc: "CheckMembership",
+            })
+        })
+        .await
+    }
+
+    async fn list_member_groups(
+        &self,
+        _request: Request<pb::ListMemberGroupsRequest>,
+    ) -> Result<Response<pb::ListMemberGroupsResponse>, Status> {
+        call("ListMemberGroups", async {
+            Err(Error::Unimplemented {
+                rpc: "ListMemberGroups",
+            })
+        })
+        .await
+    }
+}

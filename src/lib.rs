@@ -1,0 +1,12 @@
+//! groupd: a gRPC group-management service. See `ARCHITECTURE.md` for the
+//! code map; this file only declares modules.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod pb;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

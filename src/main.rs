@@ -1,0 +1,72 @@
+//! The `groupd` binary: parse configuration, start logging, then serve or
+//! migrate. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use groupd::{
+    config::{Cli, Command},
+    startup::{self, Application},
+    telemetry,
+};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = telemetry::init(cli.settings.log_format, &cli.settings.log_filter) {
+        eprintln!("groupd: cannot start logging: {error}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "groupd failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let store = startup::connect(&cli.settings).await?;
+            store.migrate().await?;
+            tracing::info!("migrations applied");
+            store.close().await?;
+        }
+        Command::Serve => {
+            tracing::warn!("authentication is off: every caller is anonymous");
+            let app = Application::build(cli.settings).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            app.run(shutdown).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops groupd");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown signal received");
+    shutdown.cancel();
+}

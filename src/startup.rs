@@ -1,0 +1,150 @@
+//! Building and running the application: connect and migrate the database,
+//! bind the listener, serve until told to stop, then drain.
+
+use std::{net::SocketAddr, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    config::Settings,
+    grpc::GrpcService,
+    pb::{self, group_service_server::GroupServiceServer},
+    service::{GroupService, page_token::PageTokens},
+    store::{Store, StoreOptions},
+};
+
+/// The service name health reports under, besides `""`.
+const SERVICE_NAME: &str = "groups.v1.GroupService";
+
+/// How often the database is pinged to keep health truthful.
+const DB_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A built application: database connected and migrated, listener bound.
+#[derive(Debug)]
+pub struct Application {
+    settings: Settings,
+    listener: TcpListener,
+    grpc_addr: SocketAddr,
+    service: GroupService,
+}
+
+/// Connects to the database the settings name.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    let options = StoreOptions {
+        max_connections: settings.db_max_connections,
+        connect_timeout: settings.db_connect_timeout,
+    };
+    Ok(Store::connect(&settings.database_url, &options).await?)
+}
+
+impl Application {
+    /// Connects to the database, applies migrations (unless
+    /// `--skip-migrations`), and binds the gRPC listener (port 0 picks one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = connect(&settings).await?;
+        if settings.skip_migrations {
+            tracing::info!("skipping migrations as configured");
+        } else {
+            store.migrate().await?;
+        }
+        let tokens = PageTokens::new(store.secret("page_token_key").await?);
+        let service = GroupService::new(store, settings.limits(), tokens);
+        let listener = TcpListener::bind(settings.grpc_addr).await?;
+        let grpc_addr = listener.local_addr()?;
+        Ok(Self {
+            settings,
+            listener,
+            grpc_addr,
+            service,
+        })
+    }
+
+    /// The address the gRPC server is bound to.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Serves until `shutdown` is cancelled. Then health turns NOT_SERVING,
+    /// the server keeps answering for `--shutdown-delay` so load balancers
+    /// notice, stops accepting connections, and waits for in-flight calls.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::Serving).await;
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let monitor = tokio::spawn(watch_database(self.service.clone(), health.clone()));
+        let delay = self.settings.shutdown_delay;
+        let drain = {
+            let health = health.clone();
+            async move {
+                shutdown.cancelled().await;
+                monitor.abort();
+                set_health(&health, ServingStatus::NotServing).await;
+                tracing::info!(?delay, "shutting down: health is NOT_SERVING");
+                tokio::time::sleep(delay).await;
+                tracing::info!("draining in-flight calls");
+            }
+        };
+
+        let store = self.service.store().clone();
+        let groups = GrpcService::new(self.service).into_server(self.settings.max_message_bytes);
+        tracing::info!(addr = %self.grpc_addr, "serving gRPC");
+        Server::builder()
+            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(groups)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), drain)
+            .await?;
+        store.close().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Reflection over groupd's contract, health, and the `google.rpc` error
+/// details, so that grpcurl can decode `ErrorInfo` and `BadRequest`.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(SERVICE_NAME, status)
+        .await;
+}
+
+/// Keeps health NOT_SERVING while the database does not answer.
+async fn watch_database(service: GroupService, health: HealthReporter) {
+    let mut healthy = true;
+    let mut ticks = tokio::time::interval(DB_HEALTH_INTERVAL);
+    loop {
+        ticks.tick().await;
+        match service.store().ping().await {
+            Ok(()) if !healthy => {
+                tracing::info!("database reachable again: health is SERVING");
+                set_health(&health, ServingStatus::Serving).await;
+                healthy = true;
+            }
+            Err(error) if healthy => {
+                tracing::warn!(%error, "database unreachable: health is NOT_SERVING");
+                set_health(&health, ServingStatus::NotServing).await;
+                healthy = false;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The type health reports the service under, for tests and probes.
+pub type GroupServer = GroupServiceServer<GrpcService>;

@@ -1,0 +1,655 @@
+//! Persistence with sea-orm, on SQLite or PostgreSQL behind the same code.
+//!
+//! Every write runs in a transaction from [`Store::begin_write`], which
+//! serializes writers to the same group on both backends: PostgreSQL locks
+//! the group's row (`SELECT … FOR UPDATE`, see [`find_group`]), and SQLite
+//! starts the transaction `IMMEDIATE`, taking the database write lock before
+//! the first read, so a read-merge-write can never act on a stale read.
+
+pub mod entities;
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, AccessMode, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func},
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+use self::entities::{group_changes, group_members, group_parents, groups, server_secrets};
+use crate::{
+    domain::{
+        ChangeKind, Group, GroupChange, GroupFields, MemberEntry, State, Timestamp,
+        listing::{CursorKey, GroupCursor, OrderBy, OrderField},
+        membership::MembershipDelta,
+    },
+    error::Error,
+};
+
+/// Rows per statement in batched inserts and `IN (…)` lists, well below
+/// both backends' bind-parameter limits.
+const BATCH: usize = 500;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most pooled connections.
+    pub max_connections: u32,
+    /// How long to wait to connect or to get a pooled connection.
+    pub connect_timeout: Duration,
+}
+
+/// The database: a connection pool and the queries groupd runs.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url`. A SQLite database file is created when missing,
+    /// and put in WAL mode.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, Error> {
+        let mut connect = ConnectOptions::new(url.to_owned());
+        connect
+            .max_connections(options.max_connections)
+            .connect_timeout(options.connect_timeout)
+            .acquire_timeout(options.connect_timeout)
+            .sqlx_logging_level(tracing::log::LevelFilter::Debug)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // NORMAL in WAL mode keeps every committed write across
+                    // a process crash; only a power loss may lose the last
+                    // commits.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(connect).await.map_err(classify)?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        use migrations::MigratorTrait as _;
+        migrations::Migrator::up(&self.db, None)
+            .await
+            .map_err(classify)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.db.ping().await.map_err(classify)
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<(), Error> {
+        self.db.close().await.map_err(classify)
+    }
+
+    /// Starts a write transaction (see the module documentation).
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, Error> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .map_err(classify)
+    }
+
+    /// Starts a read-only transaction that sees one consistent snapshot, so
+    /// a group and its members are read as of the same moment.
+    pub async fn begin_read(&self) -> Result<DatabaseTransaction, Error> {
+        let result = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            // A SQLite transaction in WAL mode reads one snapshot already.
+            _ => self.db.begin().await,
+        };
+        result.map_err(classify)
+    }
+
+    /// The secret named `name`, shared by every replica on this database:
+    /// created at random by whichever replica asks first.
+    pub async fn secret(&self, name: &str) -> Result<Vec<u8>, Error> {
+        let fresh: [u8; 32] = rand::random();
+        server_secrets::Entity::insert(server_secrets::ActiveModel {
+            name: Set(name.to_owned()),
+            value: Set(hex(&fresh)),
+        })
+        .on_conflict_do_nothing()
+        .exec(&self.db)
+        .await
+        .map_err(classify)?;
+        let stored = server_secrets::Entity::find_by_id(name.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| Error::internal(format!("secret {name:?} vanished after insert")))?;
+        Ok(stored.value.into_bytes())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Turns a database error into the service error a caller should see. The
+/// only place that inspects database errors.
+pub fn classify(err: DbErr) -> Error {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(message)) => {
+            return if message.contains("groups_live_scope_name_key") {
+                Error::AlreadyExists {
+                    reason: "GROUP_NAME_TAKEN",
+                    message: "a live group with this name already exists in its scope".into(),
+                    id: String::new(),
+                }
+            } else if message.contains("request_id") {
+                Error::AlreadyExists {
+                    reason: "REQUEST_ID_TAKEN",
+                    message: "this request_id was used by a concurrent request".into(),
+                    id: String::new(),
+                }
+            } else if message.contains("groups_pkey") || message.contains("groups.id") {
+                Error::AlreadyExists {
+                    reason: "GROUP_ID_TAKEN",
+                    message: "a group with this id already exists".into(),
+                    id: String::new(),
+                }
+            } else {
+                Error::internal(err)
+            };
+        }
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => return Error::internal(err),
+        _ => {}
+    }
+    let unavailable = match &err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => {
+            use sea_orm::sqlx::Error as Sqlx;
+            match e.as_ref() {
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::Tls(_) => true,
+                // SQLite answers "database is locked" when another process
+                // held the write lock past the busy timeout: worth a retry.
+                Sqlx::Database(db) => db.message().contains("database is locked"),
+                _ => false,
+            }
+        }
+        _ => false,
+    };
+    if unavailable {
+        Error::Unavailable(Box::new(err))
+    } else {
+        Error::internal(err)
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(Error::internal)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(Error::internal)
+}
+
+fn to_group(row: groups::Model, member_of: Vec<String>) -> Result<Group, Error> {
+    Ok(Group {
+        fields: GroupFields {
+            name: row.name,
+            scope: row.scope,
+            description: row.description,
+            email: row.email,
+            member_of,
+            assigned_roles: from_json(&row.assigned_roles)?,
+            inactive: row.inactive,
+            provenance: row.provenance,
+            labels: from_json(&row.labels)?,
+        },
+        id: row.id,
+        state: if row.delete_time.is_some() {
+            State::Deleted
+        } else {
+            State::Active
+        },
+        create_time: Timestamp::from_micros(row.create_time),
+        update_time: Timestamp::from_micros(row.update_time),
+        delete_time: row.delete_time.map(Timestamp::from_micros),
+        created_by: row.created_by,
+        updated_by: row.updated_by,
+        member_count: row.member_count,
+        version: row.version,
+        members: None,
+    })
+}
+
+fn group_row(group: &Group) -> Result<groups::ActiveModel, Error> {
+    Ok(groups::ActiveModel {
+        id: Set(group.id.clone()),
+        name: Set(group.fields.name.clone()),
+        scope: Set(group.fields.scope.clone()),
+        description: Set(group.fields.description.clone()),
+        email: Set(group.fields.email.clone()),
+        inactive: Set(group.fields.inactive),
+        provenance: Set(group.fields.provenance.clone()),
+        labels: Set(to_json(&group.fields.labels)?),
+        assigned_roles: Set(to_json(&group.fields.assigned_roles)?),
+        member_count: Set(group.member_count),
+        version: Set(group.version),
+        create_time: Set(group.create_time.as_micros()),
+        update_time: Set(group.update_time.as_micros()),
+        delete_time: Set(group.delete_time.map(Timestamp::as_micros)),
+        created_by: Set(group.created_by.clone()),
+        updated_by: Set(group.updated_by.clone()),
+        request_id: NotSet,
+    })
+}
+
+/// The parents of each of `ids`, sorted.
+async fn parents_of<C: ConnectionTrait>(
+    c: &C,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<String>>, Error> {
+    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+    for chunk in ids.chunks(BATCH) {
+        let rows = group_parents::Entity::find()
+            .filter(group_parents::Column::GroupId.is_in(chunk.iter().cloned()))
+            .order_by_asc(group_parents::Column::ParentId)
+            .all(c)
+            .await
+            .map_err(classify)?;
+        for row in rows {
+            parents.entry(row.group_id).or_default().push(row.parent_id);
+        }
+    }
+    Ok(parents)
+}
+
+/// The group `id`, live or deleted, without its members. With `lock`, the
+/// row stays locked against other writers until the transaction ends.
+pub async fn find_group<C: ConnectionTrait>(
+    c: &C,
+    id: &str,
+    lock: bool,
+) -> Result<Option<Group>, Error> {
+    let mut select = groups::Entity::find_by_id(id.to_owned());
+    if lock {
+        select = select.lock_exclusive();
+    }
+    let Some(row) = select.one(c).await.map_err(classify)? else {
+        return Ok(None);
+    };
+    let mut parents = parents_of(c, std::slice::from_ref(&row.id)).await?;
+    let member_of = parents.remove(&row.id).unwrap_or_default();
+    to_group(row, member_of).map(Some)
+}
+
+/// The id of the group created with `request_id`, if any.
+pub async fn find_by_request_id<C: ConnectionTrait>(
+    c: &C,
+    request_id: &str,
+) -> Result<Option<String>, Error> {
+    let row = groups::Entity::find()
+        .filter(groups::Column::RequestId.eq(request_id))
+        .one(c)
+        .await
+        .map_err(classify)?;
+    Ok(row.map(|row| row.id))
+}
+
+/// Whether any group, live or deleted, has id `id`.
+pub async fn group_exists<C: ConnectionTrait>(c: &C, id: &str) -> Result<bool, Error> {
+    let count = groups::Entity::find_by_id(id.to_owned())
+        .count(c)
+        .await
+        .map_err(classify)?;
+    Ok(count > 0)
+}
+
+/// Which of `ids` are live groups. On PostgreSQL the rows are share-locked,
+/// so they cannot be deleted before the calling transaction commits.
+pub async fn live_groups_among<C: ConnectionTrait>(
+    c: &C,
+    ids: &[String],
+) -> Result<HashSet<String>, Error> {
+    let mut live = HashSet::new();
+    for chunk in ids.chunks(BATCH) {
+        let rows = groups::Entity::find()
+            .filter(groups::Column::Id.is_in(chunk.iter().cloned()))
+            .filter(groups::Column::DeleteTime.is_null())
+            .lock_shared()
+            .all(c)
+            .await
+            .map_err(classify)?;
+        live.extend(rows.into_iter().map(|row| row.id));
+    }
+    Ok(live)
+}
+
+/// Whether a live group other than `except_id` has `name` (compared
+/// case-insensitively) in `scope`. The unique index on the same expression
+/// is what guarantees it; this check lets the common case answer with the
+/// group's id in the error.
+pub async fn name_taken<C: ConnectionTrait>(
+    c: &C,
+    scope: &str,
+    name: &str,
+    except_id: &str,
+) -> Result<bool, Error> {
+    let count = groups::Entity::find()
+        .filter(groups::Column::Scope.eq(scope))
+        .filter(Expr::expr(Func::lower(Expr::col(groups::Column::Name))).eq(name.to_lowercase()))
+        .filter(groups::Column::DeleteTime.is_null())
+        .filter(groups::Column::Id.ne(except_id))
+        .count(c)
+        .await
+        .map_err(classify)?;
+    Ok(count > 0)
+}
+
+/// Inserts a new group's row and its parents.
+pub async fn insert_group<C: ConnectionTrait>(
+    c: &C,
+    group: &Group,
+    request_id: Option<&str>,
+) -> Result<(), Error> {
+    let mut row = group_row(group)?;
+    row.request_id = Set(request_id.map(str::to_owned));
+    groups::Entity::insert(row)
+        .exec_without_returning(c)
+        .await
+        .map_err(classify)?;
+    insert_parents(c, &group.id, &group.fields.member_of).await
+}
+
+/// Writes every column of an existing group's row. Parents and members are
+/// written separately, and only when they change.
+pub async fn update_group<C: ConnectionTrait>(c: &C, group: &Group) -> Result<(), Error> {
+    groups::Entity::update(group_row(group)?)
+        .exec(c)
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+/// Replaces the parents of group `id`.
+pub async fn replace_parents<C: ConnectionTrait>(
+    c: &C,
+    id: &str,
+    parents: &[String],
+) -> Result<(), Error> {
+    group_parents::Entity::delete_many()
+        .filter(group_parents::Column::GroupId.eq(id))
+        .exec(c)
+        .await
+        .map_err(classify)?;
+    insert_parents(c, id, parents).await
+}
+
+async fn insert_parents<C: ConnectionTrait>(
+    c: &C,
+    id: &str,
+    parents: &[String],
+) -> Result<(), Error> {
+    for chunk in parents.chunks(BATCH) {
+        let rows = chunk.iter().map(|parent| group_parents::ActiveModel {
+            group_id: Set(id.to_owned()),
+            parent_id: Set(parent.clone()),
+        });
+        group_parents::Entity::insert_many(rows)
+            .exec_without_returning(c)
+            .await
+            .map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Every direct member of group `id`, sorted by id.
+pub async fn load_members<C: ConnectionTrait>(
+    c: &C,
+    id: &str,
+) -> Result<Vec<MemberEntry>, Error> {
+    let rows = group_members::Entity::find()
+        .filter(group_members::Column::GroupId.eq(id))
+        .order_by_asc(group_members::Column::MemberId)
+        .all(c)
+        .await
+        .map_err(classify)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| MemberEntry {
+            id: row.member_id,
+            is_admin: row.is_admin,
+        })
+        .collect())
+}
+
+/// A page of the direct members of group `id`, sorted by id, starting
+/// after `after`.
+pub async fn list_members<C: ConnectionTrait>(
+    c: &C,
+    id: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<String>, Error> {
+    let mut select = group_members::Entity::find()
+        .filter(group_members::Column::GroupId.eq(id))
+        .order_by_asc(group_members::Column::MemberId)
+        .limit(limit);
+    if let Some(after) = after {
+        select = select.filter(group_members::Column::MemberId.gt(after));
+    }
+    let rows = select.all(c).await.map_err(classify)?;
+    Ok(rows.into_iter().map(|row| row.member_id).collect())
+}
+
+/// Which of `ids` are members of group `id`, with their admin flags. Reads
+/// only those rows, never the whole membership.
+pub async fn members_among<C: ConnectionTrait>(
+    c: &C,
+    id: &str,
+    ids: &[String],
+) -> Result<HashMap<String, bool>, Error> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(BATCH) {
+        let rows = group_members::Entity::find()
+            .filter(group_members::Column::GroupId.eq(id))
+            .filter(group_members::Column::MemberId.is_in(chunk.iter().cloned()))
+            .all(c)
+            .await
+            .map_err(classify)?;
+        found.extend(rows.into_iter().map(|row| (row.member_id, row.is_admin)));
+    }
+    Ok(found)
+}
+
+/// Applies a membership delta to group `id`, touching only changed rows.
+pub async fn apply_membership<C: ConnectionTrait>(
+    c: &C,
+    id: &str,
+    delta: &MembershipDelta,
+) -> Result<(), Error> {
+    for chunk in delta.insert.chunks(BATCH) {
+        let rows = chunk.iter().map(|member| group_members::ActiveModel {
+            group_id: Set(id.to_owned()),
+            member_id: Set(member.id.clone()),
+            is_admin: Set(member.is_admin),
+        });
+        group_members::Entity::insert_many(rows)
+            .exec_without_returning(c)
+            .await
+            .map_err(classify)?;
+    }
+    for chunk in delta.delete.chunks(BATCH) {
+        group_members::Entity::delete_many()
+            .filter(group_members::Column::GroupId.eq(id))
+            .filter(group_members::Column::MemberId.is_in(chunk.iter().cloned()))
+            .exec(c)
+            .await
+            .map_err(classify)?;
+    }
+    for (ids, admin) in [(&delta.promote, true), (&delta.demote, false)] {
+        for chunk in ids.chunks(BATCH) {
+            group_members::Entity::update_many()
+                .col_expr(group_members::Column::IsAdmin, Expr::value(admin))
+                .filter(group_members::Column::GroupId.eq(id))
+                .filter(group_members::Column::MemberId.is_in(chunk.iter().cloned()))
+                .exec(c)
+                .await
+                .map_err(classify)?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends a history entry for group `change.group.id`.
+pub async fn append_change<C: ConnectionTrait>(c: &C, change: &GroupChange) -> Result<(), Error> {
+    let mut snapshot = change.group.clone();
+    snapshot.members = None;
+    group_changes::Entity::insert(group_changes::ActiveModel {
+        group_id: Set(change.group.id.clone()),
+        version: Set(change.version),
+        change_time: Set(change.change_time.as_micros()),
+        actor: Set(change.actor.clone()),
+        kind: Set(change.kind.as_str().to_owned()),
+        update_mask: Set(change.update_mask.join(",")),
+        snapshot: Set(to_json(&snapshot)?),
+        members_added: Set(to_json(&change.members_added)?),
+        members_removed: Set(to_json(&change.members_removed)?),
+        admins_added: Set(to_json(&change.admins_added)?),
+        admins_removed: Set(to_json(&change.admins_removed)?),
+    })
+    .exec_without_returning(c)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+/// A page of group `id`'s history, oldest first, after version `after`.
+pub async fn list_changes<C: ConnectionTrait>(
+    c: &C,
+    id: &str,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<GroupChange>, Error> {
+    let rows = group_changes::Entity::find()
+        .filter(group_changes::Column::GroupId.eq(id))
+        .filter(group_changes::Column::Version.gt(after))
+        .order_by_asc(group_changes::Column::Version)
+        .limit(limit)
+        .all(c)
+        .await
+        .map_err(classify)?;
+    rows.into_iter()
+        .map(|row| {
+            let kind = ChangeKind::parse(&row.kind)
+                .ok_or_else(|| Error::internal(format!("unknown change kind {:?}", row.kind)))?;
+            Ok(GroupChange {
+                version: row.version,
+                change_time: Timestamp::from_micros(row.change_time),
+                actor: row.actor,
+                kind,
+                update_mask: row
+                    .update_mask
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                group: from_json(&row.snapshot)?,
+                members_added: from_json(&row.members_added)?,
+                members_removed: from_json(&row.members_removed)?,
+                admins_added: from_json(&row.admins_added)?,
+                admins_removed: from_json(&row.admins_removed)?,
+            })
+        })
+        .collect()
+}
+
+/// What a group listing asks for.
+#[derive(Debug, Clone)]
+pub struct GroupQuery {
+    /// Include deleted groups.
+    pub show_deleted: bool,
+    /// The order.
+    pub order: OrderBy,
+    /// Start after this group.
+    pub after: Option<GroupCursor>,
+    /// Most groups to return.
+    pub limit: u64,
+}
+
+fn live_filter(show_deleted: bool) -> Condition {
+    if show_deleted {
+        Condition::all()
+    } else {
+        Condition::all().add(groups::Column::DeleteTime.is_null())
+    }
+}
+
+/// A page of groups, without members.
+pub async fn list_groups<C: ConnectionTrait>(c: &C, query: &GroupQuery) -> Result<Vec<Group>, Error> {
+    let column = match query.order.field {
+        OrderField::Name => groups::Column::Name,
+        OrderField::CreateTime => groups::Column::CreateTime,
+        OrderField::UpdateTime => groups::Column::UpdateTime,
+    };
+    let order = if query.order.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let mut select = groups::Entity::find()
+        .filter(live_filter(query.show_deleted))
+        .order_by(column, order.clone())
+        .order_by(groups::Column::Id, order)
+        .limit(query.limit);
+    if let Some(after) = &query.after {
+        let key: sea_orm::Value = match &after.key {
+            CursorKey::Text(text) => text.clone().into(),
+            CursorKey::Micros(micros) => (*micros).into(),
+        };
+        let (past_key, past_id) = if query.order.descending {
+            (column.lt(key.clone()), groups::Column::Id.lt(after.id.clone()))
+        } else {
+            (column.gt(key.clone()), groups::Column::Id.gt(after.id.clone()))
+        };
+        select = select.filter(
+            Condition::any()
+                .add(past_key)
+                .add(Condition::all().add(column.eq(key)).add(past_id)),
+        );
+    }
+    let rows = select.all(c).await.map_err(classify)?;
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut parents = parents_of(c, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let member_of = parents.remove(&row.id).unwrap_or_default();
+            to_group(row, member_of)
+        })
+        .collect()
+}
+
+/// How many groups a listing matches across all pages.
+pub async fn count_groups<C: ConnectionTrait>(c: &C, show_deleted: bool) -> Result<u64, Error> {
+    groups::Entity::find()
+        .filter(live_filter(show_deleted))
+        .count(c)
+        .await
+        .map_err(classify)
+}
