@@ -43,6 +43,11 @@ pub enum Error {
         id: String,
     },
 
+    /// The transaction lost a race with another one (a deadlock or a
+    /// serialization failure); retrying the request may succeed.
+    #[error("the request conflicted with a concurrent one; retry it")]
+    Conflict,
+
     /// The system is not in a state in which the request can run.
     #[error("{message}")]
     FailedPrecondition {
@@ -131,6 +136,7 @@ impl Error {
             Self::NotFound { .. } => "GROUP_NOT_FOUND",
             Self::AlreadyExists { reason, .. } | Self::FailedPrecondition { reason, .. } => reason,
             Self::EtagMismatch { .. } => "ETAG_MISMATCH",
+            Self::Conflict => "CONCURRENT_MODIFICATION",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::Unimplemented { .. } => "NOT_IMPLEMENTED",

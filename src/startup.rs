@@ -119,9 +119,7 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
-    health
-        .set_service_status(SERVICE_NAME, status)
-        .await;
+    health.set_service_status(SERVICE_NAME, status).await;
 }
 
 /// Keeps health NOT_SERVING while the database does not answer.

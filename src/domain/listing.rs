@@ -142,14 +142,26 @@ mod tests {
         assert_eq!(page_size(0), Ok(DEFAULT_PAGE_SIZE));
         assert_eq!(page_size(7), Ok(7));
         assert_eq!(page_size(5000), Ok(MAX_PAGE_SIZE));
-        assert_eq!(page_size(-1).map_err(|v| v.field), Err("page_size".to_owned()));
+        assert_eq!(
+            page_size(-1).map_err(|v| v.field),
+            Err("page_size".to_owned())
+        );
     }
 
     #[test]
     fn order_by_accepts_one_field_and_a_direction() {
-        assert_eq!(OrderBy::parse("").map(|o| o.canonical()), Ok("create_time asc".into()));
-        assert_eq!(OrderBy::parse(" name  desc ").map(|o| o.canonical()), Ok("name desc".into()));
-        assert_eq!(OrderBy::parse("update_time asc").map(|o| o.canonical()), Ok("update_time asc".into()));
+        assert_eq!(
+            OrderBy::parse("").map(|o| o.canonical()),
+            Ok("create_time asc".into())
+        );
+        assert_eq!(
+            OrderBy::parse(" name  desc ").map(|o| o.canonical()),
+            Ok("name desc".into())
+        );
+        assert_eq!(
+            OrderBy::parse("update_time asc").map(|o| o.canonical()),
+            Ok("update_time asc".into())
+        );
         assert!(OrderBy::parse("email").is_err());
         assert!(OrderBy::parse("name sideways").is_err());
         assert!(OrderBy::parse("name desc, id").is_err());

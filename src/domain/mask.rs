@@ -249,16 +249,19 @@ fn parse_path(path: &str) -> Result<Option<MaskPath>, &'static str> {
             (MaskPath::Labels, Some(_)) => {
                 Err("names a label key that does not match ^[a-z][a-z0-9_.-]{0,62}$")
             }
-            (MaskPath::Members | MaskPath::Admins | MaskPath::MemberOf | MaskPath::AssignedRoles, Some(_)) => {
-                Err("indexes into a repeated field; name the whole field instead")
-            }
+            (
+                MaskPath::Members | MaskPath::Admins | MaskPath::MemberOf | MaskPath::AssignedRoles,
+                Some(_),
+            ) => Err("indexes into a repeated field; name the whole field instead"),
             (_, Some(_)) => Err("traverses a scalar field"),
         };
     }
     if OUTPUT_ONLY.contains(&head) {
         return match rest {
             None => Ok(None),
-            Some(sub) if OUTPUT_ONLY_MESSAGES.contains(&head) && TIMESTAMP_FIELDS.contains(&sub) => {
+            Some(sub)
+                if OUTPUT_ONLY_MESSAGES.contains(&head) && TIMESTAMP_FIELDS.contains(&sub) =>
+            {
                 Ok(None)
             }
             Some(_) => Err("traverses a field that has no such sub-field"),
@@ -305,7 +308,13 @@ mod tests {
 
     #[test]
     fn output_only_paths_are_ignored() {
-        let mask = parse_ok(&["id", "etag", "create_time.seconds", "member_count", "description"]);
+        let mask = parse_ok(&[
+            "id",
+            "etag",
+            "create_time.seconds",
+            "member_count",
+            "description",
+        ]);
         assert_eq!(mask.to_paths(), vec!["description"]);
     }
 
@@ -383,7 +392,16 @@ mod tests {
             proptest::collection::btree_map("[a-c]", "[a-z]{0,3}", 0..3),
         )
             .prop_map(
-                |(name, description, email, member_of, assigned_roles, inactive, provenance, labels)| {
+                |(
+                    name,
+                    description,
+                    email,
+                    member_of,
+                    assigned_roles,
+                    inactive,
+                    provenance,
+                    labels,
+                )| {
                     GroupFields {
                         name,
                         scope: "s".to_owned(),
@@ -504,7 +522,10 @@ mod tests {
         fn any_path_is_either_understood_or_named_in_the_error(path in "[a-z_.\\[\\]0-9*]{0,20}") {
             match UpdateMask::parse(&[path.as_str()]) {
                 Ok(mask) => prop_assert!(mask.to_paths().len() <= 1 || path == "*"),
-                Err(violations) => prop_assert!(violations[0].description.contains(&format!("{path:?}"))),
+                Err(violations) => {
+                    let quoted = format!("{path:?}");
+                    prop_assert!(violations[0].description.contains(&quoted));
+                }
             }
         }
     }

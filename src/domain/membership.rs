@@ -68,7 +68,11 @@ fn len_i64(len: usize) -> i64 {
 /// The delta that adds `members`, and `admins` as admins (and members).
 /// `existing` maps each of those principals that is already a member to its
 /// admin flag; other members of the group need not be listed.
-pub fn add(existing: &HashMap<String, bool>, members: &[String], admins: &[String]) -> MembershipDelta {
+pub fn add(
+    existing: &HashMap<String, bool>,
+    members: &[String],
+    admins: &[String],
+) -> MembershipDelta {
     let mut wanted: BTreeMap<&str, bool> = members.iter().map(|m| (m.as_str(), false)).collect();
     for admin in admins {
         wanted.insert(admin, true);
@@ -89,7 +93,11 @@ pub fn add(existing: &HashMap<String, bool>, members: &[String], admins: &[Strin
 
 /// The delta that removes `members` and demotes `admins`. `existing` maps
 /// each of those principals that is a member to its admin flag.
-pub fn remove(existing: &HashMap<String, bool>, members: &[String], admins: &[String]) -> MembershipDelta {
+pub fn remove(
+    existing: &HashMap<String, bool>,
+    members: &[String],
+    admins: &[String],
+) -> MembershipDelta {
     let removed: BTreeSet<&str> = members
         .iter()
         .map(String::as_str)
@@ -114,7 +122,10 @@ pub fn remove(existing: &HashMap<String, bool>, members: &[String], admins: &[St
 /// The delta that turns the `current` membership into exactly `members`
 /// with `admins` as its admins.
 pub fn replace(current: &[MemberEntry], members: &[String], admins: &[String]) -> MembershipDelta {
-    let current: HashMap<&str, bool> = current.iter().map(|m| (m.id.as_str(), m.is_admin)).collect();
+    let current: HashMap<&str, bool> = current
+        .iter()
+        .map(|m| (m.id.as_str(), m.is_admin))
+        .collect();
     let admins: BTreeSet<&str> = admins.iter().map(String::as_str).collect();
     let target: BTreeSet<&str> = members.iter().map(String::as_str).collect();
     let mut delta = MembershipDelta::default();

@@ -11,7 +11,8 @@ pub mod membership;
 pub mod validate;
 
 pub use group::{
-    ChangeKind, Group, GroupChange, GroupFields, MemberEntry, Membership, State, Timestamp, View, etag_for,
+    ChangeKind, Group, GroupChange, GroupFields, MemberEntry, Membership, State, Timestamp, View,
+    etag_for,
 };
 pub use mask::{MaskPath, UpdateMask};
 

@@ -64,9 +64,9 @@ pub fn is_label_key(text: &str) -> bool {
         Some((first, rest)) => {
             bytes.len() <= 63
                 && first.is_ascii_lowercase()
-                && rest.iter().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(b)
-                })
+                && rest
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(b))
         }
         None => false,
     }
@@ -201,7 +201,10 @@ pub fn membership_lists(
         ));
         return violations;
     }
-    for (list, ids) in [("members", &membership.members), ("admins", &membership.admins)] {
+    for (list, ids) in [
+        ("members", &membership.members),
+        ("admins", &membership.admins),
+    ] {
         let mut seen = HashSet::with_capacity(ids.len());
         for (index, id) in ids.iter().enumerate() {
             let at = format!("{prefix}{list}[{index}].id");
@@ -222,9 +225,11 @@ pub fn membership_lists(
 /// request.
 pub fn admins_are_members(membership: &Membership, prefix: &str) -> Vec<FieldViolation> {
     let members: HashSet<&str> = membership.members.iter().map(String::as_str).collect();
-    admins_outside(membership.admins.iter().map(String::as_str), prefix, |admin| {
-        members.contains(admin)
-    })
+    admins_outside(
+        membership.admins.iter().map(String::as_str),
+        prefix,
+        |admin| members.contains(admin),
+    )
 }
 
 /// Violations for each admin that `is_member` says is not a member.
@@ -327,7 +332,10 @@ mod tests {
             .into_iter()
             .map(|v| v.field)
             .collect();
-        assert_eq!(fields_at, vec!["group.members[1].id", "group.members[2].id"]);
+        assert_eq!(
+            fields_at,
+            vec!["group.members[1].id", "group.members[2].id"]
+        );
         assert_eq!(
             admins_are_members(&membership, "group.")[0].field,
             "group.admins[0].id"

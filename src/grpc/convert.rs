@@ -18,7 +18,11 @@ fn fields_of(group: pb::Group) -> (GroupFields, Membership) {
         description: group.description,
         email: group.email,
         member_of: group.member_of.into_iter().map(|r| r.group_id).collect(),
-        assigned_roles: group.assigned_roles.into_iter().map(|r| r.role_id).collect(),
+        assigned_roles: group
+            .assigned_roles
+            .into_iter()
+            .map(|r| r.role_id)
+            .collect(),
         inactive: group.inactive,
         provenance: group.provenance,
         labels: group.labels.into_iter().collect(),
@@ -106,7 +110,11 @@ fn member(id: String) -> pb::Member {
 
 impl From<Group> for pb::Group {
     fn from(group: Group) -> Self {
-        let etag = if group.version > 0 { group.etag() } else { String::new() };
+        let etag = if group.version > 0 {
+            group.etag()
+        } else {
+            String::new()
+        };
         let (members, admins) = match group.members {
             Some(entries) => {
                 let admins = entries
@@ -172,7 +180,7 @@ impl From<GroupChange> for pb::GroupChange {
             change_time: Some(timestamp(change.change_time)),
             actor: change.actor,
             kind: kind.into(),
-            update_mask: (!change.update_mask.is_empty()).then(|| FieldMask {
+            update_mask: (!change.update_mask.is_empty()).then_some(FieldMask {
                 paths: change.update_mask,
             }),
             group: Some(change.group.into()),

@@ -29,7 +29,10 @@ impl GrpcService {
     }
 
     /// The server to register with a tonic router.
-    pub fn into_server(self, max_message_bytes: usize) -> group_service_server::GroupServiceServer<Self> {
+    pub fn into_server(
+        self,
+        max_message_bytes: usize,
+    ) -> group_service_server::GroupServiceServer<Self> {
         group_service_server::GroupServiceServer::new(self)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes)
@@ -44,7 +47,10 @@ fn principal<T>(_request: &Request<T>) -> Principal {
 
 /// Runs one call: logs its outcome and latency inside the call's span, and
 /// converts its error into a `Status`.
-async fn call<T>(method: &'static str, work: impl Future<Output = Result<T, Error>>) -> Result<Response<T>, Status> {
+async fn call<T>(
+    method: &'static str,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<Response<T>, Status> {
     let started = Instant::now();
     let result = work.await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -64,7 +70,9 @@ async fn call<T>(method: &'static str, work: impl Future<Output = Result<T, Erro
                     cause = ?std::error::Error::source(&error),
                     "call failed"
                 ),
-                _ => tracing::info!(method, code = ?status.code(), elapsed_ms, error = %error, "call finished"),
+                _ => {
+                    tracing::info!(method, code = ?status.code(), elapsed_ms, error = %error, "call finished")
+                }
             }
             Err(status)
         }
@@ -79,7 +87,7 @@ pub fn status(error: &Error) -> Status {
         Error::InvalidArgument { .. } => Code::InvalidArgument,
         Error::NotFound { .. } => Code::NotFound,
         Error::AlreadyExists { .. } => Code::AlreadyExists,
-        Error::EtagMismatch { .. } => Code::Aborted,
+        Error::EtagMismatch { .. } | Error::Conflict => Code::Aborted,
         Error::FailedPrecondition { .. } => Code::FailedPrecondition,
         Error::Unauthenticated(_) => Code::Unauthenticated,
         Error::PermissionDenied(_) => Code::PermissionDenied,
@@ -105,7 +113,10 @@ pub fn status(error: &Error) -> Status {
 
 #[tonic::async_trait]
 impl group_service_server::GroupService for GrpcService {
-    async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Result<Response<pb::Group>, Status> {
+    async fn create_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
         call("CreateGroup", async {
             let request = request.into_inner();
@@ -120,11 +131,17 @@ impl group_service_server::GroupService for GrpcService {
         .await
     }
 
-    async fn get_group(&self, request: Request<pb::GetGroupRequest>) -> Result<Response<pb::Group>, Status> {
+    async fn get_group(
+        &self,
+        request: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
         call("GetGroup", async {
             let request = request.into_inner();
             let view = convert::view(request.view).unwrap_or(View::Full);
-            self.service.get_group(&request.id, view).await.map(Into::into)
+            self.service
+                .get_group(&request.id, view)
+                .await
+                .map(Into::into)
         })
         .await
     }
@@ -134,7 +151,10 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
         call("ListGroups", async {
-            let page = self.service.list_groups(request.into_inner().into()).await?;
+            let page = self
+                .service
+                .list_groups(request.into_inner().into())
+                .await?;
             Ok(pb::ListGroupsResponse {
                 groups: page.items.into_iter().map(Into::into).collect(),
                 next_page_token: page.next_page_token,
@@ -146,7 +166,10 @@ impl group_service_server::GroupService for GrpcService {
         .await
     }
 
-    async fn update_group(&self, request: Request<pb::UpdateGroupRequest>) -> Result<Response<pb::Group>, Status> {
+    async fn update_group(
+        &self,
+        request: Request<pb::UpdateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
         call("UpdateGroup", async {
             let request = request.into_inner();
@@ -161,7 +184,10 @@ impl group_service_server::GroupService for GrpcService {
         .await
     }
 
-    async fn delete_group(&self, request: Request<pb::DeleteGroupRequest>) -> Result<Response<pb::Group>, Status> {
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
         call("DeleteGroup", async {
             let request = request.into_inner();

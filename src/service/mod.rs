@@ -15,8 +15,8 @@ use sea_orm::DatabaseTransaction;
 use self::page_token::PageTokens;
 use crate::{
     domain::{
-        ChangeKind, FieldViolation, Group, GroupChange, GroupFields, Limits, MaskPath,
-        MemberEntry, Membership, Principal, State, Timestamp, UpdateMask, View,
+        ChangeKind, FieldViolation, Group, GroupChange, GroupFields, Limits, MaskPath, MemberEntry,
+        Membership, Principal, State, Timestamp, UpdateMask, View,
         listing::{self, GroupCursor, OrderBy},
         membership::{self, MembershipDelta},
         validate,
@@ -148,7 +148,11 @@ impl GroupService {
     }
 
     /// Creates a group.
-    pub async fn create_group(&self, actor: &Principal, request: CreateGroup) -> Result<Group, Error> {
+    pub async fn create_group(
+        &self,
+        actor: &Principal,
+        request: CreateGroup,
+    ) -> Result<Group, Error> {
         let request_id = request.request_id.clone();
         match self.try_create_group(actor, request).await {
             // A concurrent retry with the same request_id won the race:
@@ -167,7 +171,11 @@ impl GroupService {
         }
     }
 
-    async fn try_create_group(&self, actor: &Principal, request: CreateGroup) -> Result<Group, Error> {
+    async fn try_create_group(
+        &self,
+        actor: &Principal,
+        request: CreateGroup,
+    ) -> Result<Group, Error> {
         let mut violations = Vec::new();
         if !request.group_id.is_empty() && !validate::is_group_id(&request.group_id) {
             violations.push(FieldViolation::new(
@@ -176,7 +184,10 @@ impl GroupService {
             ));
         }
         if !request.request_id.is_empty() && uuid::Uuid::parse_str(&request.request_id).is_err() {
-            violations.push(FieldViolation::new("request_id", "request_id must be a UUID"));
+            violations.push(FieldViolation::new(
+                "request_id",
+                "request_id must be a UUID",
+            ));
         }
         let id = if request.group_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
@@ -186,10 +197,10 @@ impl GroupService {
         Error::check(violations)?;
 
         let tx = self.store.begin_write().await?;
-        if !request.request_id.is_empty() {
-            if let Some(existing) = store::find_by_request_id(&tx, &request.request_id).await? {
-                return self.read_group(&tx, &existing, View::Full).await;
-            }
+        if !request.request_id.is_empty()
+            && let Some(existing) = store::find_by_request_id(&tx, &request.request_id).await?
+        {
+            return self.read_group(&tx, &existing, View::Full).await;
         }
         if store::group_exists(&tx, &id).await? {
             return Err(Error::id_taken(&id));
@@ -221,12 +232,19 @@ impl GroupService {
         request_id: Option<&str>,
     ) -> Result<Group, Error> {
         let mut violations = validate::group_fields(&fields, &id);
-        violations.extend(validate::membership_lists(membership, "group.", &self.limits));
+        violations.extend(validate::membership_lists(
+            membership,
+            "group.",
+            &self.limits,
+        ));
         violations.extend(validate::admins_are_members(membership, "group."));
         if membership.members.len() > self.limits.max_members_per_group {
             violations.push(FieldViolation::new(
                 "group.members",
-                format!("a group has at most {} members", self.limits.max_members_per_group),
+                format!(
+                    "a group has at most {} members",
+                    self.limits.max_members_per_group
+                ),
             ));
         }
         Error::check(violations)?;
@@ -359,26 +377,40 @@ impl GroupService {
     }
 
     /// Updates a group through a field mask (SPEC §2).
-    pub async fn update_group(&self, actor: &Principal, request: UpdateGroup) -> Result<Group, Error> {
+    pub async fn update_group(
+        &self,
+        actor: &Principal,
+        request: UpdateGroup,
+    ) -> Result<Group, Error> {
         let id = request.id.as_str();
         if id.is_empty() {
             return Err(Error::invalid("group.id", "group.id is required"));
         }
         if !validate::is_group_id(id) {
-            return Err(Error::invalid("group.id", format!("{id:?} is not a valid group id")));
+            return Err(Error::invalid(
+                "group.id",
+                format!("{id:?} is not a valid group id"),
+            ));
         }
         let mask = match &request.update_mask {
-            Some(paths) if !paths.is_empty() => {
-                UpdateMask::parse(paths).map_err(|violations| Error::InvalidArgument { violations })?
-            }
+            Some(paths) if !paths.is_empty() => UpdateMask::parse(paths)
+                .map_err(|violations| Error::InvalidArgument { violations })?,
             _ => UpdateMask::implied(&request.fields, &request.membership),
         };
         let replace_members = mask.contains(&MaskPath::Members);
         let replace_admins = mask.contains(&MaskPath::Admins);
         // Only the lists the mask names are read from the request.
         let sent = Membership {
-            members: if replace_members { request.membership.members.clone() } else { Vec::new() },
-            admins: if replace_admins { request.membership.admins.clone() } else { Vec::new() },
+            members: if replace_members {
+                request.membership.members.clone()
+            } else {
+                Vec::new()
+            },
+            admins: if replace_admins {
+                request.membership.admins.clone()
+            } else {
+                Vec::new()
+            },
         };
         Error::check(validate::membership_lists(&sent, "group.", &self.limits))?;
 
@@ -424,7 +456,11 @@ impl GroupService {
             let admins: Vec<String> = if replace_admins {
                 sent.admins.clone()
             } else {
-                current.iter().filter(|m| m.is_admin).map(|m| m.id.clone()).collect()
+                current
+                    .iter()
+                    .filter(|m| m.is_admin)
+                    .map(|m| m.id.clone())
+                    .collect()
             };
             violations.extend(validate::admins_are_members(
                 &Membership {
@@ -436,7 +472,10 @@ impl GroupService {
             if members.len() > self.limits.max_members_per_group {
                 violations.push(FieldViolation::new(
                     "group.members",
-                    format!("a group has at most {} members", self.limits.max_members_per_group),
+                    format!(
+                        "a group has at most {} members",
+                        self.limits.max_members_per_group
+                    ),
                 ));
             }
             delta = membership::replace(&current, &members, &admins);
@@ -471,8 +510,15 @@ impl GroupService {
                 store::replace_parents(&tx, id, &group.fields.member_of).await?;
             }
             store::apply_membership(&tx, id, &delta).await?;
-            self.record(&tx, actor, &group, ChangeKind::Update, mask.to_paths(), &delta)
-                .await?;
+            self.record(
+                &tx,
+                actor,
+                &group,
+                ChangeKind::Update,
+                mask.to_paths(),
+                &delta,
+            )
+            .await?;
             tx.commit().await.map_err(store::classify)?;
         }
         group.members = Some(apply_to_entries(current_members, &delta));
@@ -504,8 +550,15 @@ impl GroupService {
         group.state = State::Deleted;
         group.delete_time = Some(group.update_time);
         store::update_group(&tx, &group).await?;
-        self.record(&tx, actor, &group, ChangeKind::Delete, Vec::new(), &MembershipDelta::default())
-            .await?;
+        self.record(
+            &tx,
+            actor,
+            &group,
+            ChangeKind::Delete,
+            Vec::new(),
+            &MembershipDelta::default(),
+        )
+        .await?;
         group.members = Some(store::load_members(&tx, id).await?);
         tx.commit().await.map_err(store::classify)?;
         Ok(group)
@@ -531,7 +584,12 @@ impl GroupService {
     }
 
     /// Brings a soft-deleted group back.
-    pub async fn undelete_group(&self, actor: &Principal, id: &str, etag: &str) -> Result<Group, Error> {
+    pub async fn undelete_group(
+        &self,
+        actor: &Principal,
+        id: &str,
+        etag: &str,
+    ) -> Result<Group, Error> {
         let tx = self.store.begin_write().await?;
         let mut group = store::find_group(&tx, id, true)
             .await?
@@ -547,22 +605,39 @@ impl GroupService {
             return Err(Error::EtagMismatch { id: id.to_owned() });
         }
         if store::name_taken(&tx, &group.fields.scope, &group.fields.name, id).await? {
-            return Err(Error::name_taken(id, &group.fields.scope, &group.fields.name));
+            return Err(Error::name_taken(
+                id,
+                &group.fields.scope,
+                &group.fields.name,
+            ));
         }
         Self::bump(&mut group, actor);
         group.state = State::Active;
         group.delete_time = None;
         store::update_group(&tx, &group).await?;
-        self.record(&tx, actor, &group, ChangeKind::Undelete, Vec::new(), &MembershipDelta::default())
-            .await?;
+        self.record(
+            &tx,
+            actor,
+            &group,
+            ChangeKind::Undelete,
+            Vec::new(),
+            &MembershipDelta::default(),
+        )
+        .await?;
         group.members = Some(store::load_members(&tx, id).await?);
         tx.commit().await.map_err(store::classify)?;
         Ok(group)
     }
 
     /// Adds members and admins (AddGroupMembers).
-    pub async fn add_members(&self, actor: &Principal, id: &str, request: Membership) -> Result<Group, Error> {
-        self.change_members(actor, id, request, ChangeKind::AddMembers).await
+    pub async fn add_members(
+        &self,
+        actor: &Principal,
+        id: &str,
+        request: Membership,
+    ) -> Result<Group, Error> {
+        self.change_members(actor, id, request, ChangeKind::AddMembers)
+            .await
     }
 
     /// Removes members and demotes admins (RemoveGroupMembers).
@@ -572,7 +647,8 @@ impl GroupService {
         id: &str,
         request: Membership,
     ) -> Result<Group, Error> {
-        self.change_members(actor, id, request, ChangeKind::RemoveMembers).await
+        self.change_members(actor, id, request, ChangeKind::RemoveMembers)
+            .await
     }
 
     /// Applies a set operation on membership, reading only the rows of the
@@ -619,7 +695,8 @@ impl GroupService {
         Self::bump(&mut group, actor);
         store::update_group(&tx, &group).await?;
         store::apply_membership(&tx, id, &delta).await?;
-        self.record(&tx, actor, &group, kind, Vec::new(), &delta).await?;
+        self.record(&tx, actor, &group, kind, Vec::new(), &delta)
+            .await?;
         group.members = Some(store::load_members(&tx, id).await?);
         tx.commit().await.map_err(store::classify)?;
         Ok(group)
@@ -717,7 +794,8 @@ impl GroupService {
             return Err(Error::NotFound { id: id.to_owned() });
         }
         let mut changes = store::list_changes(&tx, id, after.unwrap_or(0), page_size + 1).await?;
-        let next_page_token = self.next_token(&query_key, &mut changes, page_size, |c| c.version)?;
+        let next_page_token =
+            self.next_token(&query_key, &mut changes, page_size, |c| c.version)?;
         Ok(Page {
             items: changes,
             next_page_token,

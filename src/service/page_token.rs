@@ -48,7 +48,11 @@ impl PageTokens {
 
     /// The token that continues the listing `query` at `cursor`.
     pub fn encode<T: Serialize>(&self, query: &str, cursor: &T) -> Result<String, Error> {
-        let mut bytes = serde_json::to_vec(&Envelope { q: query.to_owned(), c: cursor }).map_err(Error::internal)?;
+        let mut bytes = serde_json::to_vec(&Envelope {
+            q: query.to_owned(),
+            c: cursor,
+        })
+        .map_err(Error::internal)?;
         let tag = self.mac()?.chain_update(&bytes).finalize().into_bytes();
         bytes.extend_from_slice(&tag[..MAC_LEN]);
         Ok(URL_SAFE_NO_PAD.encode(bytes))
@@ -56,11 +60,20 @@ impl PageTokens {
 
     /// The cursor in `token`, which must have been issued for `query`;
     /// `None` for the empty token (the first page).
-    pub fn decode<T: DeserializeOwned>(&self, query: &str, token: &str) -> Result<Option<T>, Error> {
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        token: &str,
+    ) -> Result<Option<T>, Error> {
         if token.is_empty() {
             return Ok(None);
         }
-        let invalid = || Error::invalid("page_token", "page_token is not a token this service issued");
+        let invalid = || {
+            Error::invalid(
+                "page_token",
+                "page_token is not a token this service issued",
+            )
+        };
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         let split = bytes.len().checked_sub(MAC_LEN).ok_or_else(invalid)?;
         let (payload, tag) = bytes.split_at(split);
@@ -102,7 +115,11 @@ mod tests {
         let tampered = URL_SAFE_NO_PAD.encode(bytes);
         assert!(tokens().decode::<i64>("q", &tampered).is_err());
         assert!(tokens().decode::<i64>("other", &token).is_err());
-        assert!(PageTokens::new(b"other key".to_vec()).decode::<i64>("q", &token).is_err());
+        assert!(
+            PageTokens::new(b"other key".to_vec())
+                .decode::<i64>("q", &token)
+                .is_err()
+        );
         assert!(tokens().decode::<i64>("q", "not base64!").is_err());
         assert!(tokens().decode::<i64>("q", "AAAA").is_err());
     }

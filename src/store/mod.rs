@@ -14,11 +14,12 @@ use std::{
 };
 
 use sea_orm::{
+    AccessMode,
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, AccessMode, Order,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, Func},
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
@@ -177,6 +178,14 @@ pub fn classify(err: DbErr) -> Error {
         }
         Some(SqlErr::ForeignKeyConstraintViolation(_)) => return Error::internal(err),
         _ => {}
+    }
+    if let DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) = &err
+        && let sea_orm::sqlx::Error::Database(db) = e.as_ref()
+        // PostgreSQL's serialization_failure and deadlock_detected.
+        && matches!(db.code().as_deref(), Some("40001" | "40P01"))
+    {
+        return Error::Conflict;
     }
     let unavailable = match &err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
@@ -420,10 +429,7 @@ async fn insert_parents<C: ConnectionTrait>(
 }
 
 /// Every direct member of group `id`, sorted by id.
-pub async fn load_members<C: ConnectionTrait>(
-    c: &C,
-    id: &str,
-) -> Result<Vec<MemberEntry>, Error> {
+pub async fn load_members<C: ConnectionTrait>(c: &C, id: &str) -> Result<Vec<MemberEntry>, Error> {
     let rows = group_members::Entity::find()
         .filter(group_members::Column::GroupId.eq(id))
         .order_by_asc(group_members::Column::MemberId)
@@ -602,7 +608,10 @@ fn live_filter(show_deleted: bool) -> Condition {
 }
 
 /// A page of groups, without members.
-pub async fn list_groups<C: ConnectionTrait>(c: &C, query: &GroupQuery) -> Result<Vec<Group>, Error> {
+pub async fn list_groups<C: ConnectionTrait>(
+    c: &C,
+    query: &GroupQuery,
+) -> Result<Vec<Group>, Error> {
     let column = match query.order.field {
         OrderField::Name => groups::Column::Name,
         OrderField::CreateTime => groups::Column::CreateTime,
@@ -624,9 +633,15 @@ pub async fn list_groups<C: ConnectionTrait>(c: &C, query: &GroupQuery) -> Resul
             CursorKey::Micros(micros) => (*micros).into(),
         };
         let (past_key, past_id) = if query.order.descending {
-            (column.lt(key.clone()), groups::Column::Id.lt(after.id.clone()))
+            (
+                column.lt(key.clone()),
+                groups::Column::Id.lt(after.id.clone()),
+            )
         } else {
-            (column.gt(key.clone()), groups::Column::Id.gt(after.id.clone()))
+            (
+                column.gt(key.clone()),
+                groups::Column::Id.gt(after.id.clone()),
+            )
         };
         select = select.filter(
             Condition::any()
