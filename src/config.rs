@@ -93,6 +93,11 @@ pub struct Settings {
     #[arg(long, env = "GROUPD_DB_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
     pub db_connect_timeout: Duration,
 
+    /// How often the database is pinged; health is NOT_SERVING while it
+    /// does not answer.
+    #[arg(long, env = "GROUPD_DB_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub db_health_interval: Duration,
+
     /// How long, after a shutdown signal, health reports NOT_SERVING before
     /// the server stops accepting calls (lets load balancers drain).
     #[arg(long, env = "GROUPD_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration, global = true)]

@@ -20,9 +20,6 @@ use crate::{
 /// The service name health reports under, besides `""`.
 const SERVICE_NAME: &str = "groups.v1.GroupService";
 
-/// How often the database is pinged to keep health truthful.
-const DB_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-
 /// A built application: database connected and migrated, listener bound.
 #[derive(Debug)]
 pub struct Application {
@@ -77,7 +74,11 @@ impl Application {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
-        let monitor = tokio::spawn(watch_database(self.service.clone(), health.clone()));
+        let monitor = tokio::spawn(watch_database(
+            self.service.clone(),
+            health.clone(),
+            self.settings.db_health_interval,
+        ));
         let delay = self.settings.shutdown_delay;
         let drain = {
             let health = health.clone();
@@ -123,9 +124,9 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
 }
 
 /// Keeps health NOT_SERVING while the database does not answer.
-async fn watch_database(service: GroupService, health: HealthReporter) {
+async fn watch_database(service: GroupService, health: HealthReporter, every: Duration) {
     let mut healthy = true;
-    let mut ticks = tokio::time::interval(DB_HEALTH_INTERVAL);
+    let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
         match service.store().ping().await {

@@ -482,11 +482,20 @@ impl GroupService {
             current_members = Some(current);
         }
         Error::check(violations)?;
-        if mask.updates_parents() {
+        if mask.updates_parents() && fields.member_of != group.fields.member_of {
             let dead = self
                 .dead_parents(&tx, &request.fields.member_of, &group.fields.member_of)
                 .await?;
             Error::check(dead)?;
+            store::lock_hierarchy(&tx).await?;
+            if store::reaches(&tx, &fields.member_of, id).await? {
+                return Err(Error::FailedPrecondition {
+                    reason: "MEMBER_OF_CYCLE",
+                    message: format!(
+                        "group {id:?} would become its own ancestor through member_of"
+                    ),
+                });
+            }
         }
         let renamed = fields.name.to_lowercase() != group.fields.name.to_lowercase();
         if renamed && store::name_taken(&tx, &fields.scope, &fields.name, id).await? {

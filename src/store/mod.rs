@@ -18,8 +18,8 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
     sea_query::{Expr, ExprTrait, Func},
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
@@ -348,6 +348,65 @@ pub async fn live_groups_among<C: ConnectionTrait>(
         live.extend(rows.into_iter().map(|row| row.id));
     }
     Ok(live)
+}
+
+/// Serializes changes to the parent graph across transactions on
+/// PostgreSQL (a transaction-scoped advisory lock), so two concurrent
+/// `member_of` changes cannot each pass the cycle check and together close
+/// a cycle. SQLite write transactions are serialized already.
+pub async fn lock_hierarchy<C: ConnectionTrait>(c: &C) -> Result<(), Error> {
+    if c.get_database_backend() == DbBackend::Postgres {
+        // An arbitrary constant naming groupd's hierarchy lock.
+        const HIERARCHY_LOCK: i64 = 0x6772_6f75_7064;
+        c.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [HIERARCHY_LOCK.into()],
+        ))
+        .await
+        .map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Whether group `id` is among `parents` or their ancestors, that is,
+/// whether making `parents` the parents of `id` would close a cycle.
+pub async fn reaches<C: ConnectionTrait>(
+    c: &C,
+    parents: &[String],
+    id: &str,
+) -> Result<bool, Error> {
+    if parents.is_empty() {
+        return Ok(false);
+    }
+    let backend = c.get_database_backend();
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let list: Vec<String> = (1..=parents.len()).map(placeholder).collect();
+    // UNION (not UNION ALL) makes the walk terminate even on a graph that
+    // already holds a cycle.
+    let sql = format!(
+        "WITH RECURSIVE ancestors(id) AS ( \
+           SELECT id FROM groups WHERE id IN ({list}) \
+           UNION \
+           SELECT p.parent_id FROM group_parents p JOIN ancestors a ON p.group_id = a.id \
+         ) SELECT COUNT(*) AS hits FROM ancestors WHERE id = {target}",
+        list = list.join(", "),
+        target = placeholder(parents.len() + 1),
+    );
+    let mut values: Vec<sea_orm::Value> = parents.iter().map(|p| p.clone().into()).collect();
+    values.push(id.to_owned().into());
+    let row = c
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .map_err(classify)?;
+    let hits: i64 = match row {
+        Some(row) => row.try_get("", "hits").map_err(classify)?,
+        None => 0,
+    };
+    Ok(hits > 0)
 }
 
 /// Whether a live group other than `except_id` has `name` (compared

@@ -1,0 +1,267 @@
+//! Concurrent writers on one group, through one server or through two
+//! replicas on the same database: no lost update (SPEC §2 rule 14), etag
+//! compare-and-set, and unique names under races.
+
+use std::collections::BTreeSet;
+
+use groupd::pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+both_backends!(
+    update_with_disjoint_masks_from_many_tasks_loses_nothing,
+    update_with_disjoint_masks_through_two_replicas_loses_nothing,
+    etag_compare_and_set_counter_never_loses_an_increment,
+    etag_compare_and_set_counter_through_two_replicas_never_loses_an_increment,
+    concurrent_additions_of_distinct_members_all_land,
+    concurrent_creates_of_the_same_name_let_exactly_one_win,
+    a_page_token_from_one_replica_works_on_another,
+);
+
+const TASKS: usize = 16;
+
+type Client = groupd::pb::group_service_client::GroupServiceClient<tonic::transport::Channel>;
+
+async fn update_with_disjoint_masks_from_many_tasks_loses_nothing(app: TestApp) {
+    disjoint_label_updates(&app, &[app.client()]).await;
+}
+
+async fn update_with_disjoint_masks_through_two_replicas_loses_nothing(app: TestApp) {
+    let replica = app.spawn_replica().await;
+    disjoint_label_updates(&app, &[app.client(), replica.client]).await;
+}
+
+/// Sets `labels.k<i>` from TASKS concurrent tasks spread over `clients`, then
+/// checks that every label landed, each write once.
+async fn disjoint_label_updates(app: &TestApp, clients: &[Client]) {
+    let group = create_named(app, "contended").await;
+
+    let mut tasks = Vec::new();
+    for i in 0..TASKS {
+        let mut client = clients[i % clients.len()].clone();
+        let id = group.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("k{i}");
+            let mut body = patch(&id);
+            body.labels.insert(key.clone(), format!("v{i}"));
+            client
+                .update_group(pb::UpdateGroupRequest {
+                    group: Some(body),
+                    update_mask: Some(mask(&[&format!("labels.{key}")])),
+                    allow_missing: false,
+                    validate_only: false,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        }));
+    }
+    let mut etags = BTreeSet::new();
+    for task in tasks {
+        let updated = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|status| panic!("a concurrent update failed: {status:?}"));
+        etags.insert(updated.etag);
+    }
+    assert_eq!(etags.len(), TASKS, "every write produced its own etag");
+
+    let stored = get(app, &group.id).await;
+    let expected: Vec<(String, String)> = (0..TASKS)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .collect();
+    let expected: std::collections::BTreeMap<_, _> = expected.into_iter().collect();
+    assert_eq!(labels_of(&stored), expected, "no update was lost");
+
+    let history = changes(app, &group.id).await;
+    assert_eq!(history.len(), TASKS + 1);
+    let versions: Vec<i64> = history.iter().map(|change| change.version).collect();
+    let expected_versions: Vec<i64> = (1..=i64::try_from(TASKS).unwrap() + 1).collect();
+    assert_eq!(versions, expected_versions, "versions are consecutive");
+    assert_eq!(
+        history.last().unwrap().group.as_ref().unwrap().etag,
+        stored.etag
+    );
+}
+
+async fn etag_compare_and_set_counter_never_loses_an_increment(app: TestApp) {
+    compare_and_set_counter(&app, &[app.client()]).await;
+}
+
+async fn etag_compare_and_set_counter_through_two_replicas_never_loses_an_increment(app: TestApp) {
+    let replica = app.spawn_replica().await;
+    compare_and_set_counter(&app, &[app.client(), replica.client]).await;
+}
+
+/// WORKERS tasks spread over `clients` each increment `labels.counter`
+/// INCREMENTS times by get + update-with-etag, retrying on ABORTED; every
+/// acknowledged increment must show in the counter and in the history.
+async fn compare_and_set_counter(app: &TestApp, clients: &[Client]) {
+    const WORKERS: usize = 6;
+    const INCREMENTS: usize = 4;
+    const MAX_ATTEMPTS: usize = 200;
+
+    let group = create(app, with_labels(named("counter"), &[("counter", "0")])).await;
+
+    let mut tasks = Vec::new();
+    for worker in 0..WORKERS {
+        let mut client = clients[worker % clients.len()].clone();
+        let id = group.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut successes = 0;
+            let mut attempts = 0;
+            while successes < INCREMENTS && attempts < MAX_ATTEMPTS {
+                attempts += 1;
+                let current = client
+                    .get_group(pb::GetGroupRequest {
+                        id: id.clone(),
+                        view: pb::GroupView::Basic as i32,
+                    })
+                    .await
+                    .unwrap_or_else(|status| panic!("GetGroup failed: {status:?}"))
+                    .into_inner();
+                let value: u64 = current.labels["counter"].parse().unwrap();
+                let mut body = patch(&id);
+                body.etag = current.etag.clone();
+                body.labels
+                    .insert("counter".to_owned(), (value + 1).to_string());
+                match client
+                    .update_group(pb::UpdateGroupRequest {
+                        group: Some(body),
+                        update_mask: Some(mask(&["labels.counter"])),
+                        allow_missing: false,
+                        validate_only: false,
+                    })
+                    .await
+                {
+                    Ok(_) => successes += 1,
+                    Err(status) if status.code() == Code::Aborted => {
+                        assert_etag_mismatch(&status);
+                    }
+                    Err(status) => panic!("an increment failed: {status:?}"),
+                }
+            }
+            successes
+        }));
+    }
+    let mut successes = 0;
+    for task in tasks {
+        successes += task.await.unwrap();
+    }
+
+    assert_eq!(
+        successes,
+        WORKERS * INCREMENTS,
+        "every worker finished its increments within {MAX_ATTEMPTS} attempts"
+    );
+    let stored = get(app, &group.id).await;
+    assert_eq!(
+        stored.labels["counter"],
+        successes.to_string(),
+        "the counter equals the number of acknowledged increments"
+    );
+    let updates = changes(app, &group.id)
+        .await
+        .iter()
+        .filter(|change| change.kind() == pb::ChangeKind::Update)
+        .count();
+    assert_eq!(
+        updates, successes,
+        "one UPDATE entry per acknowledged increment"
+    );
+}
+
+async fn concurrent_additions_of_distinct_members_all_land(app: TestApp) {
+    let group = create_named(&app, "crowd").await;
+
+    let mut tasks = Vec::new();
+    for i in 0..TASKS {
+        let mut client = app.client();
+        let id = group.id.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .add_group_members(pb::AddGroupMembersRequest {
+                    id,
+                    members: members(&[&format!("m{i:02}")]),
+                    admins: Vec::new(),
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap()
+            .unwrap_or_else(|status| panic!("a concurrent addition failed: {status:?}"));
+    }
+
+    let stored = get(&app, &group.id).await;
+    let expected: Vec<String> = (0..TASKS).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(ids(&stored.members), expected);
+    assert_eq!(stored.member_count, i32::try_from(TASKS).unwrap());
+    let history = changes(&app, &group.id).await;
+    assert_eq!(history.len(), TASKS + 1);
+    let added: BTreeSet<String> = history
+        .iter()
+        .flat_map(|change| ids(&change.members_added))
+        .collect();
+    assert_eq!(added, expected.into_iter().collect());
+}
+
+async fn concurrent_creates_of_the_same_name_let_exactly_one_win(app: TestApp) {
+    const RACERS: usize = 8;
+
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let mut client = app.client();
+        tasks.push(tokio::spawn(async move {
+            let name = if i % 2 == 0 { "Racer" } else { "racer" };
+            client
+                .create_group(pb::CreateGroupRequest {
+                    group: Some(named(name)),
+                    ..Default::default()
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(status) => assert_already_exists(&status, "GROUP_NAME_TAKEN"),
+        }
+    }
+    assert_eq!(winners, 1);
+    let listed = list(&app, pb::ListGroupsRequest::default()).await;
+    assert_eq!(listed.total_size, 1);
+}
+
+async fn a_page_token_from_one_replica_works_on_another(app: TestApp) {
+    let replica = app.spawn_replica().await;
+    for name in ["alpha", "bravo", "charlie"] {
+        create_named(&app, name).await;
+    }
+
+    let request = pb::ListGroupsRequest {
+        page_size: 2,
+        order_by: "name".to_owned(),
+        ..Default::default()
+    };
+    let first = list(&app, request.clone()).await;
+    assert!(!first.next_page_token.is_empty());
+
+    let second = replica
+        .client
+        .clone()
+        .list_groups(pb::ListGroupsRequest {
+            page_token: first.next_page_token,
+            ..request
+        })
+        .await
+        .unwrap_or_else(|status| panic!("the replica rejected the token: {status:?}"))
+        .into_inner();
+    let names: Vec<&str> = second.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["charlie"]);
+    assert_eq!(second.total_size, 3);
+}

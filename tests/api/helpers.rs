@@ -1,0 +1,947 @@
+//! The test harness: starts the real server on a fresh database per test,
+//! hands the scenario a connected client, and cleans up afterwards even when
+//! the scenario panics. Plus builders and assertions shared by every module.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex, Once, OnceLock},
+    time::Duration,
+};
+
+use groupd::{
+    config::Settings,
+    pb::{self, group_service_client::GroupServiceClient},
+    startup::Application,
+};
+use prost_types::FieldMask;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+/// The ErrorInfo domain every groupd error carries.
+pub const DOMAIN: &str = "groups.v1";
+
+/// The principal recorded as creator and updater until authentication lands.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The admin URL used to create and drop one PostgreSQL database per test.
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// How long cleanup waits for the server to stop after cancellation. This is
+/// a bound against hangs, not a timing assertion: a healthy server with the
+/// default zero shutdown delay stops at once.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(30);
+
+/// The database a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+type ServerTask = JoinHandle<anyhow::Result<()>>;
+
+/// One running `Application::run` and the token that stops it.
+struct Server {
+    shutdown: CancellationToken,
+    task: Option<ServerTask>,
+}
+
+/// Every server started on a test's database: the first one, and replicas.
+#[derive(Clone, Default)]
+struct Servers(Arc<Mutex<Vec<Server>>>);
+
+/// A running groupd with a fresh database, and a client connected to it.
+pub struct TestApp {
+    /// A client of the GroupService, connected to the server.
+    pub client: GroupServiceClient<Channel>,
+    /// The channel the client uses, to build other clients (health,
+    /// reflection) on the same connection.
+    pub channel: Channel,
+    /// The address the server bound.
+    pub addr: SocketAddr,
+    /// Cancelling it starts the server's graceful shutdown.
+    pub shutdown: CancellationToken,
+    database_url: String,
+    /// The admin URL and database name, on PostgreSQL.
+    postgres: Option<(String, String)>,
+    extra_args: Vec<String>,
+    servers: Servers,
+}
+
+/// Another groupd on the same database as a [`TestApp`], as a second
+/// Kubernetes replica would be.
+pub struct Replica {
+    /// A client connected to the replica.
+    pub client: GroupServiceClient<Channel>,
+}
+
+impl TestApp {
+    /// Takes the handle of the first server's task, to await `run`'s result
+    /// directly. Cleanup then only cancels the token.
+    pub fn take_server(&self) -> Option<ServerTask> {
+        self.servers.0.lock().unwrap()[0].task.take()
+    }
+
+    /// Another client on the same channel, for concurrent tasks.
+    pub fn client(&self) -> GroupServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    /// Makes the test's PostgreSQL database refuse connections (and closes
+    /// the open ones), or accept them again: a database outage that leaves
+    /// the other tests' databases alone.
+    pub async fn set_postgres_reachable(&self, reachable: bool) {
+        let (admin_url, name) = self
+            .postgres
+            .as_ref()
+            .expect("only a PostgreSQL database can be made unreachable");
+        let admin = connect_admin(admin_url).await.unwrap();
+        admin
+            .execute_unprepared(&format!(
+                "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {reachable}"
+            ))
+            .await
+            .unwrap();
+        if !reachable {
+            admin
+                .execute_unprepared(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                ))
+                .await
+                .unwrap();
+        }
+        admin.close().await.unwrap();
+    }
+
+    /// Starts another server on the same database (with the same flags and
+    /// `--skip-migrations`); cleanup stops it with the first.
+    pub async fn spawn_replica(&self) -> Replica {
+        let mut args = self.extra_args.clone();
+        args.push("--skip-migrations".to_owned());
+        let (channel, _, _) = start_server(&self.database_url, &args, &self.servers)
+            .await
+            .unwrap_or_else(|problem| panic!("cannot start a replica: {problem}"));
+        Replica {
+            client: GroupServiceClient::new(channel),
+        }
+    }
+}
+
+/// Builds and runs a server on `url`, registers it in `servers`, and
+/// connects a channel to it.
+async fn start_server(
+    url: &str,
+    extra_args: &[String],
+    servers: &Servers,
+) -> Result<(Channel, SocketAddr, CancellationToken), String> {
+    let mut args = vec![
+        "groupd".to_owned(),
+        "--database-url".to_owned(),
+        url.to_owned(),
+        "--grpc-addr".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ];
+    args.extend(extra_args.iter().cloned());
+    let settings = Settings::parse_from_args(args).map_err(|e| format!("bad settings: {e}"))?;
+
+    let application = Application::build(settings)
+        .await
+        .map_err(|e| format!("Application::build failed: {e:#}"))?;
+    let addr = application.grpc_addr();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(application.run(shutdown.clone()));
+    servers.0.lock().unwrap().push(Server {
+        shutdown: shutdown.clone(),
+        task: Some(task),
+    });
+
+    // The listener is bound by build(), so connecting cannot race the server.
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to groupd at {addr}: {e}"))?;
+    Ok((channel, addr, shutdown))
+}
+
+/// What must be undone after a scenario, kept outside the scenario's task so
+/// that a panic cannot lose it.
+pub struct Resources {
+    servers: Servers,
+    database: TestDatabase,
+}
+
+enum TestDatabase {
+    Sqlite { path: PathBuf },
+    Postgres { admin_url: String, name: String },
+}
+
+impl Resources {
+    /// Stops the servers, then deletes their database. Returns an error
+    /// message when a server failed to stop cleanly, so the caller reports
+    /// it after cleanup is done.
+    pub async fn cleanup(self) -> Option<String> {
+        let tasks: Vec<ServerTask> = {
+            let mut servers = self.servers.0.lock().unwrap();
+            for server in servers.iter() {
+                server.shutdown.cancel();
+            }
+            servers.iter_mut().filter_map(|s| s.task.take()).collect()
+        };
+        let mut problem = None;
+        for task in tasks {
+            match tokio::time::timeout(SHUTDOWN_BOUND, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => problem = Some(format!("run() returned an error: {error:#}")),
+                Ok(Err(join)) => problem = Some(format!("the server task failed: {join}")),
+                Err(_) => {
+                    problem = Some(format!(
+                        "the server did not stop within {SHUTDOWN_BOUND:?} after cancellation"
+                    ));
+                }
+            }
+        }
+        match self.database {
+            TestDatabase::Sqlite { path } => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+            TestDatabase::Postgres { admin_url, name } => {
+                if let Ok(admin) = connect_admin(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            }
+        }
+        problem
+    }
+}
+
+/// Initialises logging once per process when `TEST_LOG` is set, so that test
+/// output stays quiet by default.
+fn init_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+async fn connect_admin(url: &str) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    Database::connect(options).await
+}
+
+/// Starts groupd on `backend` with extra command-line flags. Returns `None`
+/// when PostgreSQL is wanted but absent outside CI (the test is skipped);
+/// panics when it is absent in CI.
+pub async fn spawn_app(backend: Backend, extra_args: &[&str]) -> Option<(TestApp, Resources)> {
+    init_logging();
+    let (url, database) = match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir()
+                .join(format!("groupd_test_{}.db", uuid::Uuid::new_v4().simple()));
+            (
+                format!("sqlite://{}", path.display()),
+                TestDatabase::Sqlite { path },
+            )
+        }
+        Backend::Postgres => {
+            let admin_url = std::env::var("GROUPD_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+            // A failed probe is remembered, so that a machine without
+            // PostgreSQL skips every PostgreSQL test at once instead of
+            // waiting for a connect timeout in each.
+            static UNREACHABLE: OnceLock<String> = OnceLock::new();
+            let unreachable = |error: &str| -> Option<(TestApp, Resources)> {
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("no PostgreSQL at {admin_url} in CI: {error}");
+                }
+                eprintln!("skipped: no PostgreSQL at {admin_url} ({error})");
+                None
+            };
+            if let Some(error) = UNREACHABLE.get() {
+                return unreachable(error);
+            }
+            let admin = match connect_admin(&admin_url).await {
+                Ok(admin) => admin,
+                Err(error) => {
+                    let error = UNREACHABLE.get_or_init(|| error.to_string());
+                    return unreachable(error);
+                }
+            };
+            let name = format!("groupd_test_{}", uuid::Uuid::new_v4().simple());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+            let _ = admin.close().await;
+            let url = database_url(&admin_url, &name);
+            (url, TestDatabase::Postgres { admin_url, name })
+        }
+    };
+
+    let extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
+    let postgres = match &database {
+        TestDatabase::Postgres { admin_url, name } => Some((admin_url.clone(), name.clone())),
+        TestDatabase::Sqlite { .. } => None,
+    };
+    let servers = Servers::default();
+    let resources = Resources {
+        servers: servers.clone(),
+        database,
+    };
+    let (channel, addr, shutdown) = match start_server(&url, &extra_args, &servers).await {
+        Ok(started) => started,
+        Err(problem) => {
+            resources.cleanup().await;
+            panic!("{problem}");
+        }
+    };
+    let app = TestApp {
+        client: GroupServiceClient::new(channel.clone()),
+        channel,
+        addr,
+        shutdown,
+        database_url: url,
+        postgres,
+        extra_args,
+        servers,
+    };
+    Some((app, resources))
+}
+
+/// The URL of database `name` on the server of `admin_url`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (admin_url, None),
+    };
+    // Replace the path after the authority (`scheme://authority/path`).
+    let after_scheme = base.find("://").map_or(0, |at| at + 3);
+    let path_start = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |at| after_scheme + at);
+    let mut url = format!("{}/{name}", &base[..path_start]);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// Runs one scenario against a fresh server on `backend`, in its own task so
+/// that cleanup happens even when it panics; the panic is resumed afterwards.
+pub async fn run_scenario<F, Fut>(backend: Backend, extra_args: &[&str], scenario: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some((app, resources)) = spawn_app(backend, extra_args).await else {
+        return;
+    };
+    let outcome = tokio::spawn(scenario(app)).await;
+    let problem = resources.cleanup().await;
+    match outcome {
+        Ok(()) => {}
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("the scenario task failed: {error}"),
+    }
+    if let Some(problem) = problem {
+        panic!("{problem}");
+    }
+}
+
+/// Writes each scenario once, as `async fn name(app: TestApp)`, and
+/// instantiates it for both backends as `name::sqlite` and `name::postgres`.
+/// An optional `args [..];` prefix passes extra flags to the server.
+macro_rules! both_backends {
+    (args $args:tt; $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    $crate::helpers::run_scenario(
+                        $crate::helpers::Backend::Sqlite,
+                        &$args,
+                        |app| async move { super::$name(app).await },
+                    )
+                    .await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    $crate::helpers::run_scenario(
+                        $crate::helpers::Backend::Postgres,
+                        &$args,
+                        |app| async move { super::$name(app).await },
+                    )
+                    .await;
+                }
+            }
+        )+
+    };
+    ($($name:ident),+ $(,)?) => {
+        both_backends!(args []; $($name),+);
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Builders.
+// ---------------------------------------------------------------------------
+
+/// A group with just a name.
+pub fn named(name: &str) -> pb::Group {
+    pb::Group {
+        name: name.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Member messages for the given principal ids.
+pub fn members(ids: &[&str]) -> Vec<pb::Member> {
+    ids.iter()
+        .map(|id| pb::Member {
+            id: (*id).to_owned(),
+        })
+        .collect()
+}
+
+/// The principal ids of member messages, in their order.
+pub fn ids(members: &[pb::Member]) -> Vec<String> {
+    members.iter().map(|member| member.id.clone()).collect()
+}
+
+/// Group references for the given ids.
+pub fn refs(ids: &[&str]) -> Vec<pb::GroupRef> {
+    ids.iter()
+        .map(|id| pb::GroupRef {
+            group_id: (*id).to_owned(),
+        })
+        .collect()
+}
+
+/// Role references for the given ids.
+pub fn roles(ids: &[&str]) -> Vec<pb::RoleRef> {
+    ids.iter()
+        .map(|id| pb::RoleRef {
+            role_id: (*id).to_owned(),
+        })
+        .collect()
+}
+
+/// A field mask of the given paths.
+pub fn mask(paths: &[&str]) -> FieldMask {
+    FieldMask {
+        paths: paths.iter().map(|path| (*path).to_owned()).collect(),
+    }
+}
+
+/// A group's labels as a sorted map, whatever map type prost generated.
+pub fn labels_of(group: &pb::Group) -> BTreeMap<String, String> {
+    group
+        .labels
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
+/// A sorted map of the given label pairs.
+pub fn label_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+/// Sets the labels of a group from pairs.
+pub fn with_labels(mut group: pb::Group, pairs: &[(&str, &str)]) -> pb::Group {
+    group.labels.clear();
+    for (key, value) in pairs {
+        group.labels.insert((*key).to_owned(), (*value).to_owned());
+    }
+    group
+}
+
+/// Seconds and nanos of a timestamp, for ordering comparisons.
+pub fn instant(timestamp: Option<&prost_types::Timestamp>) -> (i64, i32) {
+    let timestamp = timestamp.expect("timestamp is set");
+    (timestamp.seconds, timestamp.nanos)
+}
+
+// ---------------------------------------------------------------------------
+// Calls.
+// ---------------------------------------------------------------------------
+
+/// Creates a group, panicking on error.
+pub async fn create(app: &TestApp, group: pb::Group) -> pb::Group {
+    try_create(app, group)
+        .await
+        .unwrap_or_else(|status| panic!("CreateGroup failed: {status:?}"))
+}
+
+/// Creates a group with just a name, panicking on error.
+pub async fn create_named(app: &TestApp, name: &str) -> pb::Group {
+    create(app, named(name)).await
+}
+
+/// Creates a group, returning the status on error.
+pub async fn try_create(app: &TestApp, group: pb::Group) -> Result<pb::Group, Status> {
+    create_request(
+        app,
+        pb::CreateGroupRequest {
+            group: Some(group),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Sends a full CreateGroupRequest.
+pub async fn create_request(
+    app: &TestApp,
+    request: pb::CreateGroupRequest,
+) -> Result<pb::Group, Status> {
+    app.client()
+        .create_group(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Gets a group in the given view.
+pub async fn try_get_view(
+    app: &TestApp,
+    id: &str,
+    view: pb::GroupView,
+) -> Result<pb::Group, Status> {
+    app.client()
+        .get_group(pb::GetGroupRequest {
+            id: id.to_owned(),
+            view: view as i32,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Gets a group in the default view, panicking on error.
+pub async fn get(app: &TestApp, id: &str) -> pb::Group {
+    try_get(app, id)
+        .await
+        .unwrap_or_else(|status| panic!("GetGroup {id} failed: {status:?}"))
+}
+
+/// Gets a group in the default view.
+pub async fn try_get(app: &TestApp, id: &str) -> Result<pb::Group, Status> {
+    try_get_view(app, id, pb::GroupView::Unspecified).await
+}
+
+/// Sends an UpdateGroup with the given group and mask (`None`: no mask).
+pub async fn try_update(
+    app: &TestApp,
+    group: pb::Group,
+    paths: Option<&[&str]>,
+) -> Result<pb::Group, Status> {
+    update_request(
+        app,
+        pb::UpdateGroupRequest {
+            group: Some(group),
+            update_mask: paths.map(mask),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Updates a group, panicking on error.
+pub async fn update(app: &TestApp, group: pb::Group, paths: Option<&[&str]>) -> pb::Group {
+    try_update(app, group, paths)
+        .await
+        .unwrap_or_else(|status| panic!("UpdateGroup failed: {status:?}"))
+}
+
+/// Sends a full UpdateGroupRequest.
+pub async fn update_request(
+    app: &TestApp,
+    request: pb::UpdateGroupRequest,
+) -> Result<pb::Group, Status> {
+    app.client()
+        .update_group(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// A group carrying only an id, to build update requests on.
+pub fn patch(id: &str) -> pb::Group {
+    pb::Group {
+        id: id.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Deletes a group.
+pub async fn try_delete(app: &TestApp, id: &str, etag: &str) -> Result<pb::Group, Status> {
+    app.client()
+        .delete_group(pb::DeleteGroupRequest {
+            id: id.to_owned(),
+            etag: etag.to_owned(),
+            allow_missing: false,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Deletes a group, panicking on error.
+pub async fn delete(app: &TestApp, id: &str) -> pb::Group {
+    try_delete(app, id, "")
+        .await
+        .unwrap_or_else(|status| panic!("DeleteGroup {id} failed: {status:?}"))
+}
+
+/// Undeletes a group.
+pub async fn try_undelete(app: &TestApp, id: &str, etag: &str) -> Result<pb::Group, Status> {
+    app.client()
+        .undelete_group(pb::UndeleteGroupRequest {
+            id: id.to_owned(),
+            etag: etag.to_owned(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Adds members and admins.
+pub async fn try_add(
+    app: &TestApp,
+    id: &str,
+    member_ids: &[&str],
+    admin_ids: &[&str],
+) -> Result<pb::Group, Status> {
+    app.client()
+        .add_group_members(pb::AddGroupMembersRequest {
+            id: id.to_owned(),
+            members: members(member_ids),
+            admins: members(admin_ids),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Adds members and admins, panicking on error.
+pub async fn add(app: &TestApp, id: &str, member_ids: &[&str], admin_ids: &[&str]) -> pb::Group {
+    try_add(app, id, member_ids, admin_ids)
+        .await
+        .unwrap_or_else(|status| panic!("AddGroupMembers failed: {status:?}"))
+}
+
+/// Removes members and demotes admins.
+pub async fn try_remove(
+    app: &TestApp,
+    id: &str,
+    member_ids: &[&str],
+    admin_ids: &[&str],
+) -> Result<pb::Group, Status> {
+    app.client()
+        .remove_group_members(pb::RemoveGroupMembersRequest {
+            id: id.to_owned(),
+            members: members(member_ids),
+            admins: members(admin_ids),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Removes members and demotes admins, panicking on error.
+pub async fn remove(app: &TestApp, id: &str, member_ids: &[&str], admin_ids: &[&str]) -> pb::Group {
+    try_remove(app, id, member_ids, admin_ids)
+        .await
+        .unwrap_or_else(|status| panic!("RemoveGroupMembers failed: {status:?}"))
+}
+
+/// One page of ListGroups.
+pub async fn try_list(
+    app: &TestApp,
+    request: pb::ListGroupsRequest,
+) -> Result<pb::ListGroupsResponse, Status> {
+    app.client()
+        .list_groups(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// One page of ListGroups, panicking on error.
+pub async fn list(app: &TestApp, request: pb::ListGroupsRequest) -> pb::ListGroupsResponse {
+    try_list(app, request)
+        .await
+        .unwrap_or_else(|status| panic!("ListGroups failed: {status:?}"))
+}
+
+/// Every group ListGroups returns for `request`, following page tokens
+/// (bounded so that a token loop cannot hang the test).
+pub async fn list_all(app: &TestApp, mut request: pb::ListGroupsRequest) -> Vec<pb::Group> {
+    let mut groups = Vec::new();
+    for _ in 0..1000 {
+        let page = list(app, request.clone()).await;
+        groups.extend(page.groups);
+        if page.next_page_token.is_empty() {
+            return groups;
+        }
+        request.page_token = page.next_page_token;
+    }
+    panic!("ListGroups did not reach its last page after 1000 pages");
+}
+
+/// One page of ListGroupChanges.
+pub async fn try_changes_page(
+    app: &TestApp,
+    id: &str,
+    page_size: i32,
+    page_token: &str,
+) -> Result<pb::ListGroupChangesResponse, Status> {
+    app.client()
+        .list_group_changes(pb::ListGroupChangesRequest {
+            id: id.to_owned(),
+            page_size,
+            page_token: page_token.to_owned(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The whole history of a group, following page tokens.
+pub async fn changes(app: &TestApp, id: &str) -> Vec<pb::GroupChange> {
+    let mut changes = Vec::new();
+    let mut token = String::new();
+    for _ in 0..1000 {
+        let page = try_changes_page(app, id, 1000, &token)
+            .await
+            .unwrap_or_else(|status| panic!("ListGroupChanges {id} failed: {status:?}"));
+        changes.extend(page.changes);
+        if page.next_page_token.is_empty() {
+            return changes;
+        }
+        token = page.next_page_token;
+    }
+    panic!("ListGroupChanges did not reach its last page after 1000 pages");
+}
+
+/// The kinds of a history, in order.
+pub fn kinds(changes: &[pb::GroupChange]) -> Vec<pb::ChangeKind> {
+    changes.iter().map(pb::GroupChange::kind).collect()
+}
+
+/// The paths of a change's update mask, sorted.
+pub fn mask_paths(change: &pb::GroupChange) -> BTreeSet<String> {
+    change
+        .update_mask
+        .as_ref()
+        .map(|mask| mask.paths.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A sorted set of mask paths.
+pub fn path_set(paths: &[&str]) -> BTreeSet<String> {
+    paths.iter().map(|path| (*path).to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Assertions.
+// ---------------------------------------------------------------------------
+
+/// A group and the length of its history, to prove that a rejected write
+/// changed nothing.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub group: pb::Group,
+    pub history: usize,
+}
+
+/// Records the stored state of a group.
+pub async fn snapshot(app: &TestApp, id: &str) -> Snapshot {
+    Snapshot {
+        group: try_get_view(app, id, pb::GroupView::Full)
+            .await
+            .unwrap_or_else(|status| panic!("GetGroup {id} failed: {status:?}")),
+        history: changes(app, id).await.len(),
+    }
+}
+
+/// Asserts that the group is exactly as snapshotted: same etag, same fields,
+/// no new history entry.
+pub async fn assert_unchanged(app: &TestApp, before: &Snapshot) {
+    let after = snapshot(app, &before.group.id).await;
+    assert_eq!(
+        after.group.etag, before.group.etag,
+        "a rejected or no-op write changed the etag"
+    );
+    assert_eq!(
+        after.group, before.group,
+        "a rejected or no-op write changed the group"
+    );
+    assert_eq!(
+        after.history, before.history,
+        "a rejected or no-op write appended a history entry"
+    );
+}
+
+/// Asserts the code, and an ErrorInfo with `reason` in domain `groups.v1`.
+#[track_caller]
+pub fn assert_error(status: &Status, code: Code, reason: &str) {
+    assert_eq!(
+        status.code(),
+        code,
+        "expected {code:?}/{reason}, got {status:?}"
+    );
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.reason, reason, "ErrorInfo reason of {status:?}");
+    assert_eq!(info.domain, DOMAIN, "ErrorInfo domain of {status:?}");
+}
+
+/// Asserts the code and an ErrorInfo in domain `groups.v1` whose reason is
+/// UPPER_SNAKE_CASE, when the exact reason is not fixed by the behaviour doc.
+#[track_caller]
+pub fn assert_code_with_error_info(status: &Status, code: Code) {
+    assert_eq!(status.code(), code, "expected {code:?}, got {status:?}");
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert!(
+        !info.reason.is_empty()
+            && info
+                .reason
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+        "ErrorInfo reason {:?} is not UPPER_SNAKE_CASE",
+        info.reason
+    );
+    assert_eq!(info.domain, DOMAIN, "ErrorInfo domain of {status:?}");
+}
+
+/// The field violations of a status's BadRequest.
+pub fn violations(status: &Status) -> Vec<tonic_types::FieldViolation> {
+    status
+        .get_details_bad_request()
+        .unwrap_or_else(|| panic!("no BadRequest in {status:?}"))
+        .field_violations
+}
+
+/// Asserts INVALID_ARGUMENT with reason INVALID_ARGUMENT and a BadRequest
+/// field violation on exactly `field`.
+#[track_caller]
+pub fn assert_invalid_argument(status: &Status, field: &str) {
+    assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let violations = violations(status);
+    assert!(
+        violations.iter().any(|violation| violation.field == field),
+        "expected a field violation on {field:?}, got {violations:?}"
+    );
+}
+
+/// Asserts INVALID_ARGUMENT with a field violation on a field starting with
+/// `prefix` (for fields whose index or key the behaviour doc leaves open).
+#[track_caller]
+pub fn assert_invalid_argument_on(status: &Status, prefix: &str) {
+    assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let violations = violations(status);
+    assert!(
+        violations
+            .iter()
+            .any(|violation| violation.field.starts_with(prefix)),
+        "expected a field violation under {prefix:?}, got {violations:?}"
+    );
+}
+
+/// Asserts INVALID_ARGUMENT with a violation on `group.labels` (or
+/// `group.labels[...]`) that names `key` in its field or description.
+#[track_caller]
+pub fn assert_invalid_label(status: &Status, key: &str) {
+    assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let violations = violations(status);
+    assert!(
+        violations.iter().any(|violation| {
+            violation.field.starts_with("group.labels")
+                && (violation.field.contains(key) || violation.description.contains(key))
+        }),
+        "expected a violation on group.labels naming {key:?}, got {violations:?}"
+    );
+}
+
+/// Asserts INVALID_ARGUMENT with a violation on `update_mask` whose
+/// description quotes `path`.
+#[track_caller]
+pub fn assert_bad_mask_path(status: &Status, path: &str) {
+    assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let violations = violations(status);
+    assert!(
+        violations.iter().any(|violation| {
+            violation.field == "update_mask" && violation.description.contains(path)
+        }),
+        "expected an update_mask violation quoting {path:?}, got {violations:?}"
+    );
+}
+
+/// Asserts NOT_FOUND / GROUP_NOT_FOUND with the group id in the metadata.
+#[track_caller]
+pub fn assert_not_found(status: &Status, id: &str) {
+    assert_error(status, Code::NotFound, "GROUP_NOT_FOUND");
+    assert_metadata_id(status, id);
+}
+
+/// Asserts that the ErrorInfo metadata names the group `id`.
+#[track_caller]
+pub fn assert_metadata_id(status: &Status, id: &str) {
+    let metadata = status
+        .get_details_error_info()
+        .map(|info| info.metadata)
+        .unwrap_or_default();
+    assert_eq!(
+        metadata.get("id").map(String::as_str),
+        Some(id),
+        "ErrorInfo metadata id of {status:?}"
+    );
+}
+
+/// Asserts ALREADY_EXISTS with the given reason.
+#[track_caller]
+pub fn assert_already_exists(status: &Status, reason: &str) {
+    assert_error(status, Code::AlreadyExists, reason);
+}
+
+/// Asserts ABORTED / ETAG_MISMATCH.
+#[track_caller]
+pub fn assert_etag_mismatch(status: &Status) {
+    assert_error(status, Code::Aborted, "ETAG_MISMATCH");
+}
+
+/// Asserts that an etag is in RFC 7232 quoted form.
+#[track_caller]
+pub fn assert_quoted_etag(etag: &str) {
+    assert!(
+        etag.len() >= 3 && etag.starts_with('"') && etag.ends_with('"'),
+        "etag {etag:?} is not in quoted form"
+    );
+}

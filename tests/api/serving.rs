@@ -1,0 +1,324 @@
+//! What the gRPC port serves besides GroupService's data: health,
+//! reflection (v1 and v1alpha), the not-yet-implemented RPCs, and graceful
+//! shutdown.
+
+use std::time::Duration;
+
+use groupd::pb;
+use prost::Message as _;
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::helpers::*;
+
+both_backends!(
+    health_reports_serving_for_the_server_and_the_group_service,
+    reflection_v1_lists_and_describes_the_group_service,
+    reflection_v1alpha_lists_and_describes_the_group_service,
+    check_membership_is_unimplemented_with_error_info,
+    list_member_groups_is_unimplemented_with_error_info,
+);
+
+both_backends!(
+    args ["--shutdown-delay", "1s"];
+    graceful_shutdown_reports_not_serving_then_run_returns_ok,
+);
+
+/// A database outage can only be staged on PostgreSQL (an open SQLite file
+/// cannot be taken away), so this scenario has no SQLite variant.
+mod a_database_outage_answers_unavailable_and_health_follows_the_database {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        crate::helpers::run_scenario(
+            crate::helpers::Backend::Postgres,
+            &[
+                "--db-connect-timeout",
+                "1s",
+                "--db-health-interval",
+                "200ms",
+            ],
+            |app| async move {
+                super::a_database_outage_answers_unavailable_and_health_follows_the_database(app)
+                    .await;
+            },
+        )
+        .await;
+    }
+}
+
+const SERVICE: &str = "groups.v1.GroupService";
+
+/// A bound against hangs, not a timing assertion.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+async fn check(
+    health: &mut HealthClient<tonic::transport::Channel>,
+    service: &str,
+) -> ServingStatus {
+    let answer = health
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .unwrap_or_else(|status| panic!("health check of {service:?} failed: {status:?}"))
+        .into_inner();
+    ServingStatus::try_from(answer.status).expect("a known serving status")
+}
+
+async fn health_reports_serving_for_the_server_and_the_group_service(app: TestApp) {
+    assert!(app.addr.ip().is_loopback());
+    assert_ne!(app.addr.port(), 0, "grpc_addr() reports the bound port");
+    let mut health = HealthClient::new(app.channel.clone());
+
+    assert_eq!(check(&mut health, "").await, ServingStatus::Serving);
+    assert_eq!(check(&mut health, SERVICE).await, ServingStatus::Serving);
+
+    let status = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+async fn reflection_v1_lists_and_describes_the_group_service(app: TestApp) {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let mut client = ServerReflectionClient::new(app.channel.clone());
+    let requests = vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(SERVICE.to_owned())),
+        },
+    ];
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let listed = responses.message().await.unwrap().expect("a response");
+    let Some(MessageResponse::ListServicesResponse(listed)) = listed.message_response else {
+        panic!("expected a service list, got {listed:?}");
+    };
+    let names: Vec<String> = listed.service.into_iter().map(|s| s.name).collect();
+    assert!(names.iter().any(|name| name == SERVICE), "{names:?}");
+    assert!(
+        names.iter().any(|name| name == "grpc.health.v1.Health"),
+        "{names:?}"
+    );
+
+    let described = responses.message().await.unwrap().expect("a response");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
+        panic!("expected file descriptors, got {described:?}");
+    };
+    assert_describes_group_service(&files.file_descriptor_proto);
+}
+
+async fn reflection_v1alpha_lists_and_describes_the_group_service(app: TestApp) {
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let mut client = ServerReflectionClient::new(app.channel.clone());
+    let requests = vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(SERVICE.to_owned())),
+        },
+    ];
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let listed = responses.message().await.unwrap().expect("a response");
+    let Some(MessageResponse::ListServicesResponse(listed)) = listed.message_response else {
+        panic!("expected a service list, got {listed:?}");
+    };
+    let names: Vec<String> = listed.service.into_iter().map(|s| s.name).collect();
+    assert!(names.iter().any(|name| name == SERVICE), "{names:?}");
+
+    let described = responses.message().await.unwrap().expect("a response");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
+        panic!("expected file descriptors, got {described:?}");
+    };
+    assert_describes_group_service(&files.file_descriptor_proto);
+}
+
+/// Asserts that the encoded files include groups/v1/groups.proto with the
+/// GroupService and its RPCs, as grpcurl `describe` needs.
+fn assert_describes_group_service(encoded: &[Vec<u8>]) {
+    let files: Vec<prost_types::FileDescriptorProto> = encoded
+        .iter()
+        .map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap())
+        .collect();
+    let file = files
+        .iter()
+        .find(|file| file.name() == "groups/v1/groups.proto")
+        .unwrap_or_else(|| {
+            panic!(
+                "groups/v1/groups.proto not among {:?}",
+                files.iter().map(|f| f.name()).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(file.package(), "groups.v1");
+    let service = file
+        .service
+        .iter()
+        .find(|service| service.name() == "GroupService")
+        .expect("GroupService is described");
+    let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
+    for rpc in ["CreateGroup", "GetGroup", "UpdateGroup", "ListGroupChanges"] {
+        assert!(methods.contains(&rpc), "{rpc} missing from {methods:?}");
+    }
+}
+
+async fn check_membership_is_unimplemented_with_error_info(app: TestApp) {
+    let group = create(
+        &app,
+        pb::Group {
+            name: "asked".to_owned(),
+            members: members(&["alice"]),
+            ..Default::default()
+        },
+    )
+    .await;
+    let status = app
+        .client()
+        .check_membership(pb::CheckMembershipRequest {
+            id: group.id,
+            member_id: "alice".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::Unimplemented, "NOT_IMPLEMENTED");
+}
+
+async fn list_member_groups_is_unimplemented_with_error_info(app: TestApp) {
+    let status = app
+        .client()
+        .list_member_groups(pb::ListMemberGroupsRequest {
+            member_id: "alice".to_owned(),
+            transitive: true,
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::Unimplemented, "NOT_IMPLEMENTED");
+}
+
+async fn graceful_shutdown_reports_not_serving_then_run_returns_ok(app: TestApp) {
+    let group = create_named(&app, "survivor").await;
+    let server = app.take_server().expect("the server task");
+    let mut health = HealthClient::new(app.channel.clone());
+
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().expect("a first status");
+    assert_eq!(first.status(), ServingStatus::Serving);
+
+    app.shutdown.cancel();
+
+    // The watch reports NOT_SERVING as soon as shutdown begins; statuses in
+    // between (none expected) are skipped.
+    let mut flipped = false;
+    for _ in 0..10 {
+        match watch.message().await {
+            Ok(Some(update)) if update.status() == ServingStatus::NotServing => {
+                flipped = true;
+                break;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert!(flipped, "health Watch never reported NOT_SERVING");
+    // The shutdown delay keeps health answering, now NOT_SERVING.
+    assert_eq!(check(&mut health, "").await, ServingStatus::NotServing);
+    assert_eq!(check(&mut health, SERVICE).await, ServingStatus::NotServing);
+
+    // An open Watch is an in-flight call: end it so the drain can finish.
+    drop(watch);
+    let outcome = tokio::time::timeout(HANG_GUARD, server)
+        .await
+        .unwrap_or_else(|_| panic!("run() did not return within {HANG_GUARD:?} of the cancel"))
+        .expect("the server task did not panic");
+    assert!(outcome.is_ok(), "run() returned {outcome:?}");
+
+    let after = try_get(&app, &group.id).await;
+    assert!(
+        after.is_err(),
+        "the server still answers after run() returned"
+    );
+}
+
+/// Waits (bounded against hangs) until a health Watch reports `wanted`.
+async fn wait_for_status(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    wanted: ServingStatus,
+) {
+    let waited = tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            match watch.message().await {
+                Ok(Some(update)) if update.status() == wanted => return,
+                Ok(Some(_)) => {}
+                other => panic!("the health Watch ended before {wanted:?}: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "health never reported {wanted:?}");
+}
+
+async fn a_database_outage_answers_unavailable_and_health_follows_the_database(app: TestApp) {
+    let group = create_named(&app, "durable").await;
+    let mut health = HealthClient::new(app.channel.clone());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: SERVICE.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for_status(&mut watch, ServingStatus::Serving).await;
+
+    app.set_postgres_reachable(false).await;
+
+    let status = try_get(&app, &group.id).await.unwrap_err();
+    assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    let status = try_create(&app, named("during-outage")).await.unwrap_err();
+    assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    wait_for_status(&mut watch, ServingStatus::NotServing).await;
+
+    app.set_postgres_reachable(true).await;
+
+    wait_for_status(&mut watch, ServingStatus::Serving).await;
+    drop(watch);
+    assert_eq!(get(&app, &group.id).await, group, "the data survived");
+    create_named(&app, "after-outage").await;
+    let status = try_get(&app, "no-such-group").await.unwrap_err();
+    assert_not_found(&status, "no-such-group");
+}
