@@ -821,26 +821,6 @@ pub fn assert_error(status: &Status, code: Code, reason: &str) {
     assert_eq!(info.domain, DOMAIN, "ErrorInfo domain of {status:?}");
 }
 
-/// Asserts the code and an ErrorInfo in domain `groups.v1` whose reason is
-/// UPPER_SNAKE_CASE, when the exact reason is not fixed by the behaviour doc.
-#[track_caller]
-pub fn assert_code_with_error_info(status: &Status, code: Code) {
-    assert_eq!(status.code(), code, "expected {code:?}, got {status:?}");
-    let info = status
-        .get_details_error_info()
-        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
-    assert!(
-        !info.reason.is_empty()
-            && info
-                .reason
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
-        "ErrorInfo reason {:?} is not UPPER_SNAKE_CASE",
-        info.reason
-    );
-    assert_eq!(info.domain, DOMAIN, "ErrorInfo domain of {status:?}");
-}
-
 /// The field violations of a status's BadRequest.
 pub fn violations(status: &Status) -> Vec<tonic_types::FieldViolation> {
     status
