@@ -4,6 +4,7 @@
 //! Pure code: no tonic, no sea-orm, no IO. Transport layers turn requests
 //! into these types; the store persists them.
 
+pub mod filter;
 pub mod group;
 pub mod listing;
 pub mod mask;

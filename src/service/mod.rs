@@ -16,7 +16,7 @@ use self::page_token::PageTokens;
 use crate::{
     domain::{
         ChangeKind, FieldViolation, Group, GroupChange, GroupFields, Limits, MaskPath, MemberEntry,
-        Membership, Principal, State, Timestamp, UpdateMask, View,
+        Membership, Principal, State, Timestamp, UpdateMask, View, filter,
         listing::{self, GroupCursor, OrderBy},
         membership::{self, MembershipDelta},
         validate,
@@ -716,13 +716,8 @@ impl GroupService {
         let mut violations = Vec::new();
         let page_size = listing::page_size(request.page_size).map_err(|v| violations.push(v));
         let order = OrderBy::parse(&request.order_by).map_err(|v| violations.push(v));
-        if !request.filter.trim().is_empty() {
-            violations.push(FieldViolation::new(
-                "filter",
-                "filtering is not supported yet: send an empty filter",
-            ));
-        }
-        let (Ok(page_size), Ok(order)) = (page_size, order) else {
+        let filter = filter::parse(&request.filter).map_err(|v| violations.push(v));
+        let (Ok(page_size), Ok(order), Ok(filter)) = (page_size, order, filter) else {
             return Err(Error::InvalidArgument { violations });
         };
         Error::check(violations)?;
@@ -739,13 +734,14 @@ impl GroupService {
             &tx,
             &GroupQuery {
                 show_deleted: request.show_deleted,
+                filter: filter.clone(),
                 order,
                 after,
                 limit: page_size + 1,
             },
         )
         .await?;
-        let total = store::count_groups(&tx, request.show_deleted).await?;
+        let total = store::count_groups(&tx, request.show_deleted, filter.as_ref()).await?;
         let next_page_token = self.next_token(&query_key, &mut groups, page_size, |last| {
             GroupCursor::after(last, order.field)
         })?;

@@ -20,7 +20,7 @@ use sea_orm::{
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, Order, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode, Statement,
     TransactionOptions, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func},
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -28,6 +28,7 @@ use self::entities::{group_changes, group_members, group_parents, groups, server
 use crate::{
     domain::{
         ChangeKind, Group, GroupChange, GroupFields, MemberEntry, State, Timestamp,
+        filter::{Filter, TextField, TextOp},
         listing::{CursorKey, GroupCursor, OrderBy, OrderField},
         membership::MembershipDelta,
     },
@@ -650,6 +651,8 @@ pub async fn list_changes<C: ConnectionTrait>(
 pub struct GroupQuery {
     /// Include deleted groups.
     pub show_deleted: bool,
+    /// Only groups matching this filter.
+    pub filter: Option<Filter>,
     /// The order.
     pub order: OrderBy,
     /// Start after this group.
@@ -658,11 +661,76 @@ pub struct GroupQuery {
     pub limit: u64,
 }
 
-fn live_filter(show_deleted: bool) -> Condition {
-    if show_deleted {
-        Condition::all()
-    } else {
-        Condition::all().add(groups::Column::DeleteTime.is_null())
+/// The groups a listing matches, on every page.
+fn matching(backend: DbBackend, show_deleted: bool, filter: Option<&Filter>) -> Condition {
+    let mut condition = Condition::all();
+    if !show_deleted {
+        condition = condition.add(groups::Column::DeleteTime.is_null());
+    }
+    if let Some(filter) = filter {
+        condition = condition.add(filter_condition(backend, filter));
+    }
+    condition
+}
+
+/// The value of label `key` of a group, or NULL when it has none. Labels
+/// are a JSON object in the row; the two backends spell JSON access
+/// differently.
+fn label_value(backend: DbBackend, key: &str) -> Expr {
+    match backend {
+        DbBackend::Postgres => Expr::cust_with_values("(\"labels\"::jsonb ->> $1)", [key]),
+        // Label keys match ^[a-z][a-z0-9_.-]*$, so quoting them in a JSON
+        // path needs no escaping.
+        _ => Expr::cust_with_values("json_extract(\"labels\", ?)", [format!("$.\"{key}\"")]),
+    }
+}
+
+/// Escapes LIKE's wildcards, so a filter value matches only itself.
+fn like_literal(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn filter_condition(backend: DbBackend, filter: &Filter) -> Condition {
+    match filter {
+        Filter::And(parts) => parts.iter().fold(Condition::all(), |all, part| {
+            all.add(filter_condition(backend, part))
+        }),
+        Filter::Or(parts) => parts.iter().fold(Condition::any(), |any, part| {
+            any.add(filter_condition(backend, part))
+        }),
+        Filter::Not(inner) => filter_condition(backend, inner).not(),
+        Filter::Inactive(inactive) => Condition::all().add(groups::Column::Inactive.eq(*inactive)),
+        Filter::Deleted(true) => Condition::all().add(groups::Column::DeleteTime.is_not_null()),
+        Filter::Deleted(false) => Condition::all().add(groups::Column::DeleteTime.is_null()),
+        Filter::HasLabel(key) => Condition::all().add(label_value(backend, key).is_not_null()),
+        Filter::Text { field, op } => {
+            let value = match field {
+                TextField::Name => Expr::col(groups::Column::Name),
+                TextField::Scope => Expr::col(groups::Column::Scope),
+                TextField::Email => Expr::col(groups::Column::Email),
+                TextField::Provenance => Expr::col(groups::Column::Provenance),
+                // A missing label compares as the empty string, so that
+                // `labels.k != "x"` holds for groups without `k`.
+                TextField::Label(key) => {
+                    Expr::expr(Func::coalesce([label_value(backend, key), Expr::val("")]))
+                }
+            };
+            let condition = match op {
+                TextOp::Equals(text) => value.eq(text.as_str()),
+                TextOp::Contains(text) => Expr::expr(Func::lower(value)).like(
+                    LikeExpr::new(format!("%{}%", like_literal(&text.to_lowercase()))).escape('\\'),
+                ),
+                TextOp::Present => value.ne(""),
+            };
+            Condition::all().add(condition)
+        }
     }
 }
 
@@ -682,7 +750,11 @@ pub async fn list_groups<C: ConnectionTrait>(
         Order::Asc
     };
     let mut select = groups::Entity::find()
-        .filter(live_filter(query.show_deleted))
+        .filter(matching(
+            c.get_database_backend(),
+            query.show_deleted,
+            query.filter.as_ref(),
+        ))
         .order_by(column, order.clone())
         .order_by(groups::Column::Id, order)
         .limit(query.limit);
@@ -720,9 +792,13 @@ pub async fn list_groups<C: ConnectionTrait>(
 }
 
 /// How many groups a listing matches across all pages.
-pub async fn count_groups<C: ConnectionTrait>(c: &C, show_deleted: bool) -> Result<u64, Error> {
+pub async fn count_groups<C: ConnectionTrait>(
+    c: &C,
+    show_deleted: bool,
+    filter: Option<&Filter>,
+) -> Result<u64, Error> {
     groups::Entity::find()
-        .filter(live_filter(show_deleted))
+        .filter(matching(c.get_database_backend(), show_deleted, filter))
         .count(c)
         .await
         .map_err(classify)

@@ -26,7 +26,6 @@ both_backends!(
     list_rejects_a_page_token_reused_with_a_different_order_by,
     list_rejects_a_page_token_reused_with_a_different_show_deleted,
     list_hides_deleted_groups_unless_show_deleted,
-    list_rejects_a_filter_until_filters_are_implemented,
 );
 
 async fn create_many(app: &TestApp, count: usize, prefix: &str) -> Vec<pb::Group> {
@@ -39,10 +38,6 @@ async fn create_many(app: &TestApp, count: usize, prefix: &str) -> Vec<pb::Group
 
 fn names(groups: &[pb::Group]) -> Vec<String> {
     groups.iter().map(|group| group.name.clone()).collect()
-}
-
-fn id_list(groups: &[pb::Group]) -> Vec<String> {
-    groups.iter().map(|group| group.id.clone()).collect()
 }
 
 async fn get_of_a_missing_group_is_not_found(app: TestApp) {
@@ -537,18 +532,4 @@ async fn list_hides_deleted_groups_unless_show_deleted(app: TestApp) {
     assert_eq!(all.total_size, 2);
     assert_eq!(all.groups[1].state(), pb::State::Deleted);
     assert!(all.groups[1].delete_time.is_some());
-}
-
-async fn list_rejects_a_filter_until_filters_are_implemented(app: TestApp) {
-    create_named(&app, "any").await;
-    let status = try_list(
-        &app,
-        pb::ListGroupsRequest {
-            filter: "name = \"any\"".to_owned(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_err();
-    assert_invalid_argument(&status, "filter");
 }

@@ -414,6 +414,11 @@ macro_rules! both_backends {
 // Builders.
 // ---------------------------------------------------------------------------
 
+/// The ids of `groups`, in order.
+pub fn id_list(groups: &[pb::Group]) -> Vec<String> {
+    groups.iter().map(|group| group.id.clone()).collect()
+}
+
 /// A group with just a name.
 pub fn named(name: &str) -> pb::Group {
     pb::Group {

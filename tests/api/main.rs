@@ -16,6 +16,7 @@ mod changes;
 mod concurrency;
 mod create;
 mod delete;
+mod filter;
 mod get_list;
 mod members;
 mod serving;

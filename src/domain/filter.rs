@@ -1,0 +1,502 @@
+//! The ListGroups filter: the AIP-160 subset of SPEC §1.
+//!
+//! ```text
+//! filter     = or
+//! or         = and { "OR" and }
+//! and        = unary { ["AND"] unary }        (juxtaposition is AND)
+//! unary      = ("NOT" | "-") unary | primary
+//! primary    = "(" or ")" | comparison
+//! comparison = field ("=" | "!=" | ":") value
+//! field      = name | scope | email | provenance | inactive | state
+//!            | labels | labels.<key>
+//! value      = "quoted string" | bare-word | *
+//! ```
+//!
+//! `=` and `!=` compare exactly. `:` on a string field matches a substring,
+//! ignoring ASCII case; `field:*` means the field is not empty;
+//! `labels:key` and `labels.key:*` mean the label is present. A missing
+//! label compares as the empty string. Written by hand: the grammar is
+//! small, and the parser must report *where* a filter is wrong.
+
+use super::{FieldViolation, validate};
+
+/// Longest filter accepted, in bytes.
+pub const MAX_FILTER_LEN: usize = 2048;
+/// Deepest nesting of parentheses and NOTs accepted.
+const MAX_DEPTH: usize = 32;
+
+/// A parsed filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// Every part holds.
+    And(Vec<Filter>),
+    /// Some part holds.
+    Or(Vec<Filter>),
+    /// The part does not hold.
+    Not(Box<Filter>),
+    /// A string field compared with a value.
+    Text {
+        /// Which field.
+        field: TextField,
+        /// How.
+        op: TextOp,
+    },
+    /// `inactive = true|false` (or `!=`).
+    Inactive(bool),
+    /// `state = ACTIVE|DELETED`: whether the group is deleted.
+    Deleted(bool),
+    /// A label is present.
+    HasLabel(String),
+}
+
+/// A string-valued field a filter can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextField {
+    /// `name`.
+    Name,
+    /// `scope`.
+    Scope,
+    /// `email`.
+    Email,
+    /// `provenance`.
+    Provenance,
+    /// `labels.<key>`; a missing label is the empty string.
+    Label(String),
+}
+
+/// A comparison of a string field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextOp {
+    /// Equal to the value.
+    Equals(String),
+    /// Contains the value, ignoring ASCII case.
+    Contains(String),
+    /// Not empty.
+    Present,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Quoted(String),
+    Open,
+    Close,
+    Eq,
+    Ne,
+    Has,
+    Minus,
+}
+
+fn violation(message: impl Into<String>) -> FieldViolation {
+    FieldViolation::new("filter", message)
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, FieldViolation> {
+    let mut tokens = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '(' => tokens.push(Token::Open),
+            ')' => tokens.push(Token::Close),
+            '=' => tokens.push(Token::Eq),
+            ':' => tokens.push(Token::Has),
+            '-' => tokens.push(Token::Minus),
+            '!' => match chars.next() {
+                Some((_, '=')) => tokens.push(Token::Ne),
+                _ => {
+                    return Err(violation(format!(
+                        "`!` at byte {at} must be followed by `=`"
+                    )));
+                }
+            },
+            '"' => {
+                let mut value = String::new();
+                loop {
+                    match chars.next() {
+                        Some((_, '"')) => break,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, escaped)) => value.push(escaped),
+                            None => return Err(violation("the filter ends inside an escape")),
+                        },
+                        Some((_, c)) => value.push(c),
+                        None => {
+                            return Err(violation(format!(
+                                "the string starting at byte {at} is not closed"
+                            )));
+                        }
+                    }
+                }
+                tokens.push(Token::Quoted(value));
+            }
+            c if is_word_char(c) => {
+                let mut word = String::from(c);
+                while let Some((_, next)) = chars.peek() {
+                    if is_word_char(*next) || *next == '-' {
+                        word.push(*next);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                tokens.push(Token::Word(word));
+            }
+            other => {
+                return Err(violation(format!(
+                    "unexpected character {other:?} at byte {at}"
+                )));
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '*' | '/')
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+    depth: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        token
+    }
+
+    fn is_keyword(&self, keyword: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(w)) if w == keyword)
+    }
+
+    fn descend(&mut self) -> Result<(), FieldViolation> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(violation(format!(
+                "the filter nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(())
+    }
+
+    fn or(&mut self) -> Result<Filter, FieldViolation> {
+        let mut parts = vec![self.and()?];
+        while self.is_keyword("OR") {
+            self.next();
+            parts.push(self.and()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Filter::Or(parts)
+        })
+    }
+
+    fn and(&mut self) -> Result<Filter, FieldViolation> {
+        let mut parts = vec![self.unary()?];
+        loop {
+            if self.is_keyword("AND") {
+                self.next();
+            } else if self.peek().is_none()
+                || self.is_keyword("OR")
+                || self.peek() == Some(&Token::Close)
+            {
+                break;
+            }
+            parts.push(self.unary()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Filter::And(parts)
+        })
+    }
+
+    fn unary(&mut self) -> Result<Filter, FieldViolation> {
+        if self.is_keyword("NOT") || self.peek() == Some(&Token::Minus) {
+            self.next();
+            self.descend()?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner)));
+        }
+        if self.peek() == Some(&Token::Open) {
+            self.next();
+            self.descend()?;
+            let inner = self.or()?;
+            self.depth -= 1;
+            return match self.next() {
+                Some(Token::Close) => Ok(inner),
+                _ => Err(violation("a `(` is not closed")),
+            };
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<Filter, FieldViolation> {
+        let field = match self.next() {
+            Some(Token::Word(word)) if !matches!(word.as_str(), "AND" | "OR" | "NOT") => word,
+            Some(token) => {
+                return Err(violation(format!("expected a field name, found {token:?}")));
+            }
+            None => return Err(violation("the filter ends where a comparison was expected")),
+        };
+        let op = match self.next() {
+            Some(op @ (Token::Eq | Token::Ne | Token::Has)) => op,
+            _ => {
+                return Err(violation(format!(
+                    "expected `=`, `!=` or `:` after {field:?}"
+                )));
+            }
+        };
+        let value = match self.next() {
+            Some(Token::Word(word)) => Value::Bare(word),
+            Some(Token::Quoted(text)) => Value::Quoted(text),
+            _ => return Err(violation(format!("expected a value after {field:?}"))),
+        };
+        comparison(&field, &op, value)
+    }
+}
+
+enum Value {
+    Bare(String),
+    Quoted(String),
+}
+
+impl Value {
+    fn text(&self) -> &str {
+        match self {
+            Self::Bare(text) | Self::Quoted(text) => text,
+        }
+    }
+
+    fn is_star(&self) -> bool {
+        matches!(self, Self::Bare(text) if text == "*")
+    }
+}
+
+fn negate_if(filter: Filter, negate: bool) -> Filter {
+    if negate {
+        Filter::Not(Box::new(filter))
+    } else {
+        filter
+    }
+}
+
+fn comparison(field: &str, op: &Token, value: Value) -> Result<Filter, FieldViolation> {
+    let negate = *op == Token::Ne;
+    let text_field = match field {
+        "name" => Some(TextField::Name),
+        "scope" => Some(TextField::Scope),
+        "email" => Some(TextField::Email),
+        "provenance" => Some(TextField::Provenance),
+        _ => match field.strip_prefix("labels.") {
+            Some(key) if validate::is_label_key(key) => Some(TextField::Label(key.to_owned())),
+            Some(key) => return Err(violation(format!("{key:?} is not a valid label key"))),
+            None => None,
+        },
+    };
+    if let Some(text_field) = text_field {
+        let op = match (op, &value) {
+            (Token::Has, v) if v.is_star() => match text_field {
+                TextField::Label(key) => return Ok(Filter::HasLabel(key)),
+                _ => TextOp::Present,
+            },
+            (Token::Has, v) => TextOp::Contains(v.text().to_owned()),
+            (_, v) => TextOp::Equals(v.text().to_owned()),
+        };
+        return Ok(negate_if(
+            Filter::Text {
+                field: text_field,
+                op,
+            },
+            negate,
+        ));
+    }
+    match field {
+        "labels" if *op == Token::Has => {
+            let key = value.text();
+            if validate::is_label_key(key) {
+                Ok(Filter::HasLabel(key.to_owned()))
+            } else {
+                Err(violation(format!("{key:?} is not a valid label key")))
+            }
+        }
+        "inactive" if *op != Token::Has => match value.text() {
+            "true" => Ok(Filter::Inactive(!negate)),
+            "false" => Ok(Filter::Inactive(negate)),
+            other => Err(violation(format!(
+                "inactive compares with true or false, not {other:?}"
+            ))),
+        },
+        "state" if *op != Token::Has => match value.text() {
+            "ACTIVE" | "STATE_ACTIVE" => Ok(Filter::Deleted(negate)),
+            "DELETED" | "STATE_DELETED" => Ok(Filter::Deleted(!negate)),
+            other => Err(violation(format!(
+                "state compares with ACTIVE or DELETED, not {other:?}"
+            ))),
+        },
+        "labels" | "inactive" | "state" => Err(violation(format!(
+            "{field:?} does not support this operator"
+        ))),
+        other => Err(violation(format!(
+            "cannot filter on {other:?}; use name, scope, email, provenance, inactive, state or labels.<key>"
+        ))),
+    }
+}
+
+/// Parses a filter; `None` for an empty one.
+pub fn parse(text: &str) -> Result<Option<Filter>, FieldViolation> {
+    if text.len() > MAX_FILTER_LEN {
+        return Err(violation(format!(
+            "the filter is longer than {MAX_FILTER_LEN} bytes"
+        )));
+    }
+    let tokens = tokenize(text)?;
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        depth: 0,
+    };
+    let filter = parser.or()?;
+    match parser.peek() {
+        None => Ok(Some(filter)),
+        Some(token) => Err(violation(format!(
+            "unexpected {token:?} after a complete filter"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn text(field: TextField, value: &str) -> Filter {
+        Filter::Text {
+            field,
+            op: TextOp::Equals(value.to_owned()),
+        }
+    }
+
+    #[test]
+    fn empty_filters_match_everything() {
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("   "), Ok(None));
+    }
+
+    #[test]
+    fn comparisons_parse() {
+        assert_eq!(parse("name = ops"), Ok(Some(text(TextField::Name, "ops"))));
+        assert_eq!(
+            parse(r#"email != "a b@x.com""#),
+            Ok(Some(Filter::Not(Box::new(text(
+                TextField::Email,
+                "a b@x.com"
+            )))))
+        );
+        assert_eq!(
+            parse("name:OP"),
+            Ok(Some(Filter::Text {
+                field: TextField::Name,
+                op: TextOp::Contains("OP".into())
+            }))
+        );
+        assert_eq!(
+            parse("provenance:*"),
+            Ok(Some(Filter::Text {
+                field: TextField::Provenance,
+                op: TextOp::Present
+            }))
+        );
+        assert_eq!(parse("inactive = true"), Ok(Some(Filter::Inactive(true))));
+        assert_eq!(parse("inactive != true"), Ok(Some(Filter::Inactive(false))));
+        assert_eq!(parse("state = DELETED"), Ok(Some(Filter::Deleted(true))));
+        assert_eq!(
+            parse("state = STATE_ACTIVE"),
+            Ok(Some(Filter::Deleted(false)))
+        );
+        assert_eq!(
+            parse("labels:team"),
+            Ok(Some(Filter::HasLabel("team".into())))
+        );
+        assert_eq!(
+            parse("labels.team:*"),
+            Ok(Some(Filter::HasLabel("team".into())))
+        );
+        assert_eq!(
+            parse("labels.k8s.io-x = sre"),
+            Ok(Some(text(TextField::Label("k8s.io-x".into()), "sre")))
+        );
+    }
+
+    #[test]
+    fn and_binds_tighter_than_or_and_juxtaposition_is_and() {
+        let a = || text(TextField::Name, "a");
+        let b = || text(TextField::Scope, "b");
+        let c = || text(TextField::Email, "c");
+        assert_eq!(
+            parse("name=a OR scope=b AND email=c"),
+            Ok(Some(Filter::Or(vec![a(), Filter::And(vec![b(), c()])])))
+        );
+        assert_eq!(
+            parse("(name=a OR scope=b) email=c"),
+            Ok(Some(Filter::And(vec![Filter::Or(vec![a(), b()]), c()])))
+        );
+        assert_eq!(
+            parse("NOT name=a -scope=b"),
+            Ok(Some(Filter::And(vec![
+                Filter::Not(Box::new(a())),
+                Filter::Not(Box::new(b()))
+            ])))
+        );
+    }
+
+    #[test]
+    fn what_is_not_understood_is_rejected_naming_the_filter_field() {
+        for bad in [
+            "color = red",
+            "name",
+            "name =",
+            "name = a OR",
+            "(name = a",
+            "name = a)",
+            "name ~ a",
+            "name ! a",
+            "\"unterminated",
+            "inactive = maybe",
+            "inactive : true",
+            "state = GONE",
+            "labels = x",
+            "labels.Bad = x",
+            "AND name = a",
+            "create_time > 5",
+        ] {
+            let error = parse(bad).expect_err(bad);
+            assert_eq!(error.field, "filter", "{bad}");
+        }
+        assert!(parse(&"(".repeat(40)).is_err());
+        assert!(parse(&"x".repeat(MAX_FILTER_LEN + 1)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_input_parses_or_is_rejected_without_panicking(input in "[a-z.:=!()\" *-]{0,40}|(NOT |AND |OR |name|labels\\.a|[=:!()\" ]){0,12}") {
+            match parse(&input) {
+                Ok(_) => {}
+                Err(violation) => prop_assert_eq!(violation.field, "filter"),
+            }
+        }
+    }
+}
