@@ -661,7 +661,9 @@ impl GroupService {
     }
 
     /// Applies a set operation on membership, reading only the rows of the
-    /// principals the request names.
+    /// principals the request names, and returns the group in the BASIC
+    /// view: echoing a membership of up to 100,000 principals back would
+    /// read every one of them to add one.
     async fn change_members(
         &self,
         actor: &Principal,
@@ -687,7 +689,6 @@ impl GroupService {
             membership::remove(&existing, &request.members, &request.admins)
         };
         if delta.is_empty() {
-            group.members = Some(store::load_members(&tx, id).await?);
             return Ok(group);
         }
         let count = group.member_count + delta.count_change();
@@ -706,7 +707,6 @@ impl GroupService {
         store::apply_membership(&tx, id, &delta).await?;
         self.record(&tx, actor, &group, kind, Vec::new(), &delta)
             .await?;
-        group.members = Some(store::load_members(&tx, id).await?);
         tx.commit().await.map_err(store::classify)?;
         Ok(group)
     }
