@@ -12,6 +12,7 @@
 #[macro_use]
 mod helpers;
 
+mod capacity;
 mod changes;
 mod concurrency;
 mod create;
