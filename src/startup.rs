@@ -12,7 +12,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     config::Settings,
     grpc::GrpcService,
-    pb::{self, group_service_server::GroupServiceServer},
+    pb,
     service::{GroupService, page_token::PageTokens},
     store::{Store, StoreOptions},
 };
@@ -144,6 +144,3 @@ async fn watch_database(service: GroupService, health: HealthReporter, every: Du
         }
     }
 }
-
-/// The type health reports the service under, for tests and probes.
-pub type GroupServer = GroupServiceServer<GrpcService>;

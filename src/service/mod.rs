@@ -76,6 +76,15 @@ pub struct ListGroups {
     pub view: Option<View>,
 }
 
+/// A group about to be inserted.
+struct NewGroup<'a> {
+    id: String,
+    fields: GroupFields,
+    membership: &'a Membership,
+    validate_only: bool,
+    request_id: Option<&'a str>,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -194,6 +203,7 @@ impl GroupService {
         } else {
             request.group_id.clone()
         };
+        violations.extend(self.new_group_violations(&id, &request.fields, &request.membership));
         Error::check(violations)?;
 
         let tx = self.store.begin_write().await?;
@@ -205,33 +215,24 @@ impl GroupService {
         if store::group_exists(&tx, &id).await? {
             return Err(Error::id_taken(&id));
         }
-        let request_id = (!request.request_id.is_empty()).then_some(request.request_id.as_str());
-        self.insert_new_group(
-            tx,
-            actor,
+        let new = NewGroup {
             id,
-            request.fields,
-            &request.membership,
-            request.validate_only,
-            request_id,
-        )
-        .await
+            fields: request.fields,
+            membership: &request.membership,
+            validate_only: request.validate_only,
+            request_id: (!request.request_id.is_empty()).then_some(request.request_id.as_str()),
+        };
+        self.insert_new_group(tx, actor, new).await
     }
 
-    /// Validates and inserts a new group inside `tx`, for CreateGroup and
-    /// for UpdateGroup with `allow_missing`.
-    #[allow(clippy::too_many_arguments)]
-    async fn insert_new_group(
+    /// What is wrong with a group about to be created with id `id`.
+    fn new_group_violations(
         &self,
-        tx: DatabaseTransaction,
-        actor: &Principal,
-        id: String,
-        mut fields: GroupFields,
+        id: &str,
+        fields: &GroupFields,
         membership: &Membership,
-        validate_only: bool,
-        request_id: Option<&str>,
-    ) -> Result<Group, Error> {
-        let mut violations = validate::group_fields(&fields, &id);
+    ) -> Vec<FieldViolation> {
+        let mut violations = validate::group_fields(fields, id);
         violations.extend(validate::membership_lists(
             membership,
             "group.",
@@ -247,7 +248,25 @@ impl GroupService {
                 ),
             ));
         }
-        Error::check(violations)?;
+        violations
+    }
+
+    /// Inserts a new group, already checked by [`Self::new_group_violations`],
+    /// inside `tx`: for CreateGroup and for UpdateGroup with `allow_missing`.
+    /// What needs the database (parents, the name) is checked here.
+    async fn insert_new_group(
+        &self,
+        tx: DatabaseTransaction,
+        actor: &Principal,
+        new: NewGroup<'_>,
+    ) -> Result<Group, Error> {
+        let NewGroup {
+            id,
+            mut fields,
+            membership,
+            validate_only,
+            request_id,
+        } = new;
         let parents = self.dead_parents(&tx, &fields.member_of, &[]).await?;
         Error::check(parents)?;
         if store::name_taken(&tx, &fields.scope, &fields.name, &id).await? {
@@ -420,17 +439,15 @@ impl GroupService {
                 if !request.etag.is_empty() {
                     return Err(Error::EtagMismatch { id: id.to_owned() });
                 }
-                return self
-                    .insert_new_group(
-                        tx,
-                        actor,
-                        id.to_owned(),
-                        request.fields,
-                        &request.membership,
-                        request.validate_only,
-                        None,
-                    )
-                    .await;
+                Error::check(self.new_group_violations(id, &request.fields, &request.membership))?;
+                let new = NewGroup {
+                    id: id.to_owned(),
+                    fields: request.fields,
+                    membership: &request.membership,
+                    validate_only: request.validate_only,
+                    request_id: None,
+                };
+                return self.insert_new_group(tx, actor, new).await;
             }
             Some(group) if group.state == State::Active => group,
             _ => return Err(Error::NotFound { id: id.to_owned() }),

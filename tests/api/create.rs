@@ -7,6 +7,7 @@ use tonic::Code;
 use crate::helpers::*;
 
 both_backends!(
+    create_reports_every_violation_of_the_request_at_once,
     creates_a_group_with_a_server_assigned_uuid,
     creates_a_group_with_the_client_chosen_group_id,
     create_returns_every_writable_field_and_get_returns_the_same_group,
@@ -805,4 +806,37 @@ async fn create_rejects_more_members_than_a_group_may_have(app: TestApp) {
     )
     .await;
     assert_eq!(created.member_count, 3);
+}
+
+async fn create_reports_every_violation_of_the_request_at_once(app: TestApp) {
+    let status = create_request(
+        &app,
+        pb::CreateGroupRequest {
+            group: Some(pb::Group {
+                name: "two words".to_owned(),
+                email: "not-an-email".to_owned(),
+                members: members(&["bad id"]),
+                ..Default::default()
+            }),
+            group_id: "-bad".to_owned(),
+            request_id: "not-a-uuid".to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    let mut fields: Vec<String> = violations(&status).into_iter().map(|v| v.field).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "group.email",
+            "group.members[0].id",
+            "group.name",
+            "group_id",
+            "request_id"
+        ]
+    );
+    let listed = list(&app, pb::ListGroupsRequest::default()).await;
+    assert!(listed.groups.is_empty(), "nothing was created");
 }
