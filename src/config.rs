@@ -48,6 +48,8 @@ pub struct Settings {
         long,
         env = "GROUPD_DATABASE_URL",
         default_value = "sqlite://groupd.db",
+        // The URL may hold a password: never echo it in --help.
+        hide_env_values = true,
         global = true
     )]
     pub database_url: String,
