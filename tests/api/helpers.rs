@@ -87,6 +87,11 @@ impl TestApp {
         self.servers.0.lock().unwrap()[0].task.take()
     }
 
+    /// The URL of the test's database, to start other processes on it.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Another client on the same channel, for concurrent tasks.
     pub fn client(&self) -> GroupServiceClient<Channel> {
         self.client.clone()

@@ -17,6 +17,7 @@ mod changes;
 mod concurrency;
 mod create;
 mod delete;
+mod durability;
 mod filter;
 mod get_list;
 mod members;
