@@ -161,7 +161,9 @@ pub struct Group {
     pub updated_by: String,
     /// How many direct members it has.
     pub member_count: i64,
-    /// 1 when created, one more on every write.
+    /// 1 when created, one more on every write. 0 only in the placeholder
+    /// DeleteGroup answers (with `allow_missing`) for a group that never
+    /// existed, which has no times and no etag.
     pub version: i64,
     /// The direct members sorted by id, in [`View::Full`] only.
     #[serde(skip)]

@@ -110,6 +110,8 @@ fn member(id: String) -> pb::Member {
 
 impl From<Group> for pb::Group {
     fn from(group: Group) -> Self {
+        // Version 0 is a group that was never stored (see `Group::version`):
+        // it has no etag and no times.
         let etag = if group.version > 0 {
             group.etag()
         } else {

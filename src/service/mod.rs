@@ -737,7 +737,6 @@ impl GroupService {
         let (Ok(page_size), Ok(order), Ok(filter)) = (page_size, order, filter) else {
             return Err(Error::InvalidArgument { violations });
         };
-        Error::check(violations)?;
         let query_key = format!(
             "groups|{}|{}|{}",
             request.filter.trim(),
@@ -787,7 +786,7 @@ impl GroupService {
         let query_key = format!("members|{id}");
         let after: Option<String> = self.tokens.decode(&query_key, page_token)?;
         let tx = self.store.begin_read().await?;
-        if store::find_group(&tx, id, false).await?.is_none() {
+        if !store::group_exists(&tx, id).await? {
             return Err(Error::NotFound { id: id.to_owned() });
         }
         let mut members = store::list_members(&tx, id, after.as_deref(), page_size + 1).await?;
@@ -812,7 +811,7 @@ impl GroupService {
         let query_key = format!("changes|{id}");
         let after: Option<i64> = self.tokens.decode(&query_key, page_token)?;
         let tx = self.store.begin_read().await?;
-        if store::find_group(&tx, id, false).await?.is_none() {
+        if !store::group_exists(&tx, id).await? {
             return Err(Error::NotFound { id: id.to_owned() });
         }
         let mut changes = store::list_changes(&tx, id, after.unwrap_or(0), page_size + 1).await?;
