@@ -1,0 +1,500 @@
+//! The HTTP bindings of a gRPC service, read from its `google.api.http`
+//! annotations, and the path templates they route by.
+//!
+//! Template syntax (from `google/api/http.proto`):
+//!
+//! ```text
+//! Template = "/" Segments [ Verb ] ;
+//! Segments = Segment { "/" Segment } ;
+//! Segment  = "*" | "**" | LITERAL | Variable ;
+//! Variable = "{" FieldPath [ "=" Segments ] "}" ;
+//! FieldPath = IDENT { "." IDENT } ;
+//! Verb     = ":" LITERAL ;
+//! ```
+
+use std::fmt;
+
+use http::Method;
+use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
+
+use crate::pb::google::api::{HttpRule, http_rule::Pattern};
+
+/// The full name of the annotation the bindings come from.
+const HTTP_EXTENSION: &str = "google.api.http";
+
+/// One HTTP binding of one RPC: `PATCH /v1/groups/{group.id}` with body
+/// `group`, say. An RPC has one per rule and additional binding.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// The RPC the binding calls.
+    pub method: MethodDescriptor,
+    /// The HTTP method it answers.
+    pub http_method: Method,
+    /// The path it answers.
+    pub template: PathTemplate,
+    /// Where the request body goes.
+    pub body: BodyRule,
+}
+
+/// The `body` of an HTTP rule: which part of the request message the HTTP
+/// body fills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyRule {
+    /// No body: the fields not bound by the path come from the query.
+    None,
+    /// `body: "*"`: the whole request, except the path variables.
+    Whole,
+    /// `body: "field"`: that top-level field of the request.
+    Field(String),
+}
+
+/// Reads the bindings of every RPC of `service` that has a
+/// `google.api.http` annotation. Errors name the RPC and what is wrong
+/// with its rule; they are programming errors in the contract, found at
+/// start (and by the unit tests).
+pub fn bindings(
+    pool: &DescriptorPool,
+    service: &ServiceDescriptor,
+) -> Result<Vec<Binding>, String> {
+    let Some(extension) = pool.get_extension_by_name(HTTP_EXTENSION) else {
+        return Ok(Vec::new());
+    };
+    let mut bindings = Vec::new();
+    for method in service.methods() {
+        let options = method.options();
+        if !options.has_extension(&extension) {
+            continue;
+        }
+        let rule: HttpRule = match options.get_extension(&extension).as_message() {
+            Some(message) => message.transcode_to().map_err(|error| {
+                format!("{}: unreadable HTTP rule: {error}", method.full_name())
+            })?,
+            None => continue,
+        };
+        for rule in std::iter::once(&rule).chain(rule.additional_bindings.iter()) {
+            bindings.push(binding(&method, rule)?);
+        }
+    }
+    Ok(bindings)
+}
+
+fn binding(method: &MethodDescriptor, rule: &HttpRule) -> Result<Binding, String> {
+    let context = |error: String| format!("{}: {error}", method.full_name());
+    let (http_method, path) = match &rule.pattern {
+        Some(Pattern::Get(path)) => (Method::GET, path.as_str()),
+        Some(Pattern::Put(path)) => (Method::PUT, path.as_str()),
+        Some(Pattern::Post(path)) => (Method::POST, path.as_str()),
+        Some(Pattern::Delete(path)) => (Method::DELETE, path.as_str()),
+        Some(Pattern::Patch(path)) => (Method::PATCH, path.as_str()),
+        Some(Pattern::Custom(custom)) => (
+            Method::from_bytes(custom.kind.as_bytes())
+                .map_err(|_| context(format!("bad custom method {:?}", custom.kind)))?,
+            custom.path.as_str(),
+        ),
+        None => return Err(context("HTTP rule without a pattern".to_owned())),
+    };
+    let template = PathTemplate::parse(path).map_err(context)?;
+    let input = method.input();
+    for variable in template.variables() {
+        check_field_path(&input, variable).map_err(context)?;
+    }
+    let body = match rule.body.as_str() {
+        "" => BodyRule::None,
+        "*" => BodyRule::Whole,
+        field => {
+            if input.get_field_by_name(field).is_none() {
+                return Err(context(format!("body names no field: {field:?}")));
+            }
+            BodyRule::Field(field.to_owned())
+        }
+    };
+    Ok(Binding {
+        method: method.clone(),
+        http_method,
+        template,
+        body,
+    })
+}
+
+/// Checks that a path variable names a singular non-message field,
+/// through singular message fields.
+fn check_field_path(
+    message: &prost_reflect::MessageDescriptor,
+    path: &[String],
+) -> Result<(), String> {
+    let mut message = message.clone();
+    for (index, name) in path.iter().enumerate() {
+        let field = message
+            .get_field_by_name(name)
+            .ok_or_else(|| format!("path variable {:?} names no field", path.join(".")))?;
+        if field.is_list() || field.is_map() {
+            return Err(format!("path variable {:?} is repeated", path.join(".")));
+        }
+        match field.kind().as_message() {
+            Some(inner) if index + 1 < path.len() => message = inner.clone(),
+            Some(_) => return Err(format!("path variable {:?} is a message", path.join("."))),
+            None if index + 1 < path.len() => {
+                return Err(format!(
+                    "path variable {:?} traverses a scalar",
+                    path.join(".")
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// One step of a compiled path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// A segment that must equal this text.
+    Literal(String),
+    /// `*`: any one segment.
+    Any,
+    /// `**`: any number of segments (only last).
+    Rest,
+}
+
+/// A variable: the field it sets and the tokens it captures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Variable {
+    field_path: Vec<String>,
+    start: usize,
+    end: usize,
+}
+
+/// A compiled path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    source: String,
+    tokens: Vec<Token>,
+    variables: Vec<Variable>,
+    verb: Option<String>,
+}
+
+impl fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// The path variables of a matched request: field path and decoded value.
+pub type Captures = Vec<(Vec<String>, String)>;
+
+impl PathTemplate {
+    /// Parses a template such as `/v1/groups/{id}:undelete`.
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("bad path template {source:?}: {why}");
+        let rest = source
+            .strip_prefix('/')
+            .ok_or_else(|| bad("must start with '/'"))?;
+        // The verb is the text after the last ':' that is not inside a
+        // variable.
+        let (segments, verb) = match rest.rfind(':') {
+            Some(at) if !rest[at..].contains('}') => (&rest[..at], Some(rest[at + 1..].to_owned())),
+            _ => (rest, None),
+        };
+        if verb.as_deref() == Some("") {
+            return Err(bad("empty verb"));
+        }
+        let mut tokens = Vec::new();
+        let mut variables = Vec::new();
+        for segment in split_segments(segments).map_err(|why| bad(&why))? {
+            if let Some(inner) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                let (path, pattern) = match inner.split_once('=') {
+                    Some((path, pattern)) => (path, pattern),
+                    None => (inner, "*"),
+                };
+                let field_path: Vec<String> = path.split('.').map(str::to_owned).collect();
+                if field_path.iter().any(|name| !is_ident(name)) {
+                    return Err(bad("variable names are identifiers"));
+                }
+                let start = tokens.len();
+                for part in pattern.split('/') {
+                    tokens.push(token(part).map_err(|why| bad(&why))?);
+                }
+                variables.push(Variable {
+                    field_path,
+                    start,
+                    end: tokens.len(),
+                });
+            } else {
+                tokens.push(token(segment).map_err(|why| bad(&why))?);
+            }
+        }
+        if let Some(at) = tokens.iter().position(|t| *t == Token::Rest)
+            && at + 1 != tokens.len()
+        {
+            return Err(bad("'**' must be the last segment"));
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            tokens,
+            variables,
+            verb,
+        })
+    }
+
+    /// The field paths of the template's variables, in order.
+    pub fn variables(&self) -> impl Iterator<Item = &[String]> {
+        self.variables.iter().map(|v| v.field_path.as_slice())
+    }
+
+    /// Whether the template ends in a custom verb (`:undelete`).
+    pub fn has_verb(&self) -> bool {
+        self.verb.is_some()
+    }
+
+    /// The template with each variable as `{field.path}` and no pattern:
+    /// the OpenAPI form of the path.
+    pub fn openapi_path(&self) -> String {
+        let mut path = String::new();
+        let mut index = 0;
+        while index < self.tokens.len() {
+            path.push('/');
+            if let Some(variable) = self.variables.iter().find(|v| v.start == index) {
+                path.push('{');
+                path.push_str(&variable.field_path.join("."));
+                path.push('}');
+                index = variable.end.max(index + 1);
+                continue;
+            }
+            match &self.tokens[index] {
+                Token::Literal(text) => path.push_str(text),
+                Token::Any => path.push('*'),
+                Token::Rest => path.push_str("**"),
+            }
+            index += 1;
+        }
+        if let Some(verb) = &self.verb {
+            path.push(':');
+            path.push_str(verb);
+        }
+        path
+    }
+
+    /// Matches a request path (still percent-encoded). Returns the decoded
+    /// variables, or `None` when the path does not fit.
+    pub fn matches(&self, path: &str) -> Option<Captures> {
+        let rest = path.strip_prefix('/')?;
+        let rest = match &self.verb {
+            Some(verb) => rest.strip_suffix(verb.as_str())?.strip_suffix(':')?,
+            None => rest,
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
+        let mut matched = 0;
+        for (index, token) in self.tokens.iter().enumerate() {
+            match token {
+                Token::Literal(text) => {
+                    if segments.get(index)? != text {
+                        return None;
+                    }
+                }
+                Token::Any => {
+                    if segments.get(index)?.is_empty() {
+                        return None;
+                    }
+                }
+                Token::Rest => {
+                    matched = segments.len();
+                    break;
+                }
+            }
+            matched = index + 1;
+        }
+        if matched != segments.len() {
+            return None;
+        }
+        let mut captures = Vec::with_capacity(self.variables.len());
+        for variable in &self.variables {
+            let end = if self.tokens.get(variable.end - 1) == Some(&Token::Rest) {
+                segments.len()
+            } else {
+                variable.end
+            };
+            let raw = segments.get(variable.start..end)?;
+            let value = if end - variable.start == 1 {
+                decode(raw[0])?
+            } else {
+                // A multi-segment value keeps its '/' separators, and an
+                // encoded '/' stays encoded (as grpc-gateway does).
+                raw.iter()
+                    .map(|segment| decode_keeping_slash(segment))
+                    .collect::<Option<Vec<_>>>()?
+                    .join("/")
+            };
+            captures.push((variable.field_path.clone(), value));
+        }
+        Some(captures)
+    }
+}
+
+fn split_segments(segments: &str) -> Result<Vec<&str>, String> {
+    // Split on '/' outside braces.
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (at, c) in segments.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.checked_sub(1).ok_or("unbalanced '}'")?,
+            '/' if depth == 0 => {
+                out.push(&segments[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err("unbalanced '{'".to_owned());
+    }
+    out.push(&segments[start..]);
+    Ok(out)
+}
+
+fn token(segment: &str) -> Result<Token, String> {
+    match segment {
+        "" => Err("empty segment".to_owned()),
+        "*" => Ok(Token::Any),
+        "**" => Ok(Token::Rest),
+        text if text.contains(['{', '}', '*']) => Err(format!("bad segment {text:?}")),
+        text => Ok(Token::Literal(text.to_owned())),
+    }
+}
+
+fn is_ident(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn decode(segment: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+fn decode_keeping_slash(segment: &str) -> Option<String> {
+    let parts: Option<Vec<String>> = segment
+        .split("%2F")
+        .flat_map(|part| part.split("%2f"))
+        .map(decode)
+        .collect();
+    parts.map(|parts| parts.join("%2F"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captures(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+        PathTemplate::parse(template)
+            .unwrap()
+            .matches(path)
+            .map(|c| c.into_iter().map(|(f, v)| (f.join("."), v)).collect())
+    }
+
+    #[test]
+    fn literal_paths_match_exactly() {
+        assert_eq!(captures("/v1/groups", "/v1/groups"), Some(vec![]));
+        assert_eq!(captures("/v1/groups", "/v1/groups/"), None);
+        assert_eq!(captures("/v1/groups", "/v1/group"), None);
+        assert_eq!(captures("/v1/groups", "/v1/groups/x"), None);
+    }
+
+    #[test]
+    fn variables_capture_one_decoded_segment() {
+        assert_eq!(
+            captures("/v1/groups/{group.id}", "/v1/groups/a%20b"),
+            Some(vec![("group.id".into(), "a b".into())])
+        );
+        assert_eq!(captures("/v1/groups/{id}", "/v1/groups/"), None);
+        assert_eq!(captures("/v1/groups/{id}", "/v1/groups/a/b"), None);
+        assert_eq!(captures("/v1/groups/{id}", "/v1/groups/%FF"), None);
+    }
+
+    #[test]
+    fn verbs_are_split_off_the_last_segment() {
+        assert_eq!(
+            captures("/v1/groups/{id}:undelete", "/v1/groups/g1:undelete"),
+            Some(vec![("id".into(), "g1".into())])
+        );
+        assert_eq!(captures("/v1/groups/{id}:undelete", "/v1/groups/g1"), None);
+        assert_eq!(
+            captures("/v1/groups/{id}:undelete", "/v1/groups/g1:other"),
+            None
+        );
+        assert_eq!(
+            captures("/v1/groups/{id}:undelete", "/v1/groups/:undelete"),
+            None
+        );
+    }
+
+    #[test]
+    fn patterns_capture_several_segments() {
+        assert_eq!(
+            captures("/v1/{name=groups/*}/x", "/v1/groups/g/x"),
+            Some(vec![("name".into(), "groups/g".into())])
+        );
+        assert_eq!(
+            captures("/v1/{name=files/**}", "/v1/files/a/b%2Fc"),
+            Some(vec![("name".into(), "files/a/b%2Fc".into())])
+        );
+    }
+
+    #[test]
+    fn malformed_templates_are_refused() {
+        for bad in [
+            "v1/x",
+            "/v1/{id",
+            "/v1/{a-b}",
+            "/v1/**/x",
+            "/v1//x",
+            "/v1/x:",
+        ] {
+            assert!(PathTemplate::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn openapi_paths_name_the_variables() {
+        let template = PathTemplate::parse("/v1/groups/{group.id=*}:undelete").unwrap();
+        assert_eq!(template.openapi_path(), "/v1/groups/{group.id}:undelete");
+    }
+
+    #[test]
+    fn every_rpc_of_the_contract_has_a_valid_binding() {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let service = pool.get_service_by_name("groups.v1.GroupService").unwrap();
+        let bindings = bindings(&pool, &service).unwrap();
+        assert_eq!(bindings.len(), service.methods().len() + 1);
+        let update: Vec<_> = bindings
+            .iter()
+            .filter(|b| b.method.name() == "UpdateGroup")
+            .map(|b| {
+                (
+                    b.http_method.clone(),
+                    b.template.to_string(),
+                    b.body.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            update,
+            vec![
+                (
+                    Method::PATCH,
+                    "/v1/groups/{group.id}".into(),
+                    BodyRule::Field("group".into())
+                ),
+                (
+                    Method::PUT,
+                    "/v1/groups/{group.id}".into(),
+                    BodyRule::Field("group".into())
+                ),
+            ]
+        );
+    }
+}
