@@ -24,7 +24,7 @@ pub struct Cli {
 /// The commands of the `groupd` binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Serve gRPC (the default).
+    /// Serve gRPC and HTTP/JSON (the default).
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
@@ -62,6 +62,16 @@ pub struct Settings {
         global = true
     )]
     pub grpc_addr: SocketAddr,
+
+    /// Address the HTTP server (HTTP/JSON API, `/metrics`,
+    /// `/openapi.json`) listens on; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "GROUPD_HTTP_ADDR",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
+    pub http_addr: SocketAddr,
 
     /// Log format.
     #[arg(
@@ -189,6 +199,7 @@ mod tests {
     fn defaults_match_the_spec() {
         let settings = Settings::parse_from_args(["groupd"]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(settings.grpc_addr.to_string(), "0.0.0.0:50051");
+        assert_eq!(settings.http_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(settings.database_url, "sqlite://groupd.db");
         assert!(!settings.skip_migrations);
     }

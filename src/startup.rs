@@ -12,6 +12,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     config::Settings,
     grpc::GrpcService,
+    http::{self, GrpcHandler},
     pb,
     service::{GroupService, page_token::PageTokens},
     store::{Store, StoreOptions},
@@ -20,12 +21,14 @@ use crate::{
 /// The service name health reports under, besides `""`.
 const SERVICE_NAME: &str = "groups.v1.GroupService";
 
-/// A built application: database connected and migrated, listener bound.
+/// A built application: database connected and migrated, listeners bound.
 #[derive(Debug)]
 pub struct Application {
     settings: Settings,
     listener: TcpListener,
     grpc_addr: SocketAddr,
+    http_listener: TcpListener,
+    http_addr: SocketAddr,
     service: GroupService,
 }
 
@@ -40,7 +43,8 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
 
 impl Application {
     /// Connects to the database, applies migrations (unless
-    /// `--skip-migrations`), and binds the gRPC listener (port 0 picks one).
+    /// `--skip-migrations`), and binds the gRPC and HTTP listeners (port 0
+    /// picks one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = connect(&settings).await?;
         if settings.skip_migrations {
@@ -52,10 +56,14 @@ impl Application {
         let service = GroupService::new(store, settings.limits(), tokens);
         let listener = TcpListener::bind(settings.grpc_addr).await?;
         let grpc_addr = listener.local_addr()?;
+        let http_listener = TcpListener::bind(settings.http_addr).await?;
+        let http_addr = http_listener.local_addr()?;
         Ok(Self {
             settings,
             listener,
             grpc_addr,
+            http_listener,
+            http_addr,
             service,
         })
     }
@@ -63,6 +71,11 @@ impl Application {
     /// The address the gRPC server is bound to.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The address the HTTP server is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// Serves until `shutdown` is cancelled. Then health turns NOT_SERVING,
@@ -80,8 +93,12 @@ impl Application {
             self.settings.db_health_interval,
         ));
         let delay = self.settings.shutdown_delay;
+        // Cancelled once the shutdown delay is over: both servers then stop
+        // accepting and drain.
+        let draining = CancellationToken::new();
         let drain = {
             let health = health.clone();
+            let draining = draining.clone();
             async move {
                 shutdown.cancelled().await;
                 monitor.abort();
@@ -89,20 +106,30 @@ impl Application {
                 tracing::info!(?delay, "shutting down: health is NOT_SERVING");
                 tokio::time::sleep(delay).await;
                 tracing::info!("draining in-flight calls");
+                draining.cancel();
             }
         };
 
         let store = self.service.store().clone();
         let groups = GrpcService::new(self.service).into_server(self.settings.max_message_bytes);
+        let gateway = http::gateway(
+            GrpcHandler::new(groups.clone()),
+            self.settings.max_message_bytes,
+        )?;
         tracing::info!(addr = %self.grpc_addr, "serving gRPC");
-        Server::builder()
+        tracing::info!(addr = %self.http_addr, "serving HTTP");
+        let grpc = Server::builder()
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(groups)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), drain)
-            .await?;
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), drain);
+        let http = axum::serve(self.http_listener, http::router(gateway))
+            .with_graceful_shutdown(draining.cancelled_owned());
+        tokio::try_join!(async { grpc.await.map_err(anyhow::Error::from) }, async {
+            http.await.map_err(anyhow::Error::from)
+        },)?;
         store.close().await?;
         tracing::info!("stopped");
         Ok(())

@@ -33,6 +33,8 @@ async fn start_binary(database_url: &str, drain_log: bool) -> (Child, String) {
             database_url,
             "--grpc-addr",
             "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
             "--log-format",
             "json",
             "--skip-migrations",

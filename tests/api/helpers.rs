@@ -64,6 +64,10 @@ pub struct TestApp {
     pub channel: Channel,
     /// The address the server bound.
     pub addr: SocketAddr,
+    /// The address the server's HTTP/JSON gateway bound.
+    pub http_addr: SocketAddr,
+    /// An HTTP client for the gateway (see [`TestApp::url`]).
+    pub http: reqwest::Client,
     /// Cancelling it starts the server's graceful shutdown.
     pub shutdown: CancellationToken,
     database_url: String,
@@ -85,6 +89,11 @@ impl TestApp {
     /// directly. Cleanup then only cancels the token.
     pub fn take_server(&self) -> Option<ServerTask> {
         self.servers.0.lock().unwrap()[0].task.take()
+    }
+
+    /// The gateway URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
     }
 
     /// The URL of the test's database, to start other processes on it.
@@ -129,7 +138,7 @@ impl TestApp {
     pub async fn spawn_replica(&self) -> Replica {
         let mut args = self.extra_args.clone();
         args.push("--skip-migrations".to_owned());
-        let (channel, _, _) = start_server(&self.database_url, &args, &self.servers)
+        let (channel, _, _, _) = start_server(&self.database_url, &args, &self.servers)
             .await
             .unwrap_or_else(|problem| panic!("cannot start a replica: {problem}"));
         Replica {
@@ -144,12 +153,14 @@ async fn start_server(
     url: &str,
     extra_args: &[String],
     servers: &Servers,
-) -> Result<(Channel, SocketAddr, CancellationToken), String> {
+) -> Result<(Channel, SocketAddr, SocketAddr, CancellationToken), String> {
     let mut args = vec![
         "groupd".to_owned(),
         "--database-url".to_owned(),
         url.to_owned(),
         "--grpc-addr".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--http-addr".to_owned(),
         "127.0.0.1:0".to_owned(),
     ];
     args.extend(extra_args.iter().cloned());
@@ -159,6 +170,7 @@ async fn start_server(
         .await
         .map_err(|e| format!("Application::build failed: {e:#}"))?;
     let addr = application.grpc_addr();
+    let http_addr = application.http_addr();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(application.run(shutdown.clone()));
     servers.0.lock().unwrap().push(Server {
@@ -172,7 +184,7 @@ async fn start_server(
         .connect()
         .await
         .map_err(|e| format!("cannot connect to groupd at {addr}: {e}"))?;
-    Ok((channel, addr, shutdown))
+    Ok((channel, addr, http_addr, shutdown))
 }
 
 /// What must be undone after a scenario, kept outside the scenario's task so
@@ -320,7 +332,8 @@ pub async fn spawn_app(backend: Backend, extra_args: &[&str]) -> Option<(TestApp
         servers: servers.clone(),
         database,
     };
-    let (channel, addr, shutdown) = match start_server(&url, &extra_args, &servers).await {
+    let (channel, addr, http_addr, shutdown) = match start_server(&url, &extra_args, &servers).await
+    {
         Ok(started) => started,
         Err(problem) => {
             resources.cleanup().await;
@@ -331,6 +344,8 @@ pub async fn spawn_app(backend: Backend, extra_args: &[&str]) -> Option<(TestApp
         client: GroupServiceClient::new(channel.clone()),
         channel,
         addr,
+        http_addr,
+        http: reqwest::Client::new(),
         shutdown,
         database_url: url,
         postgres,

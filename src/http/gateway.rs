@@ -1,0 +1,819 @@
+//! The transcoder: an HTTP/JSON request becomes the RPC's request message
+//! (path variables, query parameters and body placed as the
+//! `google.api.http` binding says), that message is sent to the same
+//! in-process tonic service gRPC clients reach, and the reply comes back
+//! as canonical proto3 JSON.
+//!
+//! Why our own code: the crates that transcode for tonic (`rest_over_grpc`,
+//! `tonneau`, `tonic-rest`) generate a second service surface at build time
+//! and none implements grpc-gateway's PATCH semantics (the implied mask from
+//! the body's keys) or `If-Match`; see ARCHITECTURE.md. The JSON mapping
+//! itself is not ours: prost-reflect implements canonical proto3 JSON for
+//! any message of a descriptor pool. This module only places fields and
+//! routes.
+
+use std::{convert::Infallible, sync::Arc, time::Instant};
+
+use axum::{
+    body::{Body as AxumBody, Bytes},
+    response::{IntoResponse, Response},
+};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::BodyExt as _;
+use prost::Message as _;
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor,
+    ReflectMessage as _, SerializeOptions, ServiceDescriptor,
+};
+use serde_json::{Map, Value as Json};
+use tonic::{Code, Status};
+use tower::{ServiceExt as _, util::BoxCloneSyncService};
+
+use super::{
+    rules::{self, Binding, BodyRule, Captures},
+    status::{HttpError, json_body},
+};
+
+/// The in-process gRPC service the gateway calls.
+pub type GrpcHandler = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    Infallible,
+>;
+
+/// Request headers passed on to the RPC as metadata.
+const FORWARDED_HEADERS: [&str; 3] = ["authorization", "x-request-id", "grpc-timeout"];
+
+/// The HTTP/JSON transcoder of one gRPC service.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: DescriptorPool,
+    routes: Vec<Binding>,
+    grpc: GrpcHandler,
+    max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("routes", &self.inner.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request got no RPC response: the gateway refused it, or the RPC
+/// failed (and has logged and counted itself).
+enum Failure {
+    Gateway(HttpError),
+    Rpc(Status),
+}
+
+impl From<HttpError> for Failure {
+    fn from(error: HttpError) -> Self {
+        Self::Gateway(error)
+    }
+}
+
+impl Gateway {
+    /// The gateway of `service` (whose types must be in `pool`), calling
+    /// `grpc`. Request bodies over `max_body_bytes` are refused.
+    pub fn new(
+        pool: DescriptorPool,
+        service: &ServiceDescriptor,
+        grpc: GrpcHandler,
+        max_body_bytes: usize,
+    ) -> Result<Self, String> {
+        let mut routes = rules::bindings(&pool, service)?;
+        // A template with a verb first: `/v1/groups/g:undelete` is the
+        // verb on group `g`, not a group named `g:undelete`.
+        routes.sort_by_key(|binding| !binding.template.has_verb());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                routes,
+                grpc,
+                max_body_bytes,
+            }),
+        })
+    }
+
+    /// The descriptor pool messages are read from.
+    pub fn pool(&self) -> &DescriptorPool {
+        &self.inner.pool
+    }
+
+    /// The bindings served.
+    pub fn bindings(&self) -> &[Binding] {
+        &self.inner.routes
+    }
+
+    /// Answers one HTTP request. Returns the RPC's name (when a route
+    /// matched), the gRPC code of the outcome, whether the RPC itself was
+    /// called (and so counted), and the response.
+    pub async fn handle(&self, request: http::Request<AxumBody>) -> Handled {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let (binding, captures) = match self.route(&parts.method, parts.uri.path()) {
+            Ok(found) => found,
+            Err(error) => return self.refused(None, error, started),
+        };
+        let rpc = binding.method.name().to_owned();
+        match self.call(binding, captures, &parts, body).await {
+            Ok(response) => Handled {
+                rpc: Some(rpc),
+                code: Code::Ok,
+                reached_rpc: true,
+                response,
+            },
+            Err(Failure::Rpc(status)) => Handled {
+                rpc: Some(rpc),
+                code: status.code(),
+                reached_rpc: true,
+                response: HttpError::new(status).into_response(&self.inner.pool),
+            },
+            Err(Failure::Gateway(error)) => self.refused(Some(rpc), error, started),
+        }
+    }
+
+    fn refused(&self, rpc: Option<String>, error: HttpError, started: Instant) -> Handled {
+        tracing::info!(
+            rpc = rpc.as_deref().unwrap_or(""),
+            code = ?error.status.code(),
+            http_status = error.http_status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            error = error.status.message(),
+            "HTTP request refused"
+        );
+        Handled {
+            rpc,
+            code: error.status.code(),
+            reached_rpc: false,
+            response: error.into_response(&self.inner.pool),
+        }
+    }
+
+    /// The binding for a method and path: 404 when no template fits the
+    /// path, 405 (with `Allow`) when one does for other methods.
+    fn route(&self, method: &Method, path: &str) -> Result<(&Binding, Captures), HttpError> {
+        let mut allowed: Vec<&str> = Vec::new();
+        for binding in &self.inner.routes {
+            if let Some(captures) = binding.template.matches(path) {
+                if binding.http_method == *method {
+                    return Ok((binding, captures));
+                }
+                allowed.push(binding.http_method.as_str());
+            }
+        }
+        if allowed.is_empty() {
+            return Err(HttpError::gateway(
+                Code::NotFound,
+                "ROUTE_NOT_FOUND",
+                format!("no route for {method} {path}"),
+                Vec::new(),
+            ));
+        }
+        allowed.sort_unstable();
+        allowed.dedup();
+        let allow = HeaderValue::from_str(&allowed.join(", "))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        Err(HttpError::gateway(
+            Code::Unimplemented,
+            "METHOD_NOT_ALLOWED",
+            format!(
+                "{path} does not answer {method}; it answers {}",
+                allowed.join(", ")
+            ),
+            Vec::new(),
+        )
+        .with_http(StatusCode::METHOD_NOT_ALLOWED)
+        .with_header(header::ALLOW, allow))
+    }
+
+    async fn call(
+        &self,
+        binding: &Binding,
+        captures: Captures,
+        parts: &http::request::Parts,
+        body: AxumBody,
+    ) -> Result<Response, Failure> {
+        let bytes = self.read_body(&parts.headers, body, &binding.body).await?;
+        let input = binding.method.input();
+
+        // The JSON of the whole request message, assembled from the body,
+        // the path and the query, then decoded once.
+        let mut root = Map::new();
+        let mut body_keys = Vec::new();
+        if let Some(body) = parse_body(&bytes, &binding.body)? {
+            match &binding.body {
+                BodyRule::None => {}
+                BodyRule::Whole => root = body,
+                BodyRule::Field(field) => {
+                    body_keys = body.keys().cloned().collect();
+                    root.insert(field.clone(), Json::Object(body));
+                }
+            }
+        }
+        for (path, value) in &captures {
+            let field = leaf_field(&input, path)
+                .map_err(|message| HttpError::invalid(&path.join("."), message))?;
+            let value = scalar_json(&field, value)
+                .map_err(|message| HttpError::invalid(&path.join("."), message))?;
+            set_json(&mut root, &input, path, value, Placement::Url)?;
+        }
+        if let Some(query) = parts.uri.query() {
+            apply_query(&mut root, &input, binding, &captures, query)?;
+        }
+        apply_if_match(&mut root, &input, binding, &parts.headers)?;
+
+        let mut message = decode_request(&input, root, &binding.body)?;
+        apply_implied_mask(&mut message, binding, &body_keys)?;
+
+        let reply = self.invoke(binding, message, &parts.headers).await?;
+        Ok(reply_response(&reply))
+    }
+
+    /// The request body, within the size limit, as bytes.
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: AxumBody,
+        rule: &BodyRule,
+    ) -> Result<Bytes, HttpError> {
+        let limit = self.inner.max_body_bytes;
+        let too_large = || {
+            HttpError::gateway(
+                Code::ResourceExhausted,
+                "REQUEST_TOO_LARGE",
+                format!("the request body is larger than {limit} bytes"),
+                Vec::new(),
+            )
+            .with_http(StatusCode::PAYLOAD_TOO_LARGE)
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
+        }
+        let bytes = match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let over = std::error::Error::source(&error)
+                    .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+                return Err(if over {
+                    too_large()
+                } else {
+                    HttpError::invalid("body", "the request body could not be read")
+                });
+            }
+        };
+        if bytes.is_empty() {
+            return Ok(bytes);
+        }
+        if *rule == BodyRule::None {
+            return Err(HttpError::invalid(
+                "body",
+                "this method takes no request body; send its fields as query parameters",
+            ));
+        }
+        if !is_json(headers) {
+            return Err(HttpError::gateway(
+                Code::InvalidArgument,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "the request body must be JSON: send Content-Type: application/json",
+                Vec::new(),
+            )
+            .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        Ok(bytes)
+    }
+
+    /// Calls the RPC in process, as a gRPC client would over the network.
+    async fn invoke(
+        &self,
+        binding: &Binding,
+        message: DynamicMessage,
+        headers: &HeaderMap,
+    ) -> Result<DynamicMessage, Failure> {
+        let path = format!(
+            "/{}/{}",
+            binding.method.parent_service().full_name(),
+            binding.method.name()
+        );
+        let mut frame = Vec::with_capacity(5 + message.encoded_len());
+        let length = u32::try_from(message.encoded_len()).map_err(|_| internal("too large"))?;
+        frame.push(0);
+        frame.extend_from_slice(&length.to_be_bytes());
+        message
+            .encode(&mut frame)
+            .map_err(|_| internal("cannot encode the request"))?;
+
+        let mut request = http::Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .version(http::Version::HTTP_2)
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .header(header::TE, "trailers");
+        for name in FORWARDED_HEADERS {
+            if let Some(value) = headers.get(name) {
+                request = request.header(name, value);
+            }
+        }
+        let request = request
+            .body(tonic::body::Body::new(http_body_util::Full::new(
+                Bytes::from(frame),
+            )))
+            .map_err(|_| internal("cannot build the request"))?;
+
+        let Ok(response) = self.inner.grpc.clone().oneshot(request).await;
+        let (parts, body) = response.into_parts();
+        if let Some(status) = Status::from_header_map(&parts.headers)
+            && status.code() != Code::Ok
+        {
+            return Err(Failure::Rpc(status));
+        }
+        let collected = body
+            .collect()
+            .await
+            .map_err(|_| internal("the reply could not be read"))?;
+        if let Some(status) = collected.trailers().and_then(Status::from_header_map)
+            && status.code() != Code::Ok
+        {
+            return Err(Failure::Rpc(status));
+        }
+        let data = collected.to_bytes();
+        let message = data
+            .get(5..)
+            .filter(|_| data.first() == Some(&0))
+            .ok_or_else(|| internal("the reply is not one uncompressed message"))?;
+        DynamicMessage::decode(binding.method.output(), message)
+            .map_err(|_| Failure::Gateway(internal_error("the reply could not be decoded")))
+    }
+}
+
+/// What [`Gateway::handle`] did.
+#[derive(Debug)]
+pub struct Handled {
+    /// The RPC the route named, if any route matched.
+    pub rpc: Option<String>,
+    /// The gRPC code of the outcome.
+    pub code: Code,
+    /// Whether the RPC ran (it then logged and counted itself).
+    pub reached_rpc: bool,
+    /// The HTTP response.
+    pub response: Response,
+}
+
+fn internal_error(message: &str) -> HttpError {
+    tracing::error!(message, "HTTP gateway failure");
+    HttpError::gateway(Code::Internal, "INTERNAL", "internal error", Vec::new())
+}
+
+fn internal(message: &str) -> Failure {
+    Failure::Gateway(internal_error(message))
+}
+
+/// Whether the request declares a JSON body (`application/json`, with or
+/// without parameters, or any `+json` type).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The body as a JSON object, or `None` when it is empty.
+fn parse_body(bytes: &[u8], rule: &BodyRule) -> Result<Option<Map<String, Json>>, HttpError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let field = match rule {
+        BodyRule::Field(field) => field.as_str(),
+        _ => "body",
+    };
+    match serde_json::from_slice::<Json>(bytes) {
+        Ok(Json::Object(object)) => Ok(Some(object)),
+        Ok(Json::Null) => Ok(None),
+        Ok(_) => Err(HttpError::invalid(
+            field,
+            "the request body must be a JSON object",
+        )),
+        Err(error) => Err(HttpError::gateway(
+            Code::InvalidArgument,
+            "MALFORMED_JSON",
+            format!("the request body is not valid JSON: {error}"),
+            vec![tonic_types::FieldViolation::new(
+                field,
+                format!("not valid JSON: {error}"),
+            )],
+        )),
+    }
+}
+
+/// Decodes the assembled JSON into the request message, refusing unknown
+/// fields and values of the wrong type.
+fn decode_request(
+    input: &MessageDescriptor,
+    root: Map<String, Json>,
+    rule: &BodyRule,
+) -> Result<DynamicMessage, HttpError> {
+    let options = DeserializeOptions::new().deny_unknown_fields(true);
+    DynamicMessage::deserialize_with_options(input.clone(), Json::Object(root), &options).map_err(
+        |error| {
+            let field = match rule {
+                BodyRule::Field(field) => field.as_str(),
+                _ => "body",
+            };
+            HttpError::invalid(field, error.to_string())
+        },
+    )
+}
+
+/// Where a value placed in the request JSON came from, for messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// A path variable.
+    Url,
+    /// A query parameter.
+    Query,
+    /// The `If-Match` header.
+    IfMatch,
+}
+
+/// Sets `value` at the field path in the request JSON, creating objects
+/// on the way. A value already there (sent in the body too) must be
+/// equal; query parameters of repeated fields accumulate.
+fn set_json(
+    root: &mut Map<String, Json>,
+    input: &MessageDescriptor,
+    path: &[String],
+    value: Json,
+    placement: Placement,
+) -> Result<(), HttpError> {
+    let dotted = path.join(".");
+    let mut object = root;
+    let mut message = input.clone();
+    for (index, name) in path.iter().enumerate() {
+        let field = find_field(&message, name)
+            .ok_or_else(|| HttpError::invalid(&dotted, format!("no such field: {dotted}")))?;
+        let key = existing_key(object, &field);
+        if index + 1 == path.len() {
+            match (object.get_mut(&key), placement) {
+                (None, _) => {
+                    let value = if field.is_list() {
+                        Json::Array(vec![value])
+                    } else {
+                        value
+                    };
+                    object.insert(key, value);
+                }
+                (Some(Json::Array(items)), Placement::Query) if field.is_list() => {
+                    items.push(value)
+                }
+                (Some(_), Placement::Query) => {
+                    return Err(HttpError::invalid(
+                        &dotted,
+                        format!("{dotted} is given more than once"),
+                    ));
+                }
+                (Some(existing), _) if *existing == value || existing.is_null() => {
+                    *existing = value;
+                }
+                (Some(existing), Placement::IfMatch) => {
+                    return Err(HttpError::invalid(
+                        &dotted,
+                        format!(
+                            "the If-Match header ({value}) and {dotted} in the body ({existing}) differ"
+                        ),
+                    ));
+                }
+                (Some(existing), _) => {
+                    return Err(HttpError::invalid(
+                        &dotted,
+                        format!("{dotted} is {value} in the URL but {existing} in the body"),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        let Some(inner) = field.kind().as_message().cloned() else {
+            return Err(HttpError::invalid(
+                &dotted,
+                format!("{name} is not a message"),
+            ));
+        };
+        message = inner;
+        let slot = object
+            .entry(key)
+            .or_insert_with(|| Json::Object(Map::new()));
+        if slot.is_null() {
+            *slot = Json::Object(Map::new());
+        }
+        object = match slot {
+            Json::Object(object) => object,
+            _ => {
+                return Err(HttpError::invalid(
+                    &dotted,
+                    format!("{name} must be a JSON object"),
+                ));
+            }
+        };
+    }
+    Ok(())
+}
+
+/// A field by its proto name or its JSON name.
+fn find_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
+    message
+        .get_field_by_name(name)
+        .or_else(|| message.get_field_by_json_name(name))
+}
+
+/// The key a JSON object already uses for `field` (either name), or its
+/// proto name.
+fn existing_key(object: &Map<String, Json>, field: &FieldDescriptor) -> String {
+    if object.contains_key(field.json_name()) && !object.contains_key(field.name()) {
+        field.json_name().to_owned()
+    } else {
+        field.name().to_owned()
+    }
+}
+
+/// The field at the end of a path of field names.
+fn leaf_field(input: &MessageDescriptor, path: &[String]) -> Result<FieldDescriptor, String> {
+    let mut message = input.clone();
+    let mut found = None;
+    for (index, name) in path.iter().enumerate() {
+        let field = find_field(&message, name).ok_or_else(|| format!("unknown field {name:?}"))?;
+        if index + 1 < path.len() {
+            match field.kind() {
+                Kind::Message(inner)
+                    if !field.is_list() && !field.is_map() && !is_well_known(&inner) =>
+                {
+                    message = inner;
+                }
+                _ => return Err(format!("{name} has no fields")),
+            }
+        }
+        found = Some(field);
+    }
+    found.ok_or_else(|| "empty field path".to_owned())
+}
+
+fn is_well_known(message: &MessageDescriptor) -> bool {
+    message.package_name() == "google.protobuf"
+}
+
+/// A text value (path variable or query parameter) as the JSON the field
+/// takes: proto3 JSON accepts numbers, enums, masks and timestamps as
+/// strings, so only booleans need converting.
+fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Json, String> {
+    if field.is_map() {
+        return Err(format!(
+            "{} is a map and cannot be set from the URL",
+            field.name()
+        ));
+    }
+    let boolean = || match text {
+        "true" => Ok(Json::Bool(true)),
+        "false" => Ok(Json::Bool(false)),
+        _ => Err(format!(
+            "{} must be true or false, not {text:?}",
+            field.json_name()
+        )),
+    };
+    match field.kind() {
+        Kind::Bool => boolean(),
+        Kind::Enum(_) => Ok(match text.parse::<i32>() {
+            Ok(number) => Json::from(number),
+            Err(_) => Json::String(text.to_owned()),
+        }),
+        Kind::Message(message) => match message.full_name() {
+            "google.protobuf.BoolValue" => boolean(),
+            name if name.starts_with("google.protobuf.") && !name.ends_with("Struct") => {
+                Ok(Json::String(text.to_owned()))
+            }
+            _ => Err(format!(
+                "{} is a message and cannot be set from the URL",
+                field.json_name()
+            )),
+        },
+        _ => Ok(Json::String(text.to_owned())),
+    }
+}
+
+/// Places the query parameters: every request field not bound by the path
+/// or the body may be given, by proto or JSON name, dotted for nested
+/// fields, repeated for repeated fields.
+fn apply_query(
+    root: &mut Map<String, Json>,
+    input: &MessageDescriptor,
+    binding: &Binding,
+    captures: &Captures,
+    query: &str,
+) -> Result<(), HttpError> {
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+        let field = leaf_field(input, &path)
+            .map_err(|_| HttpError::invalid(&key, format!("unknown query parameter {key:?}")))?;
+        let top = find_field(input, &path[0]).map(|f| f.name().to_owned());
+        match &binding.body {
+            BodyRule::Whole => {
+                return Err(HttpError::invalid(
+                    &key,
+                    format!("query parameter {key:?}: this method takes its fields in the body"),
+                ));
+            }
+            BodyRule::Field(body) if top.as_deref() == Some(body.as_str()) => {
+                return Err(HttpError::invalid(
+                    &key,
+                    format!("query parameter {key:?}: {body} is the request body"),
+                ));
+            }
+            _ => {}
+        }
+        let canonical = canonical_path(input, &path);
+        if captures.iter().any(|(bound, _)| *bound == canonical) {
+            return Err(HttpError::invalid(
+                &key,
+                format!("query parameter {key:?}: the URL path sets it"),
+            ));
+        }
+        let json =
+            scalar_json(&field, &value).map_err(|message| HttpError::invalid(&key, message))?;
+        set_json(root, input, &path, json, Placement::Query)?;
+    }
+    Ok(())
+}
+
+/// A field path with every segment as its proto name.
+fn canonical_path(input: &MessageDescriptor, path: &[String]) -> Vec<String> {
+    let mut message = input.clone();
+    let mut out = Vec::with_capacity(path.len());
+    for name in path {
+        match find_field(&message, name) {
+            Some(field) => {
+                out.push(field.name().to_owned());
+                if let Some(inner) = field.kind().as_message() {
+                    message = inner.clone();
+                }
+            }
+            None => out.push(name.clone()),
+        }
+    }
+    out
+}
+
+/// `If-Match` is the etag: it goes to the request's `etag` field, or to
+/// the body message's (`group.etag` for UpdateGroup). `*` asks for no
+/// check. Methods without an etag ignore the header.
+fn apply_if_match(
+    root: &mut Map<String, Json>,
+    input: &MessageDescriptor,
+    binding: &Binding,
+    headers: &HeaderMap,
+) -> Result<(), HttpError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let etag = value
+        .to_str()
+        .map_err(|_| HttpError::invalid("If-Match", "If-Match is not valid text"))?
+        .trim();
+    if etag == "*" {
+        return Ok(());
+    }
+    if etag.is_empty() || etag.contains(',') {
+        return Err(HttpError::invalid(
+            "If-Match",
+            "If-Match must hold exactly one entity tag",
+        ));
+    }
+    let path = if is_string_field(input, "etag") {
+        vec!["etag".to_owned()]
+    } else if let BodyRule::Field(body) = &binding.body
+        && input
+            .get_field_by_name(body)
+            .and_then(|f| f.kind().as_message().cloned())
+            .is_some_and(|m| is_string_field(&m, "etag"))
+    {
+        vec![body.clone(), "etag".to_owned()]
+    } else {
+        return Ok(());
+    };
+    set_json(
+        root,
+        input,
+        &path,
+        Json::String(etag.to_owned()),
+        Placement::IfMatch,
+    )
+}
+
+fn is_string_field(message: &MessageDescriptor, name: &str) -> bool {
+    message
+        .get_field_by_name(name)
+        .is_some_and(|f| f.kind() == Kind::String && !f.is_list())
+}
+
+/// grpc-gateway's PATCH semantics (SPEC §2 rule 3): when the request has a
+/// `FieldMask` and none was given, PATCH masks the top-level keys of the
+/// body, zero and `null` values included; PUT replaces everything (`*`).
+fn apply_implied_mask(
+    message: &mut DynamicMessage,
+    binding: &Binding,
+    body_keys: &[String],
+) -> Result<(), HttpError> {
+    let BodyRule::Field(body) = &binding.body else {
+        return Ok(());
+    };
+    let input = message.descriptor();
+    let masks: Vec<FieldDescriptor> = input
+        .fields()
+        .filter(|f| {
+            !f.is_list()
+                && f.kind()
+                    .as_message()
+                    .is_some_and(|m| m.full_name() == "google.protobuf.FieldMask")
+        })
+        .collect();
+    let [mask_field] = masks.as_slice() else {
+        return Ok(());
+    };
+    if message.has_field(mask_field) {
+        return Ok(());
+    }
+    let paths: Vec<String> = if binding.http_method == Method::PATCH {
+        let Some(body_message) = input
+            .get_field_by_name(body)
+            .and_then(|f| f.kind().as_message().cloned())
+        else {
+            return Ok(());
+        };
+        body_keys
+            .iter()
+            .map(|key| {
+                find_field(&body_message, key).map_or_else(|| key.clone(), |f| f.name().to_owned())
+            })
+            .collect()
+    } else if binding.http_method == Method::PUT {
+        vec!["*".to_owned()]
+    } else {
+        return Ok(());
+    };
+    let Some(mask_message) = mask_field.kind().as_message().cloned() else {
+        return Ok(());
+    };
+    let mut mask = DynamicMessage::new(mask_message);
+    mask.set_field_by_name(
+        "paths",
+        prost_reflect::Value::List(
+            paths
+                .into_iter()
+                .map(prost_reflect::Value::String)
+                .collect(),
+        ),
+    );
+    message.set_field(mask_field, prost_reflect::Value::Message(mask));
+    Ok(())
+}
+
+/// The 200 response: the reply as canonical proto3 JSON, with an `ETag`
+/// header when the reply has an etag.
+fn reply_response(reply: &DynamicMessage) -> Response {
+    let json = match reply
+        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+    {
+        Ok(json) => json,
+        Err(error) => {
+            tracing::error!(%error, "cannot write a reply as JSON");
+            return internal_error("cannot write the reply as JSON")
+                .into_response(reply.descriptor().parent_pool());
+        }
+    };
+    let mut response = (StatusCode::OK, json_body(&json)).into_response();
+    if let Some(etag) = reply
+        .get_field_by_name("etag")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .filter(|etag| !etag.is_empty())
+        && let Ok(value) = HeaderValue::from_str(&etag)
+    {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
