@@ -359,6 +359,13 @@ pub fn parse(text: &str) -> Result<Option<Filter>, FieldViolation> {
             "the filter is longer than {MAX_FILTER_LEN} bytes"
         )));
     }
+    // No stored text can hold NUL (PostgreSQL refuses it), so a filter
+    // with one could match nothing; refuse it before it reaches SQL.
+    if let Some(at) = text.find('\0') {
+        return Err(violation(format!(
+            "NUL character at position {at}: not allowed in a filter"
+        )));
+    }
     let tokens = tokenize(text)?;
     if tokens.is_empty() {
         return Ok(None);

@@ -19,6 +19,9 @@ pub const MAX_LABELS: usize = 64;
 pub const MAX_LABEL_VALUE_CHARS: usize = 256;
 /// Most parent groups and most roles on a group.
 pub const MAX_REFS: usize = 1000;
+/// Why text with a NUL character is refused: PostgreSQL cannot store it,
+/// and no client means to send it.
+const NUL_NOT_ALLOWED: &str = "must not contain NUL characters";
 
 /// Whether `text` is an ASCII letter or digit followed by at most
 /// `max_len - 1` letters, digits or `extra` characters.
@@ -102,6 +105,14 @@ pub fn group_fields(fields: &GroupFields, id: &str) -> Vec<FieldViolation> {
             format!("{:?} is not a valid email address", fields.email),
         ));
     }
+    for (field, text) in [
+        ("group.description", &fields.description),
+        ("group.provenance", &fields.provenance),
+    ] {
+        if text.contains('\0') {
+            violations.push(FieldViolation::new(field, NUL_NOT_ALLOWED));
+        }
+    }
     if fields.provenance.chars().count() > MAX_PROVENANCE_CHARS {
         violations.push(FieldViolation::new(
             "group.provenance",
@@ -146,6 +157,12 @@ fn check_labels(fields: &GroupFields, violations: &mut Vec<FieldViolation>) {
             violations.push(FieldViolation::new(
                 "group.labels",
                 format!("label key {key:?} must match ^[a-z][a-z0-9_.-]{{0,62}}$"),
+            ));
+        }
+        if value.contains('\0') {
+            violations.push(FieldViolation::new(
+                "group.labels",
+                format!("label {key:?}: {NUL_NOT_ALLOWED}"),
             ));
         }
         if value.chars().count() > MAX_LABEL_VALUE_CHARS {
@@ -297,6 +314,22 @@ mod tests {
         fields.email = "ops@example.com".into();
         fields.labels.insert("country".into(), "Guatemala".into());
         assert_eq!(group_fields(&fields, "g1"), vec![]);
+    }
+
+    #[test]
+    fn free_text_refuses_nul_characters() {
+        let mut fields = valid_fields();
+        fields.description = "a\0b".into();
+        fields.provenance = "\0".into();
+        fields.labels.insert("k".into(), "v\0".into());
+        let fields_at: Vec<_> = group_fields(&fields, "g1")
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields_at,
+            vec!["group.description", "group.provenance", "group.labels"]
+        );
     }
 
     #[test]

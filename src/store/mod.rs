@@ -307,6 +307,12 @@ async fn parents_of<C: ConnectionTrait>(
     Ok(parents)
 }
 
+/// Whether `text` could be stored at all. PostgreSQL text cannot hold NUL,
+/// so no stored id has one, and asking for one would be a database error.
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 /// The group `id`, live or deleted, without its members. With `lock`, the
 /// row stays locked against other writers until the transaction ends.
 pub async fn find_group<C: ConnectionTrait>(
@@ -314,6 +320,9 @@ pub async fn find_group<C: ConnectionTrait>(
     id: &str,
     lock: bool,
 ) -> Result<Option<Group>, Error> {
+    if !storable(id) {
+        return Ok(None);
+    }
     let mut select = groups::Entity::find_by_id(id.to_owned());
     if lock {
         select = select.lock_exclusive();
@@ -341,6 +350,9 @@ pub async fn find_by_request_id<C: ConnectionTrait>(
 
 /// Whether any group, live or deleted, has id `id`.
 pub async fn group_exists<C: ConnectionTrait>(c: &C, id: &str) -> Result<bool, Error> {
+    if !storable(id) {
+        return Ok(false);
+    }
     let count = groups::Entity::find_by_id(id.to_owned())
         .count(c)
         .await

@@ -20,6 +20,7 @@ both_backends!(
     create_rejects_a_description_longer_than_1024_characters,
     create_rejects_an_invalid_email_and_accepts_a_valid_one,
     create_rejects_a_provenance_longer_than_256_characters,
+    nul_characters_are_invalid_text_and_never_reach_the_database,
     create_rejects_an_invalid_member_id,
     create_rejects_a_duplicate_member_on_the_duplicate,
     create_rejects_an_invalid_admin_id,
@@ -344,6 +345,45 @@ async fn create_rejects_a_provenance_longer_than_256_characters(app: TestApp) {
     )
     .await;
     assert_eq!(created.provenance.len(), 256);
+}
+
+/// PostgreSQL text cannot hold NUL: without the checks these were
+/// INTERNAL errors there (found by fuzzing the HTTP API).
+async fn nul_characters_are_invalid_text_and_never_reach_the_database(app: TestApp) {
+    for (group, field) in [
+        (
+            pb::Group {
+                description: "a\0b".to_owned(),
+                ..named("nul")
+            },
+            "group.description",
+        ),
+        (
+            pb::Group {
+                provenance: "\0".to_owned(),
+                ..named("nul")
+            },
+            "group.provenance",
+        ),
+        (with_labels(named("nul"), &[("k", "v\0")]), "group.labels"),
+    ] {
+        let status = try_create(&app, group).await.unwrap_err();
+        assert_invalid_argument(&status, field);
+    }
+    assert_no_groups(&app).await;
+
+    let status = try_get(&app, "a\0b").await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = try_list(
+        &app,
+        pb::ListGroupsRequest {
+            filter: "name = \"a\0\"".to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_invalid_argument(&status, "filter");
 }
 
 async fn create_rejects_an_invalid_member_id(app: TestApp) {
