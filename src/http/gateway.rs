@@ -817,3 +817,92 @@ fn reply_response(reply: &DynamicMessage) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> DescriptorPool {
+        crate::http::descriptor_pool().unwrap()
+    }
+
+    fn field(message: &str, name: &str) -> FieldDescriptor {
+        pool()
+            .get_message_by_name(message)
+            .unwrap()
+            .get_field_by_name(name)
+            .unwrap()
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn url_text_becomes_the_json_its_field_takes() {
+        let show_deleted = field("groups.v1.ListGroupsRequest", "show_deleted");
+        assert_eq!(scalar_json(&show_deleted, "true"), Ok(Json::Bool(true)));
+        assert!(scalar_json(&show_deleted, "yes").is_err());
+        let page_size = field("groups.v1.ListGroupsRequest", "page_size");
+        assert_eq!(scalar_json(&page_size, "7"), Ok(Json::from("7")));
+        let view = field("groups.v1.ListGroupsRequest", "view");
+        assert_eq!(
+            scalar_json(&view, "GROUP_VIEW_FULL"),
+            Ok(Json::from("GROUP_VIEW_FULL"))
+        );
+        assert_eq!(scalar_json(&view, "2"), Ok(Json::from(2)));
+        let mask = field("groups.v1.UpdateGroupRequest", "update_mask");
+        assert_eq!(
+            scalar_json(&mask, "description,memberOf"),
+            Ok(Json::from("description,memberOf"))
+        );
+        let group = field("groups.v1.UpdateGroupRequest", "group");
+        assert!(scalar_json(&group, "x").is_err());
+    }
+
+    #[test]
+    fn url_values_must_agree_with_the_body() {
+        let input = pool()
+            .get_message_by_name("groups.v1.UpdateGroupRequest")
+            .unwrap();
+        let path = ["group".to_owned(), "id".to_owned()];
+        let mut root = Map::new();
+        set_json(&mut root, &input, &path, Json::from("g"), Placement::Url).unwrap();
+        assert_eq!(
+            Json::Object(root.clone()),
+            serde_json::json!({"group": {"id": "g"}})
+        );
+        set_json(&mut root, &input, &path, Json::from("g"), Placement::Url).unwrap();
+        assert!(set_json(&mut root, &input, &path, Json::from("h"), Placement::Url).is_err());
+        let query = ["updateMask".to_owned()];
+        set_json(
+            &mut root,
+            &input,
+            &query,
+            Json::from("name"),
+            Placement::Query,
+        )
+        .unwrap();
+        assert!(
+            set_json(
+                &mut root,
+                &input,
+                &query,
+                Json::from("name"),
+                Placement::Query
+            )
+            .is_err()
+        );
+    }
+}
