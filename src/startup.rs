@@ -12,6 +12,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     config::Settings,
     grpc::GrpcService,
+    metrics::Metrics,
     pb,
     service::{GroupService, page_token::PageTokens},
     store::{Store, StoreOptions},
@@ -27,6 +28,7 @@ pub struct Application {
     listener: TcpListener,
     grpc_addr: SocketAddr,
     service: GroupService,
+    metrics: Metrics,
 }
 
 /// Connects to the database the settings name.
@@ -57,12 +59,19 @@ impl Application {
             listener,
             grpc_addr,
             service,
+            metrics: Metrics::new(),
         })
     }
 
     /// The address the gRPC server is bound to.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The metrics every call is recorded in (shared: clones see the same
+    /// registry).
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` is cancelled. Then health turns NOT_SERVING,
@@ -93,7 +102,8 @@ impl Application {
         };
 
         let store = self.service.store().clone();
-        let groups = GrpcService::new(self.service).into_server(self.settings.max_message_bytes);
+        let groups = GrpcService::new(self.service, self.metrics)
+            .into_server(self.settings.max_message_bytes);
         tracing::info!(addr = %self.grpc_addr, "serving gRPC");
         Server::builder()
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
