@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 pub mod pb;
 pub mod service;
 pub mod startup;

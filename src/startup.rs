@@ -13,6 +13,7 @@ use crate::{
     config::Settings,
     grpc::GrpcService,
     http::{self, GrpcHandler},
+    metrics::Metrics,
     pb,
     service::{GroupService, page_token::PageTokens},
     store::{Store, StoreOptions},
@@ -30,6 +31,7 @@ pub struct Application {
     http_listener: TcpListener,
     http_addr: SocketAddr,
     service: GroupService,
+    metrics: Metrics,
 }
 
 /// Connects to the database the settings name.
@@ -65,6 +67,7 @@ impl Application {
             http_listener,
             http_addr,
             service,
+            metrics: Metrics::new(),
         })
     }
 
@@ -76,6 +79,12 @@ impl Application {
     /// The address the HTTP server is bound to.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The metrics every call is recorded in (shared: clones see the same
+    /// registry).
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` is cancelled. Then health turns NOT_SERVING,
@@ -111,7 +120,8 @@ impl Application {
         };
 
         let store = self.service.store().clone();
-        let groups = GrpcService::new(self.service).into_server(self.settings.max_message_bytes);
+        let groups = GrpcService::new(self.service, self.metrics.clone())
+            .into_server(self.settings.max_message_bytes);
         let gateway = http::gateway(
             GrpcHandler::new(groups.clone()),
             self.settings.max_message_bytes,
@@ -125,7 +135,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(groups)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), drain);
-        let http = axum::serve(self.http_listener, http::router(gateway))
+        let http = axum::serve(self.http_listener, http::router(gateway, self.metrics))
             .with_graceful_shutdown(draining.cancelled_owned());
         tokio::try_join!(async { grpc.await.map_err(anyhow::Error::from) }, async {
             http.await.map_err(anyhow::Error::from)

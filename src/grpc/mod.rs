@@ -12,6 +12,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::{
     domain::{Principal, View},
     error::{ERROR_DOMAIN, Error},
+    metrics::{Metrics, Transport},
     pb::{self, group_service_server},
     service::GroupService,
 };
@@ -20,12 +21,13 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct GrpcService {
     service: GroupService,
+    metrics: Metrics,
 }
 
 impl GrpcService {
-    /// The gRPC face of `service`.
-    pub fn new(service: GroupService) -> Self {
-        Self { service }
+    /// The gRPC face of `service`, recording every call in `metrics`.
+    pub fn new(service: GroupService, metrics: Metrics) -> Self {
+        Self { service, metrics }
     }
 
     /// The server to register with a tonic router.
@@ -45,36 +47,64 @@ fn principal<T>(_request: &Request<T>) -> Principal {
     Principal::anonymous()
 }
 
-/// Runs one call: logs its outcome and latency inside the call's span, and
-/// converts its error into a `Status`.
-async fn call<T>(
-    method: &'static str,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<Response<T>, Status> {
-    let started = Instant::now();
-    let result = work.await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match result {
-        Ok(response) => {
-            tracing::info!(method, code = "OK", elapsed_ms, "call finished");
-            Ok(Response::new(response))
-        }
-        Err(error) => {
-            let status = status(&error);
-            match &error {
-                Error::Internal(_) | Error::Unavailable(_) => tracing::error!(
+/// The face of the service a request came through: the HTTP gateway marks
+/// its requests; anything else came over gRPC.
+fn transport<T>(request: &Request<T>) -> Transport {
+    request
+        .extensions()
+        .get::<Transport>()
+        .copied()
+        .unwrap_or(Transport::Grpc)
+}
+
+impl GrpcService {
+    /// Runs one call: records it in the metrics, logs its outcome and
+    /// latency inside the call's span, and converts its error into a
+    /// `Status`. Every RPC, over gRPC or through the HTTP gateway, passes
+    /// here exactly once, so this is where calls are counted.
+    async fn call<T>(
+        &self,
+        method: &'static str,
+        transport: Transport,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<Response<T>, Status> {
+        let started = Instant::now();
+        let result = work.await;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+        let transport_name = transport.as_str();
+        match result {
+            Ok(response) => {
+                self.metrics.record(transport, method, Code::Ok, elapsed);
+                tracing::info!(
                     method,
-                    code = ?status.code(),
+                    transport = transport_name,
+                    code = "OK",
                     elapsed_ms,
-                    error = %error,
-                    cause = ?std::error::Error::source(&error),
-                    "call failed"
-                ),
-                _ => {
-                    tracing::info!(method, code = ?status.code(), elapsed_ms, error = %error, "call finished")
-                }
+                    "call finished"
+                );
+                Ok(Response::new(response))
             }
-            Err(status)
+            Err(error) => {
+                let status = status(&error);
+                self.metrics
+                    .record(transport, method, status.code(), elapsed);
+                match &error {
+                    Error::Internal(_) | Error::Unavailable(_) => tracing::error!(
+                        method,
+                        transport = transport_name,
+                        code = ?status.code(),
+                        elapsed_ms,
+                        error = %error,
+                        cause = ?std::error::Error::source(&error),
+                        "call failed"
+                    ),
+                    _ => {
+                        tracing::info!(method, transport = transport_name, code = ?status.code(), elapsed_ms, error = %error, "call finished")
+                    }
+                }
+                Err(status)
+            }
         }
     }
 }
@@ -118,7 +148,7 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
-        call("CreateGroup", async {
+        self.call("CreateGroup", transport(&request), async {
             let request = request.into_inner();
             if request.group.is_none() {
                 return Err(Error::invalid("group", "group is required"));
@@ -135,7 +165,7 @@ impl group_service_server::GroupService for GrpcService {
         &self,
         request: Request<pb::GetGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        call("GetGroup", async {
+        self.call("GetGroup", transport(&request), async {
             let request = request.into_inner();
             let view = convert::view(request.view).unwrap_or(View::Full);
             self.service
@@ -150,7 +180,7 @@ impl group_service_server::GroupService for GrpcService {
         &self,
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        call("ListGroups", async {
+        self.call("ListGroups", transport(&request), async {
             let page = self
                 .service
                 .list_groups(request.into_inner().into())
@@ -171,7 +201,7 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::UpdateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
-        call("UpdateGroup", async {
+        self.call("UpdateGroup", transport(&request), async {
             let request = request.into_inner();
             if request.group.is_none() {
                 return Err(Error::invalid("group", "group is required"));
@@ -189,7 +219,7 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
-        call("DeleteGroup", async {
+        self.call("DeleteGroup", transport(&request), async {
             let request = request.into_inner();
             self.service
                 .delete_group(&actor, &request.id, &request.etag, request.allow_missing)
@@ -204,7 +234,7 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::UndeleteGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
-        call("UndeleteGroup", async {
+        self.call("UndeleteGroup", transport(&request), async {
             let request = request.into_inner();
             self.service
                 .undelete_group(&actor, &request.id, &request.etag)
@@ -219,7 +249,7 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::AddGroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
-        call("AddGroupMembers", async {
+        self.call("AddGroupMembers", transport(&request), async {
             let request = request.into_inner();
             let membership = convert::membership(request.members, request.admins);
             self.service
@@ -235,7 +265,7 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::RemoveGroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let actor = principal(&request);
-        call("RemoveGroupMembers", async {
+        self.call("RemoveGroupMembers", transport(&request), async {
             let request = request.into_inner();
             let membership = convert::membership(request.members, request.admins);
             self.service
@@ -250,7 +280,7 @@ impl group_service_server::GroupService for GrpcService {
         &self,
         request: Request<pb::ListGroupMembersRequest>,
     ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
-        call("ListGroupMembers", async {
+        self.call("ListGroupMembers", transport(&request), async {
             let request = request.into_inner();
             let page = self
                 .service
@@ -268,7 +298,7 @@ impl group_service_server::GroupService for GrpcService {
         &self,
         request: Request<pb::ListGroupChangesRequest>,
     ) -> Result<Response<pb::ListGroupChangesResponse>, Status> {
-        call("ListGroupChanges", async {
+        self.call("ListGroupChanges", transport(&request), async {
             let request = request.into_inner();
             let page = self
                 .service
@@ -284,9 +314,9 @@ impl group_service_server::GroupService for GrpcService {
 
     async fn check_membership(
         &self,
-        _request: Request<pb::CheckMembershipRequest>,
+        request: Request<pb::CheckMembershipRequest>,
     ) -> Result<Response<pb::CheckMembershipResponse>, Status> {
-        call("CheckMembership", async {
+        self.call("CheckMembership", transport(&request), async {
             Err(Error::Unimplemented {
                 rpc: "CheckMembership",
             })
@@ -296,13 +326,33 @@ impl group_service_server::GroupService for GrpcService {
 
     async fn list_member_groups(
         &self,
-        _request: Request<pb::ListMemberGroupsRequest>,
+        request: Request<pb::ListMemberGroupsRequest>,
     ) -> Result<Response<pb::ListMemberGroupsResponse>, Status> {
-        call("ListMemberGroups", async {
+        self.call("ListMemberGroups", transport(&request), async {
             Err(Error::Unimplemented {
                 rpc: "ListMemberGroups",
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_without_a_mark_came_over_grpc() {
+        assert_eq!(transport(&Request::new(())), Transport::Grpc);
+    }
+
+    #[test]
+    fn the_gateways_mark_on_the_http_request_reaches_the_grpc_request() {
+        let mut http_request = http::Request::new(());
+        http_request.extensions_mut().insert(Transport::Http);
+        assert_eq!(
+            transport(&Request::from_http(http_request)),
+            Transport::Http
+        );
     }
 }

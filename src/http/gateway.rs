@@ -318,7 +318,9 @@ impl Gateway {
             .uri(path)
             .version(http::Version::HTTP_2)
             .header(header::CONTENT_TYPE, "application/grpc")
-            .header(header::TE, "trailers");
+            .header(header::TE, "trailers")
+            // Tells the RPC's metrics and log that the call came over HTTP.
+            .extension(crate::metrics::Transport::Http);
         for name in FORWARDED_HEADERS {
             if let Some(value) = headers.get(name) {
                 request = request.header(name, value);

@@ -6,11 +6,22 @@ pub mod gateway;
 pub mod rules;
 pub mod status;
 
-use axum::{Router, extract::State, response::Response};
+use std::time::Instant;
+
+use axum::{
+    Router,
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http::{HeaderValue, header};
 use prost_reflect::DescriptorPool;
 use tracing::Instrument as _;
 
-use crate::pb;
+use crate::{
+    metrics::{self, Metrics, Transport},
+    pb,
+};
 
 pub use gateway::{Gateway, GrpcHandler};
 
@@ -34,18 +45,54 @@ pub fn gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gatew
     Gateway::new(pool.clone(), &service, grpc, max_body_bytes).map_err(anyhow::Error::msg)
 }
 
-/// The HTTP application: the transcoded API and the operational endpoints.
-pub fn router(gateway: Gateway) -> Router {
-    Router::new().fallback(transcode).with_state(gateway)
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+struct AppState {
+    gateway: Gateway,
+    metrics: Metrics,
 }
 
-async fn transcode(State(gateway): State<Gateway>, request: axum::extract::Request) -> Response {
+/// The HTTP application: `/metrics`, and every other path transcoded.
+pub fn router(gateway: Gateway, metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .fallback(transcode)
+        .with_state(AppState { gateway, metrics })
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Transcodes one request. Calls that reached the RPC were counted there;
+/// requests the gateway refused are counted here, under the RPC their
+/// route named or `unmatched`.
+async fn transcode(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let span = tracing::info_span!(
         "http",
         method = %request.method(),
         path = %request.uri().path(),
     );
-    async move { gateway.handle(request).await.response }
-        .instrument(span)
-        .await
+    async move {
+        let started = Instant::now();
+        let handled = state.gateway.handle(request).await;
+        if !handled.reached_rpc {
+            state.metrics.record(
+                Transport::Http,
+                handled.rpc.as_deref().unwrap_or("unmatched"),
+                handled.code,
+                started.elapsed(),
+            );
+        }
+        handled.response
+    }
+    .instrument(span)
+    .await
 }

@@ -1,0 +1,388 @@
+//! Prometheus metrics: calls, their codes and their latency, per transport
+//! and method, recorded once per call by the gRPC service (through which the
+//! HTTP gateway also passes) and rendered for `/metrics`.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+use tonic::Code;
+
+/// The Content-Type of `render()`'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds of the latency buckets, in seconds: from a cached read
+/// (half a millisecond) to a large membership write on a busy database.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Which face of the service a call came through.
+///
+/// The HTTP gateway marks its synthetic gRPC requests with `Transport::Http`
+/// in their extensions; a request without the mark came over gRPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A gRPC call.
+    Grpc,
+    /// A call through the HTTP/JSON gateway.
+    Http,
+}
+
+impl Transport {
+    /// The transport's label value: `grpc` or `http`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::Http => "http",
+        }
+    }
+}
+
+impl EncodeLabelValue for Transport {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+/// The labels of `groupd_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    transport: Transport,
+    method: String,
+    code: &'static str,
+}
+
+/// The labels of `groupd_request_duration_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DurationLabels {
+    transport: Transport,
+    method: String,
+}
+
+/// The labels of `groupd_build_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// The service's metrics registry. Cheap to clone (shared inside).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<DurationLabels, Histogram>,
+}
+
+impl Metrics {
+    /// A registry holding every groupd metric, with no calls recorded yet.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("groupd");
+
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Calls finished, by transport, method and gRPC status code",
+            requests.clone(),
+        );
+
+        let durations = Family::<DurationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(DURATION_BUCKETS)
+        });
+        registry.register_with_unit(
+            "request_duration",
+            "Time from the start of a call to its response or error, by transport and method",
+            Unit::Seconds,
+            durations.clone(),
+        );
+
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels describe the running build",
+            build_info,
+        );
+
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            durations,
+        }
+    }
+
+    /// Records one finished call.
+    ///
+    /// `method` must come from a fixed set (the RPC names, or `unmatched` for
+    /// HTTP requests that matched no route): each distinct value is a new
+    /// time series, kept for the life of the process.
+    pub fn record(&self, transport: Transport, method: &str, code: Code, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                transport,
+                method: method.to_owned(),
+                code: code_label(code),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&DurationLabels {
+                transport,
+                method: method.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The metrics in the Prometheus/OpenMetrics text exposition format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail and our label values always
+        // encode, so an error here would be a bug in the encoder; report it
+        // rather than fail the scrape.
+        if let Err(error) = encode(&mut text, &self.registry) {
+            tracing::error!(%error, "encoding metrics failed");
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The code's name as the gRPC specification spells it, e.g. `NOT_FOUND`.
+fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().collect()
+    }
+
+    #[test]
+    fn a_call_is_counted_under_its_transport_method_and_code() {
+        let metrics = Metrics::new();
+        metrics.record(
+            Transport::Grpc,
+            "GetGroup",
+            Code::Ok,
+            Duration::from_millis(3),
+        );
+        metrics.record(
+            Transport::Http,
+            "UpdateGroup",
+            Code::NotFound,
+            Duration::from_millis(40),
+        );
+
+        let text = metrics.render();
+        let lines = lines(&text);
+        for expected in [
+            r#"groupd_requests_total{transport="grpc",method="GetGroup",code="OK"} 1"#,
+            r#"groupd_requests_total{transport="http",method="UpdateGroup",code="NOT_FOUND"} 1"#,
+        ] {
+            assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
+        }
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("groupd_requests_total{"))
+                .count(),
+            2,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn repeated_calls_add_up() {
+        let metrics = Metrics::new();
+        for _ in 0..3 {
+            metrics.record(
+                Transport::Grpc,
+                "ListGroups",
+                Code::Ok,
+                Duration::from_millis(1),
+            );
+        }
+        let text = metrics.render();
+        assert!(
+            lines(&text).contains(
+                &r#"groupd_requests_total{transport="grpc",method="ListGroups",code="OK"} 3"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn latency_is_observed_per_transport_and_method() {
+        let metrics = Metrics::new();
+        metrics.record(
+            Transport::Http,
+            "GetGroup",
+            Code::Ok,
+            Duration::from_millis(3),
+        );
+        metrics.record(
+            Transport::Http,
+            "GetGroup",
+            Code::Internal,
+            Duration::from_millis(300),
+        );
+
+        let text = metrics.render();
+        let lines = lines(&text);
+        for expected in [
+            "# TYPE groupd_request_duration_seconds histogram",
+            "# UNIT groupd_request_duration_seconds seconds",
+            r#"groupd_request_duration_seconds_count{transport="http",method="GetGroup"} 2"#,
+            r#"groupd_request_duration_seconds_bucket{le="0.0025",transport="http",method="GetGroup"} 0"#,
+            r#"groupd_request_duration_seconds_bucket{le="0.005",transport="http",method="GetGroup"} 1"#,
+            r#"groupd_request_duration_seconds_bucket{le="0.5",transport="http",method="GetGroup"} 2"#,
+            r#"groupd_request_duration_seconds_bucket{le="+Inf",transport="http",method="GetGroup"} 2"#,
+        ] {
+            assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn metrics_carry_help_and_the_build_version() {
+        let metrics = Metrics::new();
+        metrics.record(
+            Transport::Grpc,
+            "GetGroup",
+            Code::Ok,
+            Duration::from_millis(1),
+        );
+        let text = metrics.render();
+        let lines = lines(&text);
+        for expected in [
+            "# TYPE groupd_requests counter",
+            "# TYPE groupd_build_info gauge",
+            &format!(
+                r#"groupd_build_info{{version="{}"}} 1"#,
+                env!("CARGO_PKG_VERSION")
+            ),
+        ] {
+            assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
+        }
+        for name in [
+            "groupd_requests",
+            "groupd_request_duration_seconds",
+            "groupd_build_info",
+        ] {
+            let help = format!("# HELP {name} ");
+            assert!(
+                lines.iter().any(|l| l.starts_with(&help)),
+                "no help for {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn before_the_first_call_only_the_build_info_is_rendered() {
+        let text = Metrics::new().render();
+        assert!(!text.contains("groupd_request"), "{text}");
+        assert!(text.contains("groupd_build_info{"), "{text}");
+    }
+
+    #[test]
+    fn the_rendering_ends_with_the_openmetrics_eof_marker() {
+        let metrics = Metrics::new();
+        assert!(metrics.render().ends_with("# EOF\n"));
+        metrics.record(
+            Transport::Grpc,
+            "GetGroup",
+            Code::Ok,
+            Duration::from_millis(1),
+        );
+        assert!(metrics.render().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn clones_share_one_registry() {
+        let metrics = Metrics::default();
+        metrics.clone().record(
+            Transport::Grpc,
+            "DeleteGroup",
+            Code::Aborted,
+            Duration::ZERO,
+        );
+        assert!(
+            metrics
+                .render()
+                .contains(r#"{transport="grpc",method="DeleteGroup",code="ABORTED"} 1"#)
+        );
+    }
+
+    #[test]
+    fn every_code_has_its_own_upper_snake_case_name() {
+        let names: Vec<&str> = (0..=16).map(|n| code_label(Code::from(n))).collect();
+        assert_eq!(
+            names,
+            [
+                "OK",
+                "CANCELLED",
+                "UNKNOWN",
+                "INVALID_ARGUMENT",
+                "DEADLINE_EXCEEDED",
+                "NOT_FOUND",
+                "ALREADY_EXISTS",
+                "PERMISSION_DENIED",
+                "RESOURCE_EXHAUSTED",
+                "FAILED_PRECONDITION",
+                "ABORTED",
+                "OUT_OF_RANGE",
+                "UNIMPLEMENTED",
+                "INTERNAL",
+                "UNAVAILABLE",
+                "DATA_LOSS",
+                "UNAUTHENTICATED",
+            ]
+        );
+        assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), 17);
+        for name in &names {
+            assert!(
+                name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn transports_render_in_lower_case() {
+        assert_eq!(Transport::Grpc.as_str(), "grpc");
+        assert_eq!(Transport::Http.as_str(), "http");
+    }
+}
