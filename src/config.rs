@@ -28,6 +28,8 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print the OpenAPI document of the HTTP/JSON API and exit.
+    Openapi,
 }
 
 /// The output format of logs.

@@ -1,11 +1,13 @@
-//! The `groupd` binary: parse configuration, start logging, then serve or
-//! migrate. Everything else lives in the library.
+//! The `groupd` binary: parse configuration, start logging, then serve,
+//! migrate, or print the OpenAPI document. Everything else lives in the
+//! library.
 
-use std::process::ExitCode;
+use std::{io::Write as _, process::ExitCode};
 
 use clap::Parser as _;
 use groupd::{
     config::{Cli, Command},
+    http::openapi,
     startup::{self, Application},
     telemetry,
 };
@@ -34,6 +36,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.migrate().await?;
             tracing::info!("migrations applied");
             store.close().await?;
+        }
+        Command::Openapi => {
+            let document = serde_json::to_string_pretty(&openapi::contract_document()?)?;
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{document}").and_then(|()| stdout.flush()) {
+                // A reader that stops early (`| head`) is not a failure.
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(error.into());
+                }
+                _ => {}
+            }
         }
         Command::Serve => {
             tracing::warn!("authentication is off: every caller is anonymous");

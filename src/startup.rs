@@ -135,7 +135,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(groups)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), drain);
-        let http = axum::serve(self.http_listener, http::router(gateway, self.metrics))
+        let http = axum::serve(self.http_listener, http::router(gateway, self.metrics)?)
             .with_graceful_shutdown(draining.cancelled_owned());
         tokio::try_join!(async { grpc.await.map_err(anyhow::Error::from) }, async {
             http.await.map_err(anyhow::Error::from)

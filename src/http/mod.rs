@@ -3,6 +3,7 @@
 //! `/openapi.json`.
 
 pub mod gateway;
+pub mod openapi;
 pub mod rules;
 pub mod status;
 
@@ -10,6 +11,7 @@ use std::time::Instant;
 
 use axum::{
     Router,
+    body::Bytes,
     extract::State,
     response::{IntoResponse, Response},
     routing::get,
@@ -50,14 +52,39 @@ pub fn gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gatew
 struct AppState {
     gateway: Gateway,
     metrics: Metrics,
+    /// The OpenAPI document, rendered once.
+    openapi: Bytes,
 }
 
-/// The HTTP application: `/metrics`, and every other path transcoded.
-pub fn router(gateway: Gateway, metrics: Metrics) -> Router {
-    Router::new()
+/// The HTTP application: `/metrics`, `/openapi.json`, and every other path
+/// transcoded.
+pub fn router(gateway: Gateway, metrics: Metrics) -> anyhow::Result<Router> {
+    let service = gateway
+        .pool()
+        .get_service_by_name(SERVICE_NAME)
+        .ok_or_else(|| anyhow::anyhow!("{SERVICE_NAME} is not in the descriptor set"))?;
+    let document = openapi::document(gateway.pool(), &service, gateway.bindings());
+    let openapi = Bytes::from(serde_json::to_vec(&document)?);
+    Ok(Router::new()
         .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(render_openapi))
         .fallback(transcode)
-        .with_state(AppState { gateway, metrics })
+        .with_state(AppState {
+            gateway,
+            metrics,
+            openapi,
+        }))
+}
+
+async fn render_openapi(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.openapi,
+    )
+        .into_response()
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {

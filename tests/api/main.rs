@@ -21,5 +21,6 @@ mod durability;
 mod filter;
 mod get_list;
 mod members;
+mod openapi;
 mod serving;
 mod update;
