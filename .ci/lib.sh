@@ -27,8 +27,9 @@ wait_for_port() {
   port_answers "$1" || fail "groupd did not listen on port $1 within 30 s"
 }
 
-# Sends SIGTERM to process $1 and waits up to 10 s for it to exit, then
-# SIGKILL. Prints the exit status.
+# Sends SIGTERM to process $1 (a child of this shell) and waits up to 10 s
+# for it to exit, then SIGKILL. Sets `stopped_status` to its exit status.
+# Not to be called in a subshell: only the parent can wait for a child.
 stop_process() {
   local pid=$1 status=0
   kill -TERM "$pid" 2>/dev/null || true
@@ -38,7 +39,7 @@ stop_process() {
   done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || status=$?
-  echo "$status"
+  stopped_status=$status
 }
 
 # Reads one dotted field from the JSON on stdin, e.g. `json_field id`.

@@ -19,6 +19,15 @@ pub const MAX_LABELS: usize = 64;
 pub const MAX_LABEL_VALUE_CHARS: usize = 256;
 /// Most parent groups and most roles on a group.
 pub const MAX_REFS: usize = 1000;
+/// The pattern of names, scopes and chosen group ids ([`is_name`]), as a
+/// regular expression for documents (OpenAPI); the check itself is by hand.
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+/// The pattern of principal ids ([`is_principal_id`]).
+pub const PRINCIPAL_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,255}$";
+/// The pattern of role ids ([`is_role_id`]).
+pub const ROLE_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,255}$";
+/// The pattern of label keys ([`is_label_key`]).
+pub const LABEL_KEY_PATTERN: &str = "^[a-z][a-z0-9_.-]{0,62}$";
 /// Why text with a NUL character is refused: PostgreSQL cannot store it,
 /// and no client means to send it.
 const NUL_NOT_ALLOWED: &str = "must not contain NUL characters";
@@ -39,17 +48,17 @@ fn is_token(text: &str, max_len: usize, extra: &[u8]) -> bool {
     }
 }
 
-/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`: names, scopes and chosen group ids.
+/// [`NAME_PATTERN`]: names, scopes and chosen group ids.
 pub fn is_name(text: &str) -> bool {
     is_token(text, 128, b"._-")
 }
 
-/// `^[A-Za-z0-9][A-Za-z0-9._@-]{0,255}$`: principal ids.
+/// [`PRINCIPAL_ID_PATTERN`]: principal ids.
 pub fn is_principal_id(text: &str) -> bool {
     is_token(text, 256, b"._@-")
 }
 
-/// `^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,255}$`: role ids.
+/// [`ROLE_ID_PATTERN`]: role ids.
 pub fn is_role_id(text: &str) -> bool {
     is_token(text, 256, b"._@:/-")
 }
@@ -60,7 +69,7 @@ pub fn is_group_id(text: &str) -> bool {
     is_name(text)
 }
 
-/// `^[a-z][a-z0-9_.-]{0,62}$`: label keys.
+/// [`LABEL_KEY_PATTERN`]: label keys.
 pub fn is_label_key(text: &str) -> bool {
     let bytes = text.as_bytes();
     match bytes.split_first() {
@@ -314,6 +323,23 @@ mod tests {
         fields.email = "ops@example.com".into();
         fields.labels.insert("country".into(), "Guatemala".into());
         assert_eq!(group_fields(&fields, "g1"), vec![]);
+    }
+
+    proptest::proptest! {
+        /// The documented patterns (served in the OpenAPI document) accept
+        /// exactly what the hand-written checks accept.
+        #[test]
+        fn patterns_match_the_checks(text in "[A-Za-z0-9._@:/ -]{0,3}[a-z0-9_.@-]{0,300}") {
+            for (pattern, check) in [
+                (NAME_PATTERN, is_name as fn(&str) -> bool),
+                (PRINCIPAL_ID_PATTERN, is_principal_id),
+                (ROLE_ID_PATTERN, is_role_id),
+                (LABEL_KEY_PATTERN, is_label_key),
+            ] {
+                let regex = regex::Regex::new(pattern).unwrap();
+                proptest::prop_assert_eq!(regex.is_match(&text), check(&text), "{} on {:?}", pattern, text);
+            }
+        }
     }
 
     #[test]

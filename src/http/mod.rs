@@ -63,7 +63,12 @@ pub fn router(gateway: Gateway, metrics: Metrics) -> anyhow::Result<Router> {
         .pool()
         .get_service_by_name(SERVICE_NAME)
         .ok_or_else(|| anyhow::anyhow!("{SERVICE_NAME} is not in the descriptor set"))?;
-    let document = openapi::document(gateway.pool(), &service, gateway.bindings());
+    let document = openapi::document(
+        gateway.pool(),
+        &service,
+        gateway.bindings(),
+        &openapi::contract_constraints(),
+    );
     let openapi = Bytes::from(serde_json::to_vec(&document)?);
     Ok(Router::new()
         .route("/metrics", get(render_metrics))

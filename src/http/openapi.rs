@@ -34,7 +34,7 @@ use prost_reflect::{
 use serde_json::{Map, Value, json};
 
 use super::rules::{self, Binding, BodyRule};
-use crate::{error::ERROR_DOMAIN, pb};
+use crate::{domain::validate, error::ERROR_DOMAIN, pb};
 
 /// The OpenAPI version the document follows.
 const OPENAPI_VERSION: &str = "3.0.3";
@@ -57,23 +57,32 @@ const STATUS_SCHEMA: &str = "Status";
 /// `pool` is the pool `service` and `bindings` come from. Descriptions come
 /// from its source info and `readOnly` from `google.api.field_behavior`;
 /// a pool without them gives a terser document, not an error.
-pub fn document(pool: &DescriptorPool, service: &ServiceDescriptor, bindings: &[Binding]) -> Value {
-    let mut generator = Generator::new(pool);
+pub fn document(
+    pool: &DescriptorPool,
+    service: &ServiceDescriptor,
+    bindings: &[Binding],
+    constraints: &Constraints,
+) -> Value {
+    let mut generator = Generator::new(pool, constraints.clone());
     let mut taken = HashSet::new();
     let ids = operation_ids(bindings, &mut taken);
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut served = Vec::new();
     for (binding, id) in bindings.iter().zip(ids) {
         // OpenAPI has no place for custom HTTP methods.
         let Some(method) = path_item_key(&binding.http_method) else {
             continue;
         };
-        let item = paths.entry(binding.template.openapi_path()).or_default();
+        let path = binding.template.openapi_path();
+        let item = paths.entry(path.clone()).or_default();
         if item.contains_key(method) {
             continue;
         }
         let operation = generator.operation(binding, &id, service.name());
         item.insert(method.to_owned(), operation);
+        served.push((path, method, id, binding));
     }
+    add_links(&generator, &mut paths, &served);
     for (path, operation) in serving_endpoints(&mut taken) {
         paths
             .entry(path.to_owned())
@@ -127,17 +136,143 @@ pub fn document(pool: &DescriptorPool, service: &ServiceDescriptor, bindings: &[
     })
 }
 
+/// OpenAPI links from each response that is a resource to the operations
+/// that take its identifier in their path: a created group's `id` feeds
+/// GetGroup, UpdateGroup, DeleteGroup and the rest. Clients and fuzzers
+/// (schemathesis' stateful phase) follow them to reach real resources.
+/// The identifier is the output's `IDENTIFIER` field; a target is any
+/// operation with a path parameter of that name.
+fn add_links(
+    generator: &Generator,
+    paths: &mut BTreeMap<String, Map<String, Value>>,
+    served: &[(String, &'static str, String, &Binding)],
+) {
+    for (path, method, _, binding) in served {
+        let Some(identifier) = binding
+            .method
+            .output()
+            .fields()
+            .find(|field| generator.behavior(field).identifier)
+        else {
+            continue;
+        };
+        let name = identifier.name();
+        let mut links = Map::new();
+        for (_, _, target_id, target) in served {
+            let takes_it = target
+                .template
+                .variables()
+                .any(|variable| target.template.parameter_name(variable) == name);
+            if takes_it {
+                links.insert(
+                    target_id.clone(),
+                    json!({
+                        "operationId": target_id,
+                        "parameters": {name: format!("$response.body#/{}", identifier.json_name())},
+                    }),
+                );
+            }
+        }
+        if let Some(success) = paths
+            .get_mut(path)
+            .and_then(|item| item.get_mut(*method))
+            .and_then(|operation| operation["responses"].get_mut("200"))
+            && !links.is_empty()
+        {
+            success["links"] = Value::Object(links);
+        }
+    }
+}
+
 /// The document for groupd's own contract: `groups.v1.GroupService` from
 /// [`pb::FILE_DESCRIPTOR_SET`].
 pub fn contract_document() -> anyhow::Result<Value> {
-    let pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)
-        .context("cannot decode the contract's descriptor set")?;
+    let pool = super::descriptor_pool().context("cannot decode the contract's descriptor set")?;
     let name = pb::group_service_server::SERVICE_NAME;
     let service = pool
         .get_service_by_name(name)
         .with_context(|| format!("{name} is missing from the descriptor set"))?;
     let bindings = rules::bindings(&pool, &service).map_err(anyhow::Error::msg)?;
-    Ok(document(&pool, &service, &bindings))
+    Ok(document(
+        &pool,
+        &service,
+        &bindings,
+        &contract_constraints(),
+    ))
+}
+
+/// Schema keywords to add to fields, by full field name: the validation
+/// rules a proto cannot carry (patterns, lengths, limits), so that clients
+/// and fuzzers know them before the server says 400.
+pub type Constraints = HashMap<String, Value>;
+
+/// groupd's validation rules (SPEC §1 and `domain::validate`) as schema
+/// keywords. Label keys follow [`validate::LABEL_KEY_PATTERN`] too, but
+/// OpenAPI 3.0 cannot constrain property names.
+pub fn contract_constraints() -> Constraints {
+    let name = json!({"pattern": validate::NAME_PATTERN});
+    let page_size = json!({"minimum": 0});
+    [
+        ("groups.v1.Group.name", name.clone()),
+        (
+            "groups.v1.Group.scope",
+            json!({"pattern": format!("^$|{}", validate::NAME_PATTERN)}),
+        ),
+        (
+            "groups.v1.Group.description",
+            json!({"maxLength": validate::MAX_DESCRIPTION_CHARS}),
+        ),
+        ("groups.v1.Group.email", json!({"format": "email"})),
+        (
+            "groups.v1.Group.provenance",
+            json!({"maxLength": validate::MAX_PROVENANCE_CHARS}),
+        ),
+        (
+            "groups.v1.Group.labels",
+            json!({
+                "maxProperties": validate::MAX_LABELS,
+                "additionalProperties": {
+                    "type": "string",
+                    "maxLength": validate::MAX_LABEL_VALUE_CHARS,
+                },
+            }),
+        ),
+        (
+            "groups.v1.Group.member_of",
+            json!({"maxItems": validate::MAX_REFS}),
+        ),
+        (
+            "groups.v1.Group.assigned_roles",
+            json!({"maxItems": validate::MAX_REFS}),
+        ),
+        (
+            "groups.v1.Member.id",
+            json!({"pattern": validate::PRINCIPAL_ID_PATTERN}),
+        ),
+        ("groups.v1.GroupRef.group_id", name.clone()),
+        (
+            "groups.v1.RoleRef.role_id",
+            json!({"pattern": validate::ROLE_ID_PATTERN}),
+        ),
+        ("groups.v1.CreateGroupRequest.group_id", name),
+        (
+            "groups.v1.CreateGroupRequest.request_id",
+            json!({"format": "uuid"}),
+        ),
+        ("groups.v1.ListGroupsRequest.page_size", page_size.clone()),
+        (
+            "groups.v1.ListGroupMembersRequest.page_size",
+            page_size.clone(),
+        ),
+        (
+            "groups.v1.ListGroupChangesRequest.page_size",
+            page_size.clone(),
+        ),
+        ("groups.v1.ListMemberGroupsRequest.page_size", page_size),
+    ]
+    .into_iter()
+    .map(|(field, keywords)| (field.to_owned(), keywords))
+    .collect()
 }
 
 /// One operation id per binding (see the module documentation), each added
@@ -480,10 +615,12 @@ struct Generator {
     pending: Vec<Pending>,
     /// Full names of the types referenced so far.
     referenced: HashSet<String>,
+    /// Extra schema keywords by field full name.
+    constraints: Constraints,
 }
 
 impl Generator {
-    fn new(pool: &DescriptorPool) -> Self {
+    fn new(pool: &DescriptorPool, constraints: Constraints) -> Self {
         let mut comments: HashMap<String, HashMap<Vec<i32>, String>> = HashMap::new();
         for file in pool.files() {
             let Some(info) = &file.file_descriptor_proto().source_code_info else {
@@ -507,6 +644,7 @@ impl Generator {
             schemas: BTreeMap::new(),
             pending: Vec::new(),
             referenced: HashSet::new(),
+            constraints,
         };
         generator
             .schemas
@@ -637,9 +775,20 @@ impl Generator {
     }
 
     /// The schema of a field as a property of its message's schema.
+    /// `schema` with the field's constraints merged in.
+    fn constrain(&self, field: &FieldDescriptor, mut schema: Value) -> Value {
+        if let (Some(Value::Object(keywords)), Value::Object(map)) =
+            (self.constraints.get(field.full_name()), &mut schema)
+        {
+            map.extend(keywords.clone());
+        }
+        schema
+    }
+
     fn property(&mut self, field: &FieldDescriptor) -> Value {
         let behavior = self.behavior(field);
         let schema = self.field_type(field);
+        let schema = self.constrain(field, schema);
         let mut extra = Map::new();
         let own = schema
             .get("description")
@@ -746,7 +895,8 @@ impl Generator {
 
         let mut parameters = Vec::new();
         for variable in &bound {
-            parameters.push(self.path_parameter(&input, variable));
+            let name = binding.template.parameter_name(variable);
+            parameters.push(self.path_parameter(&input, variable, name));
         }
         let body_field = match &binding.body {
             BodyRule::Field(name) => Some(name.as_str()),
@@ -827,9 +977,14 @@ impl Generator {
     }
 
     /// The parameter of one path variable.
-    fn path_parameter(&mut self, input: &MessageDescriptor, variable: &[String]) -> Value {
+    fn path_parameter(
+        &mut self,
+        input: &MessageDescriptor,
+        variable: &[String],
+        name: String,
+    ) -> Value {
         let mut parameter = json!({
-            "name": variable.join("."),
+            "name": name,
             "in": "path",
             "required": true,
         });
@@ -838,7 +993,8 @@ impl Generator {
                 if let Some(description) = self.binding_description(&field) {
                     parameter["description"] = json!(description);
                 }
-                parameter["schema"] = self.value_schema(&field.kind());
+                let schema = self.value_schema(&field.kind());
+                parameter["schema"] = self.constrain(&field, schema);
             }
             None => parameter["schema"] = json!({"type": "string"}),
         }
@@ -888,7 +1044,10 @@ impl Generator {
                         continue;
                     }
                 },
-                kind => self.value_schema(&kind),
+                kind => {
+                    let schema = self.value_schema(&kind);
+                    self.constrain(&field, schema)
+                }
             };
             let mut parameter = json!({"name": nested.json.join("."), "in": "query"});
             if let Some(description) = self.binding_description(&field) {
@@ -1120,7 +1279,7 @@ mod tests {
         let pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).unwrap();
         let service = pool.get_service_by_name("groups.v1.GroupService").unwrap();
         let bindings = rules::bindings(&pool, &service).unwrap();
-        let document = document(&pool, &service, &bindings);
+        let document = document(&pool, &service, &bindings, &contract_constraints());
         (bindings, document)
     }
 
@@ -1202,11 +1361,11 @@ mod tests {
         }
         assert_eq!(ids.len(), bindings.len() + 2);
         assert_eq!(
-            document["paths"]["/v1/groups/{group.id}"]["patch"]["operationId"],
+            document["paths"]["/v1/groups/{id}"]["patch"]["operationId"],
             "UpdateGroup"
         );
         assert_eq!(
-            document["paths"]["/v1/groups/{group.id}"]["put"]["operationId"],
+            document["paths"]["/v1/groups/{id}"]["put"]["operationId"],
             "UpdateGroup_put"
         );
         assert_eq!(
@@ -1220,14 +1379,55 @@ mod tests {
     }
 
     #[test]
+    fn validation_rules_the_proto_cannot_carry_are_documented() {
+        let (_, document) = contract();
+        let group = &schema(&document, "Group")["properties"];
+        assert_eq!(group["name"]["pattern"], validate::NAME_PATTERN);
+        assert_eq!(
+            group["description"]["maxLength"],
+            validate::MAX_DESCRIPTION_CHARS
+        );
+        assert_eq!(group["labels"]["maxProperties"], validate::MAX_LABELS);
+        let member = &schema(&document, "Member")["properties"];
+        assert_eq!(member["id"]["pattern"], validate::PRINCIPAL_ID_PATTERN);
+        let list = operation(&document, "ListGroups");
+        let page_size = parameters(&document, list)
+            .into_iter()
+            .find(|p| p["name"] == "pageSize")
+            .unwrap();
+        assert_eq!(page_size["schema"]["minimum"], 0);
+    }
+
+    #[test]
+    fn resources_link_to_the_operations_that_take_their_id() {
+        let (_, document) = contract();
+        let links = &operation(&document, "CreateGroup")["responses"]["200"]["links"];
+        for target in ["GetGroup", "UpdateGroup", "DeleteGroup", "AddGroupMembers"] {
+            assert_eq!(links[target]["operationId"], target);
+            assert_eq!(links[target]["parameters"]["id"], "$response.body#/id");
+        }
+        // ListMemberGroups takes a member id, not a group id.
+        assert!(links.get("ListMemberGroups").is_none());
+        // A list is not a resource: no links.
+        assert!(
+            operation(&document, "ListGroups")["responses"]["200"]
+                .get("links")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn path_parameters_are_the_template_variables() {
         let (bindings, document) = contract();
         for binding in &bindings {
             let path = binding.template.openapi_path();
             let method = binding.http_method.as_str().to_ascii_lowercase();
             let operation = &document["paths"][&path][&method];
-            let mut expected: Vec<String> =
-                binding.template.variables().map(|v| v.join(".")).collect();
+            let mut expected: Vec<String> = binding
+                .template
+                .variables()
+                .map(|v| binding.template.parameter_name(v))
+                .collect();
             expected.sort();
             assert_eq!(
                 parameter_names(&document, operation, "path"),
@@ -1313,7 +1513,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             page_size["schema"],
-            json!({"type": "integer", "format": "int32"})
+            json!({"type": "integer", "format": "int32", "minimum": 0})
         );
     }
 
@@ -1371,7 +1571,7 @@ mod tests {
         );
         assert_eq!(
             group["labels"]["additionalProperties"],
-            json!({"type": "string"})
+            json!({"type": "string", "maxLength": validate::MAX_LABEL_VALUE_CHARS})
         );
         assert!(
             group["scope"]["description"]
@@ -1634,10 +1834,15 @@ mod tests {
             template: rules::PathTemplate::parse("/v1/things/{thing.id}").unwrap(),
             body: BodyRule::None,
         };
-        let document = document(&pool, &service, std::slice::from_ref(&binding));
-        let operation = &document["paths"]["/v1/things/{thing.id}"]["get"];
+        let document = document(
+            &pool,
+            &service,
+            std::slice::from_ref(&binding),
+            &Constraints::new(),
+        );
+        let operation = &document["paths"]["/v1/things/{id}"]["get"];
         assert_eq!(operation["operationId"], "Find");
-        assert_eq!(parameter_names(&document, operation, "path"), ["thing.id"]);
+        assert_eq!(parameter_names(&document, operation, "path"), ["id"]);
         // `thing.parent` is recursive and `thing.children` repeated: neither
         // has a query form.
         assert_eq!(

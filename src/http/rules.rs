@@ -246,8 +246,29 @@ impl PathTemplate {
         self.verb.is_some()
     }
 
-    /// The template with each variable as `{field.path}` and no pattern:
-    /// the OpenAPI form of the path.
+    /// The OpenAPI name of a variable: its last field name when no other
+    /// variable of the template ends the same way (`{group.id}` is `id`),
+    /// else the whole path joined with `_`. OpenAPI tools fill templates
+    /// with names that cannot hold dots (schemathesis uses Python's
+    /// `str.format`), and to OpenAPI `/v1/groups/{id}` and
+    /// `/v1/groups/{group.id}` are one path anyway.
+    pub fn parameter_name(&self, variable: &[String]) -> String {
+        let last = variable.last().map(String::as_str).unwrap_or_default();
+        let clashes = self
+            .variables
+            .iter()
+            .filter(|v| v.field_path.last().map(String::as_str) == Some(last))
+            .count();
+        if clashes == 1 {
+            last.to_owned()
+        } else {
+            variable.join("_")
+        }
+    }
+
+    /// The template with each variable as `{name}` (see
+    /// [`Self::parameter_name`]) and no pattern: the OpenAPI form of the
+    /// path.
     pub fn openapi_path(&self) -> String {
         let mut path = String::new();
         let mut index = 0;
@@ -255,7 +276,7 @@ impl PathTemplate {
             path.push('/');
             if let Some(variable) = self.variables.iter().find(|v| v.start == index) {
                 path.push('{');
-                path.push_str(&variable.field_path.join("."));
+                path.push_str(&self.parameter_name(&variable.field_path));
                 path.push('}');
                 index = variable.end.max(index + 1);
                 continue;
@@ -461,7 +482,9 @@ mod tests {
     #[test]
     fn openapi_paths_name_the_variables() {
         let template = PathTemplate::parse("/v1/groups/{group.id=*}:undelete").unwrap();
-        assert_eq!(template.openapi_path(), "/v1/groups/{group.id}:undelete");
+        assert_eq!(template.openapi_path(), "/v1/groups/{id}:undelete");
+        let template = PathTemplate::parse("/v1/{a.id}/{b.id}/{c}").unwrap();
+        assert_eq!(template.openapi_path(), "/v1/{a_id}/{b_id}/{c}");
     }
 
     #[test]
