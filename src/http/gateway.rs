@@ -158,11 +158,18 @@ impl Gateway {
 
     /// The binding for a method and path: 404 when no template fits the
     /// path, 405 (with `Allow`) when one does for other methods.
+    /// HEAD is answered as GET (the server leaves the body out), so
+    /// `curl -I` shows a group's `ETag`.
     fn route(&self, method: &Method, path: &str) -> Result<(&Binding, Captures), HttpError> {
+        let wanted = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         let mut allowed: Vec<&str> = Vec::new();
         for binding in &self.inner.routes {
             if let Some(captures) = binding.template.matches(path) {
-                if binding.http_method == *method {
+                if binding.http_method == *wanted {
                     return Ok((binding, captures));
                 }
                 allowed.push(binding.http_method.as_str());
