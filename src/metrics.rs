@@ -159,7 +159,7 @@ impl Default for Metrics {
 }
 
 /// The code's name as the gRPC specification spells it, e.g. `NOT_FOUND`.
-fn code_label(code: Code) -> &'static str {
+pub fn code_label(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

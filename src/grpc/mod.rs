@@ -12,7 +12,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::{
     domain::{Principal, View},
     error::{ERROR_DOMAIN, Error},
-    metrics::{Metrics, Transport},
+    metrics::{self, Metrics, Transport},
     pb::{self, group_service_server},
     service::GroupService,
 };
@@ -93,14 +93,14 @@ impl GrpcService {
                     Error::Internal(_) | Error::Unavailable(_) => tracing::error!(
                         method,
                         transport = transport_name,
-                        code = ?status.code(),
+                        code = metrics::code_label(status.code()),
                         elapsed_ms,
                         error = %error,
                         cause = ?std::error::Error::source(&error),
                         "call failed"
                     ),
                     _ => {
-                        tracing::info!(method, transport = transport_name, code = ?status.code(), elapsed_ms, error = %error, "call finished")
+                        tracing::info!(method, transport = transport_name, code = metrics::code_label(status.code()), elapsed_ms, error = %error, "call finished")
                     }
                 }
                 Err(status)

@@ -142,7 +142,7 @@ impl Gateway {
     fn refused(&self, rpc: Option<String>, error: HttpError, started: Instant) -> Handled {
         tracing::info!(
             rpc = rpc.as_deref().unwrap_or(""),
-            code = ?error.status.code(),
+            code = crate::metrics::code_label(error.status.code()),
             http_status = error.http_status().as_u16(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             error = error.status.message(),
