@@ -167,11 +167,19 @@ impl Gateway {
             method
         };
         let mut allowed: Vec<&str> = Vec::new();
+        let mut verb_fits = false;
         for binding in &self.inner.routes {
+            // Templates with a verb come first. Once one fits the path (for
+            // another method), `g:undelete` is that verb on group `g`, and
+            // never a group id for the templates without a verb.
+            if verb_fits && !binding.template.has_verb() {
+                break;
+            }
             if let Some(captures) = binding.template.matches(path) {
                 if binding.http_method == *wanted {
                     return Ok((binding, captures));
                 }
+                verb_fits |= binding.template.has_verb();
                 allowed.push(binding.http_method.as_str());
             }
         }
@@ -231,12 +239,16 @@ impl Gateway {
                 .map_err(|message| HttpError::invalid(&path.join("."), message))?;
             set_json(&mut root, &input, path, value, Placement::Url)?;
         }
-        if let Some(query) = parts.uri.query() {
-            apply_query(&mut root, &input, binding, &captures, query)?;
-        }
+        let masks = match parts.uri.query() {
+            Some(query) => apply_query(&mut root, &input, binding, &captures, query)?,
+            None => Vec::new(),
+        };
         apply_if_match(&mut root, &input, binding, &parts.headers)?;
 
         let mut message = decode_request(&input, root, &binding.body)?;
+        for (path, paths) in masks {
+            set_mask(&mut message, &path, paths);
+        }
         apply_implied_mask(&mut message, binding, &body_keys)?;
 
         let reply = self.invoke(binding, message, &parts.headers).await?;
@@ -628,14 +640,16 @@ fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Json, String> {
 
 /// Places the query parameters: every request field not bound by the path
 /// or the body may be given, by proto or JSON name, dotted for nested
-/// fields, repeated for repeated fields.
+/// fields, repeated for repeated fields. Field masks are returned instead
+/// (field path, mask paths), for [`set_mask`]: see [`mask_paths`].
 fn apply_query(
     root: &mut Map<String, Json>,
     input: &MessageDescriptor,
     binding: &Binding,
     captures: &Captures,
     query: &str,
-) -> Result<(), HttpError> {
+) -> Result<Vec<(Vec<String>, Vec<String>)>, HttpError> {
+    let mut masks: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let path: Vec<String> = key.split('.').map(str::to_owned).collect();
         let field = leaf_field(input, &path)
@@ -663,11 +677,97 @@ fn apply_query(
                 format!("query parameter {key:?}: the URL path sets it"),
             ));
         }
+        if is_field_mask(&field) {
+            if masks.iter().any(|(seen, _)| *seen == canonical) {
+                return Err(HttpError::invalid(
+                    &key,
+                    format!("{key} is given more than once"),
+                ));
+            }
+            masks.push((canonical, mask_paths(&value)));
+            continue;
+        }
         let json =
             scalar_json(&field, &value).map_err(|message| HttpError::invalid(&key, message))?;
         set_json(root, input, &path, json, Placement::Query)?;
     }
-    Ok(())
+    Ok(masks)
+}
+
+fn is_field_mask(field: &FieldDescriptor) -> bool {
+    !field.is_list()
+        && field
+            .kind()
+            .as_message()
+            .is_some_and(|m| m.full_name() == "google.protobuf.FieldMask")
+}
+
+/// The paths of a field mask given as a query parameter: comma-separated,
+/// each segment in its JSON form (`memberOf`, as proto3 JSON writes masks)
+/// or its proto form (`member_of`, as grpc-gateway takes query masks
+/// verbatim). A segment with a capital is converted to its proto form;
+/// others are kept, so label keys such as `cost_center` pass unchanged.
+fn mask_paths(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|path| !path.is_empty())
+        .map(|path| {
+            path.split('.')
+                .map(|segment| {
+                    if segment.bytes().any(|b| b.is_ascii_uppercase()) {
+                        let mut snake = String::with_capacity(segment.len() + 4);
+                        for c in segment.chars() {
+                            if c.is_ascii_uppercase() {
+                                snake.push('_');
+                                snake.push(c.to_ascii_lowercase());
+                            } else {
+                                snake.push(c);
+                            }
+                        }
+                        snake
+                    } else {
+                        segment.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect()
+}
+
+/// Sets the field mask at `path` (proto names, through singular messages)
+/// of `message` to `paths`.
+fn set_mask(message: &mut DynamicMessage, path: &[String], paths: Vec<String>) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut target = message;
+    for name in parents {
+        let Some(field) = target.descriptor().get_field_by_name(name) else {
+            return;
+        };
+        match target.get_field_mut(&field) {
+            prost_reflect::Value::Message(inner) => target = inner,
+            _ => return,
+        }
+    }
+    let Some(field) = target.descriptor().get_field_by_name(last) else {
+        return;
+    };
+    let Some(mask_type) = field.kind().as_message().cloned() else {
+        return;
+    };
+    let mut mask = DynamicMessage::new(mask_type);
+    mask.set_field_by_name(
+        "paths",
+        prost_reflect::Value::List(
+            paths
+                .into_iter()
+                .map(prost_reflect::Value::String)
+                .collect(),
+        ),
+    );
+    target.set_field(&field, prost_reflect::Value::Message(mask));
 }
 
 /// A field path with every segment as its proto name.
@@ -942,6 +1042,20 @@ mod tests {
         assert!(!has_json_form("x_1"));
         assert!(!has_json_form("trailing_"));
         assert!(!has_json_form("Upper"));
+    }
+
+    #[test]
+    fn query_masks_take_json_and_proto_names() {
+        assert_eq!(
+            mask_paths("memberOf, assigned_roles,labels.cost_center,,labels.costCenter"),
+            vec![
+                "member_of",
+                "assigned_roles",
+                "labels.cost_center",
+                "labels.cost_center"
+            ]
+        );
+        assert!(mask_paths("").is_empty());
     }
 
     #[test]
