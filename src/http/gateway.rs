@@ -648,8 +648,8 @@ fn apply_query(
     binding: &Binding,
     captures: &Captures,
     query: &str,
-) -> Result<Vec<(Vec<String>, Vec<String>)>, HttpError> {
-    let mut masks: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+) -> Result<Vec<QueryMask>, HttpError> {
+    let mut masks: Vec<QueryMask> = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let path: Vec<String> = key.split('.').map(str::to_owned).collect();
         let field = leaf_field(input, &path)
@@ -693,6 +693,10 @@ fn apply_query(
     }
     Ok(masks)
 }
+
+/// A field mask from the query: the field's path (proto names) and the
+/// mask's paths.
+type QueryMask = (Vec<String>, Vec<String>);
 
 fn is_field_mask(field: &FieldDescriptor) -> bool {
     !field.is_list()
