@@ -758,10 +758,14 @@ fn set_mask(message: &mut DynamicMessage, path: &[String], paths: Vec<String>) {
     let Some(field) = target.descriptor().get_field_by_name(last) else {
         return;
     };
-    let Some(mask_type) = field.kind().as_message().cloned() else {
-        return;
-    };
-    let mut mask = DynamicMessage::new(mask_type);
+    if let Some(mask) = mask_value(&field, paths) {
+        target.set_field(&field, mask);
+    }
+}
+
+/// A value for the `FieldMask` field `field` holding `paths`.
+fn mask_value(field: &FieldDescriptor, paths: Vec<String>) -> Option<prost_reflect::Value> {
+    let mut mask = DynamicMessage::new(field.kind().as_message()?.clone());
     mask.set_field_by_name(
         "paths",
         prost_reflect::Value::List(
@@ -771,7 +775,7 @@ fn set_mask(message: &mut DynamicMessage, path: &[String], paths: Vec<String>) {
                 .collect(),
         ),
     );
-    target.set_field(&field, prost_reflect::Value::Message(mask));
+    Some(prost_reflect::Value::Message(mask))
 }
 
 /// A field path with every segment as its proto name.
@@ -889,20 +893,9 @@ fn apply_implied_mask(
     } else {
         return Ok(());
     };
-    let Some(mask_message) = mask_field.kind().as_message().cloned() else {
-        return Ok(());
-    };
-    let mut mask = DynamicMessage::new(mask_message);
-    mask.set_field_by_name(
-        "paths",
-        prost_reflect::Value::List(
-            paths
-                .into_iter()
-                .map(prost_reflect::Value::String)
-                .collect(),
-        ),
-    );
-    message.set_field(mask_field, prost_reflect::Value::Message(mask));
+    if let Some(mask) = mask_value(mask_field, paths) {
+        message.set_field(mask_field, mask);
+    }
     Ok(())
 }
 
