@@ -300,7 +300,7 @@ impl Gateway {
                 "this method takes no request body; send its fields as query parameters",
             ));
         }
-        if !is_json(headers) {
+        if headers.contains_key(header::CONTENT_TYPE) && !is_json(headers) {
             return Err(HttpError::gateway(
                 Code::InvalidArgument,
                 "UNSUPPORTED_MEDIA_TYPE",
@@ -400,7 +400,9 @@ fn internal(message: &str) -> Failure {
 }
 
 /// Whether the request declares a JSON body (`application/json`, with or
-/// without parameters, or any `+json` type).
+/// without parameters, or any `+json` type). A body without a
+/// `Content-Type` is read as JSON too; one declared as anything else is
+/// refused with 415.
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
@@ -604,37 +606,65 @@ fn is_well_known(message: &MessageDescriptor) -> bool {
 /// takes: proto3 JSON accepts numbers, enums, masks and timestamps as
 /// strings, so only booleans need converting.
 fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Json, String> {
+    let name = field.json_name();
     if field.is_map() {
-        return Err(format!(
-            "{} is a map and cannot be set from the URL",
-            field.name()
-        ));
+        return Err(format!("{name} is a map and cannot be set from the URL"));
     }
+    // The spellings grpc-gateway accepts (Go's strconv.ParseBool).
     let boolean = || match text {
-        "true" => Ok(Json::Bool(true)),
-        "false" => Ok(Json::Bool(false)),
-        _ => Err(format!(
-            "{} must be true or false, not {text:?}",
-            field.json_name()
-        )),
+        "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(Json::Bool(true)),
+        "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(Json::Bool(false)),
+        _ => Err(format!("{name} must be true or false, not {text:?}")),
     };
+    // Numbers are checked here, so that a bad one is reported against the
+    // parameter that carried it.
+    let number = |fits: bool, what: &str| {
+        if fits {
+            Ok(Json::String(text.to_owned()))
+        } else {
+            Err(format!("{name} must be {what}, not {text:?}"))
+        }
+    };
+    let float = || text.parse::<f64>().is_ok() || ["NaN", "Infinity", "-Infinity"].contains(&text);
     match field.kind() {
         Kind::Bool => boolean(),
-        Kind::Enum(_) => Ok(match text.parse::<i32>() {
-            Ok(number) => Json::from(number),
-            Err(_) => Json::String(text.to_owned()),
-        }),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            number(text.parse::<i32>().is_ok(), "a 32-bit integer")
+        }
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            number(text.parse::<i64>().is_ok(), "a 64-bit integer")
+        }
+        Kind::Uint32 | Kind::Fixed32 => {
+            number(text.parse::<u32>().is_ok(), "an unsigned 32-bit integer")
+        }
+        Kind::Uint64 | Kind::Fixed64 => {
+            number(text.parse::<u64>().is_ok(), "an unsigned 64-bit integer")
+        }
+        Kind::Float | Kind::Double => number(float(), "a number"),
+        Kind::Enum(enumeration) => {
+            if let Ok(number) = text.parse::<i32>() {
+                Ok(Json::from(number))
+            } else if enumeration.get_value_by_name(text).is_some() {
+                Ok(Json::String(text.to_owned()))
+            } else {
+                let names: Vec<String> =
+                    enumeration.values().map(|v| v.name().to_owned()).collect();
+                Err(format!(
+                    "{name} must be one of {}, not {text:?}",
+                    names.join(", ")
+                ))
+            }
+        }
         Kind::Message(message) => match message.full_name() {
             "google.protobuf.BoolValue" => boolean(),
-            name if name.starts_with("google.protobuf.") && !name.ends_with("Struct") => {
+            full if full.starts_with("google.protobuf.") && !full.ends_with("Struct") => {
                 Ok(Json::String(text.to_owned()))
             }
             _ => Err(format!(
-                "{} is a message and cannot be set from the URL",
-                field.json_name()
+                "{name} is a message and cannot be set from the URL"
             )),
         },
-        _ => Ok(Json::String(text.to_owned())),
+        Kind::String | Kind::Bytes => Ok(Json::String(text.to_owned())),
     }
 }
 
@@ -797,8 +827,9 @@ fn canonical_path(input: &MessageDescriptor, path: &[String]) -> Vec<String> {
 }
 
 /// `If-Match` is the etag: it goes to the request's `etag` field, or to
-/// the body message's (`group.etag` for UpdateGroup). `*` asks for no
-/// check. Methods without an etag ignore the header.
+/// the body message's when the path names that message (`group.etag` for
+/// UpdateGroup's `{group.id}`; CreateGroup's new group has no etag to
+/// match). `*` asks for no check. Other methods refuse the header (400).
 fn apply_if_match(
     root: &mut Map<String, Json>,
     input: &MessageDescriptor,
@@ -824,14 +855,26 @@ fn apply_if_match(
     let path = if is_string_field(input, "etag") {
         vec!["etag".to_owned()]
     } else if let BodyRule::Field(body) = &binding.body
+        && binding
+            .template
+            .variables()
+            .any(|variable| variable.first() == Some(body))
         && input
             .get_field_by_name(body)
             .and_then(|f| f.kind().as_message().cloned())
             .is_some_and(|m| is_string_field(&m, "etag"))
     {
+        // The body is the resource the path names (`{group.id}`): its etag.
         vec![body.clone(), "etag".to_owned()]
     } else {
-        return Ok(());
+        // Ignoring the condition would let the write through unchecked.
+        return Err(HttpError::invalid(
+            "If-Match",
+            format!(
+                "{} takes no etag, so it cannot honour If-Match",
+                binding.method.name()
+            ),
+        ));
     };
     set_json(
         root,

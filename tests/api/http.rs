@@ -57,6 +57,7 @@ both_backends!(
     a_query_value_that_does_not_decode_is_400_naming_the_parameter,
     malformed_json_is_400_malformed_json,
     a_text_plain_body_is_415_unsupported_media_type,
+    if_match_on_a_method_without_an_etag_is_400_not_ignored,
     a_body_on_a_get_or_delete_is_400,
     a_json_array_body_is_400,
     a_non_boolean_value_for_a_boolean_query_parameter_is_400,
@@ -1883,6 +1884,42 @@ async fn a_text_plain_body_is_415_unsupported_media_type(app: TestApp) {
         .await,
     );
     assert_eq!(answer["description"], "json");
+
+    // A body without any Content-Type is read as JSON.
+    let answer = http_ok(
+        send(
+            app.request(Method::PATCH, &group_path(&group.id))
+                .body(r#"{"description": "undeclared"}"#),
+        )
+        .await,
+    );
+    assert_eq!(answer["description"], "undeclared");
+}
+
+async fn if_match_on_a_method_without_an_etag_is_400_not_ignored(app: TestApp) {
+    let group = rich_group(&app).await;
+    let before = snapshot(&app, &group.id).await;
+    let reply = send(
+        app.request(
+            Method::POST,
+            &format!("{}:addMembers", group_path(&group.id)),
+        )
+        .header(header::IF_MATCH, "\"stale\"")
+        .json(&json!({"members": [{"id": "mallory"}]})),
+    )
+    .await;
+    assert_http_invalid(&reply, "If-Match");
+    assert_unchanged(&app, &before).await;
+
+    let reply = send(
+        app.request(Method::POST, "/v1/groups")
+            .header(header::IF_MATCH, "\"anything\"")
+            .json(&json!({"name": "conditional"})),
+    )
+    .await;
+    assert_http_invalid(&reply, "If-Match");
+    let listed = http_ok(http_get(&app, "/v1/groups?filter=name%3D%22conditional%22").await);
+    assert!(listed.get("groups").is_none(), "{listed}");
 }
 
 async fn a_body_over_the_limit_is_413_request_too_large(app: TestApp) {
@@ -1983,6 +2020,10 @@ async fn a_json_array_body_is_400(app: TestApp) {
 async fn a_non_boolean_value_for_a_boolean_query_parameter_is_400(app: TestApp) {
     let reply = http_get(&app, "/v1/groups?showDeleted=maybe").await;
     assert_http_invalid(&reply, "showDeleted");
+    // grpc-gateway's spellings of true and false are accepted.
+    for spelling in ["1", "TRUE", "True", "t", "0", "FALSE", "f"] {
+        http_ok(http_get(&app, &format!("/v1/groups?showDeleted={spelling}")).await);
+    }
 
     let group = rich_group(&app).await;
     let before = snapshot(&app, &group.id).await;

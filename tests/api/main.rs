@@ -22,6 +22,7 @@ mod filter;
 mod get_list;
 mod http;
 mod members;
+mod metrics;
 mod openapi;
 mod seeds;
 mod serving;
