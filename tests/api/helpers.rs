@@ -1157,3 +1157,73 @@ pub fn timestamp(json: &serde_json::Value, key: &str) -> Option<prost_types::Tim
             .unwrap_or_else(|error| panic!("{key} {text:?} is not RFC 3339: {error}")),
     )
 }
+
+/// Creates a group with every writable field populated (over gRPC), so
+/// that an update can show what it keeps.
+pub async fn rich_group(app: &TestApp) -> pb::Group {
+    let parent = create_named(app, "parent").await;
+    create(
+        app,
+        with_labels(
+            pb::Group {
+                name: "rich".to_owned(),
+                scope: "tenant-a".to_owned(),
+                description: "before".to_owned(),
+                email: "before@example.com".to_owned(),
+                members: members(&["alice", "bob"]),
+                admins: members(&["alice"]),
+                member_of: refs(&[&parent.id]),
+                assigned_roles: roles(&["roles/viewer"]),
+                inactive: true,
+                provenance: "ldap".to_owned(),
+                ..Default::default()
+            },
+            &[("a", "1"), ("b", "2")],
+        ),
+    )
+    .await
+}
+
+/// Asserts that every writable field but those in `changed` (proto names)
+/// is as in `before`, and that the output-only creation fields stayed.
+#[track_caller]
+pub fn assert_only_changed(before: &pb::Group, after: &pb::Group, changed: &[&str]) {
+    let same = |field: &str| !changed.contains(&field);
+    if same("name") {
+        assert_eq!(after.name, before.name, "name changed");
+    }
+    assert_eq!(after.scope, before.scope, "scope changed");
+    if same("description") {
+        assert_eq!(after.description, before.description, "description changed");
+    }
+    if same("email") {
+        assert_eq!(after.email, before.email, "email changed");
+    }
+    if same("members") {
+        assert_eq!(after.members, before.members, "members changed");
+    }
+    if same("admins") {
+        assert_eq!(after.admins, before.admins, "admins changed");
+    }
+    if same("member_of") {
+        assert_eq!(after.member_of, before.member_of, "member_of changed");
+    }
+    if same("assigned_roles") {
+        assert_eq!(
+            after.assigned_roles, before.assigned_roles,
+            "assigned_roles changed"
+        );
+    }
+    if same("inactive") {
+        assert_eq!(after.inactive, before.inactive, "inactive changed");
+    }
+    if same("provenance") {
+        assert_eq!(after.provenance, before.provenance, "provenance changed");
+    }
+    if same("labels") {
+        assert_eq!(labels_of(after), labels_of(before), "labels changed");
+    }
+    assert_eq!(after.state(), pb::State::Active, "state changed");
+    assert_eq!(after.create_time, before.create_time, "create_time changed");
+    assert_eq!(after.created_by, before.created_by, "created_by changed");
+}
