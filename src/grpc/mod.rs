@@ -317,8 +317,15 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::CheckMembershipRequest>,
     ) -> Result<Response<pb::CheckMembershipResponse>, Status> {
         self.call("CheckMembership", transport(&request), async {
-            Err(Error::Unimplemented {
-                rpc: "CheckMembership",
+            let request = request.into_inner();
+            let check = self
+                .service
+                .check_membership(&request.id, &request.member_id)
+                .await?;
+            Ok(pb::CheckMembershipResponse {
+                is_member: check.is_member,
+                direct: check.direct,
+                path: check.path,
             })
         })
         .await
@@ -329,8 +336,19 @@ impl group_service_server::GroupService for GrpcService {
         request: Request<pb::ListMemberGroupsRequest>,
     ) -> Result<Response<pb::ListMemberGroupsResponse>, Status> {
         self.call("ListMemberGroups", transport(&request), async {
-            Err(Error::Unimplemented {
-                rpc: "ListMemberGroups",
+            let request = request.into_inner();
+            let page = self
+                .service
+                .list_member_groups(
+                    &request.member_id,
+                    request.transitive,
+                    request.page_size,
+                    &request.page_token,
+                )
+                .await?;
+            Ok(pb::ListMemberGroupsResponse {
+                groups: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
             })
         })
         .await

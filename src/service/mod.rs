@@ -6,7 +6,7 @@
 pub mod page_token;
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeSet, HashMap, HashSet},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -94,6 +94,18 @@ pub struct Page<T> {
     pub next_page_token: String,
     /// How many items all pages hold, where the listing counts them.
     pub total_size: Option<u64>,
+}
+
+/// The answer of CheckMembership.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembershipCheck {
+    /// Whether the principal is a member, directly or through `member_of`.
+    pub is_member: bool,
+    /// Whether the principal is a direct member of the group.
+    pub direct: bool,
+    /// A shortest chain of group ids from a group the principal is directly
+    /// in up to the asked group; empty when not a member.
+    pub path: Vec<String>,
 }
 
 /// groupd's operations over a [`Store`].
@@ -824,6 +836,94 @@ impl GroupService {
         })
     }
 
+    /// Whether `member_id` is a member of group `id`, directly or through
+    /// `member_of`, and by which shortest path. Deleted groups carry no
+    /// membership: a deleted `id` has no members, and a chain through a
+    /// deleted group is cut.
+    pub async fn check_membership(
+        &self,
+        id: &str,
+        member_id: &str,
+    ) -> Result<MembershipCheck, Error> {
+        let mut violations = Vec::new();
+        if id.is_empty() {
+            violations.push(FieldViolation::new("id", "id is required"));
+        }
+        check_principal(member_id, &mut violations);
+        Error::check(violations)?;
+        let tx = self.store.begin_read().await?;
+        let Some(group) = store::find_group(&tx, id, false).await? else {
+            return Err(Error::NotFound { id: id.to_owned() });
+        };
+        if group.state == State::Deleted {
+            return Ok(MembershipCheck::default());
+        }
+        let own = store::live_groups_of_member(&tx, member_id).await?;
+        if own.iter().any(|g| g == id) {
+            return Ok(MembershipCheck {
+                is_member: true,
+                direct: true,
+                path: vec![id.to_owned()],
+            });
+        }
+        let walk = Ancestry::walk(&tx, own, Some(id)).await?;
+        Ok(match walk.path_to(id) {
+            Some(path) => MembershipCheck {
+                is_member: true,
+                direct: false,
+                path,
+            },
+            None => MembershipCheck::default(),
+        })
+    }
+
+    /// The live groups `member_id` belongs to, directly or (with
+    /// `transitive`) also through `member_of`, a page at a time, sorted by
+    /// id, in the BASIC view.
+    pub async fn list_member_groups(
+        &self,
+        member_id: &str,
+        transitive: bool,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Group>, Error> {
+        let mut violations = Vec::new();
+        check_principal(member_id, &mut violations);
+        let page_size = listing::page_size(page_size).map_err(|v| violations.push(v));
+        let Ok(page_size) = page_size else {
+            return Err(Error::InvalidArgument { violations });
+        };
+        Error::check(violations)?;
+        let query_key = format!("member-groups|{member_id}|{transitive}");
+        let after: Option<String> = self.tokens.decode(&query_key, page_token)?;
+        let tx = self.store.begin_read().await?;
+        let own = store::live_groups_of_member(&tx, member_id).await?;
+        let ids: BTreeSet<String> = if transitive {
+            Ancestry::walk(&tx, own, None).await?.reached
+        } else {
+            own.into_iter().collect()
+        };
+        let take = usize::try_from(page_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        let page_ids: Vec<String> = match &after {
+            Some(after) => ids
+                .range::<String, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                .take(take)
+                .cloned()
+                .collect(),
+            None => ids.iter().take(take).cloned().collect(),
+        };
+        let mut groups = store::groups_by_ids(&tx, &page_ids).await?;
+        let next_page_token =
+            self.next_token(&query_key, &mut groups, page_size, |g| g.id.clone())?;
+        Ok(Page {
+            items: groups,
+            next_page_token,
+            total_size: None,
+        })
+    }
+
     /// Trims a page fetched with one extra item and returns the token of
     /// the next page (empty when there is none).
     fn next_token<T, C: serde::Serialize>(
@@ -841,5 +941,76 @@ impl GroupService {
             Some(last) => self.tokens.encode(query_key, &cursor(last)),
             None => Ok(String::new()),
         }
+    }
+}
+
+/// Adds a violation when `member_id` is not a principal id.
+fn check_principal(member_id: &str, violations: &mut Vec<FieldViolation>) {
+    if member_id.is_empty() {
+        violations.push(FieldViolation::new("member_id", "member_id is required"));
+    } else if !validate::is_principal_id(member_id) {
+        violations.push(FieldViolation::new(
+            "member_id",
+            format!("{member_id:?} is not a valid principal id"),
+        ));
+    }
+}
+
+/// An upward walk of the hierarchy from the groups a principal is directly
+/// in, through live groups only, one query per level, breadth first: the
+/// first time a group is reached is by a shortest chain.
+#[derive(Debug, Default)]
+struct Ancestry {
+    /// Every group reached, the starting ones included.
+    reached: BTreeSet<String>,
+    /// For each group reached through `member_of`, the child it was first
+    /// reached from.
+    via: HashMap<String, String>,
+}
+
+impl Ancestry {
+    /// Walks up from `start` (sorted), stopping early once `target` is
+    /// reached. Levels are taken in id order, so the chain found is the
+    /// same on every run.
+    async fn walk(
+        tx: &DatabaseTransaction,
+        start: Vec<String>,
+        target: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mut ancestry = Self {
+            reached: start.iter().cloned().collect(),
+            via: HashMap::new(),
+        };
+        let mut frontier = start;
+        while !frontier.is_empty() {
+            if target.is_some_and(|t| ancestry.reached.contains(t)) {
+                break;
+            }
+            let mut next = Vec::new();
+            for (child, parent) in store::live_parent_edges(tx, &frontier).await? {
+                if ancestry.reached.insert(parent.clone()) {
+                    ancestry.via.insert(parent.clone(), child);
+                    next.push(parent);
+                }
+            }
+            next.sort_unstable();
+            frontier = next;
+        }
+        Ok(ancestry)
+    }
+
+    /// The chain from a starting group up to `target`, if reached.
+    fn path_to(&self, target: &str) -> Option<Vec<String>> {
+        if !self.reached.contains(target) {
+            return None;
+        }
+        let mut path = vec![target.to_owned()];
+        let mut at = target;
+        while let Some(child) = self.via.get(at) {
+            path.push(child.clone());
+            at = child;
+        }
+        path.reverse();
+        Some(path)
     }
 }

@@ -410,10 +410,7 @@ pub async fn reaches<C: ConnectionTrait>(
         return Ok(false);
     }
     let backend = c.get_database_backend();
-    let placeholder = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
+    let placeholder = |n: usize| placeholder(backend, n);
     let list: Vec<String> = (1..=parents.len()).map(placeholder).collect();
     // UNION (not UNION ALL) makes the walk terminate even on a graph that
     // already holds a cycle.
@@ -437,6 +434,107 @@ pub async fn reaches<C: ConnectionTrait>(
         None => 0,
     };
     Ok(hits > 0)
+}
+
+/// The live groups `member_id` is a direct member of, sorted by id.
+pub async fn live_groups_of_member<C: ConnectionTrait>(
+    c: &C,
+    member_id: &str,
+) -> Result<Vec<String>, Error> {
+    if !storable(member_id) {
+        return Ok(Vec::new());
+    }
+    let backend = c.get_database_backend();
+    let sql = format!(
+        "SELECT m.group_id AS group_id FROM group_members m \
+         JOIN groups g ON g.id = m.group_id \
+         WHERE m.member_id = {} AND g.delete_time IS NULL \
+         ORDER BY m.group_id",
+        placeholder(backend, 1)
+    );
+    let rows = c
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [member_id.to_owned().into()],
+        ))
+        .await
+        .map_err(classify)?;
+    rows.iter()
+        .map(|row| row.try_get::<String>("", "group_id").map_err(classify))
+        .collect()
+}
+
+/// The `member_of` edges `(child, parent)` leaving `children` that lead to
+/// live parents, sorted by child then parent. One step of an upward walk
+/// through the hierarchy.
+pub async fn live_parent_edges<C: ConnectionTrait>(
+    c: &C,
+    children: &[String],
+) -> Result<Vec<(String, String)>, Error> {
+    let backend = c.get_database_backend();
+    let mut edges = Vec::new();
+    for chunk in children.chunks(BATCH) {
+        // PostgreSQL binds the ids as one array (see `one_of`).
+        let (condition, values): (String, Vec<sea_orm::Value>) = match backend {
+            DbBackend::Postgres => (
+                "p.group_id = ANY($1)".to_owned(),
+                vec![chunk.to_vec().into()],
+            ),
+            _ => (
+                format!("p.group_id IN ({})", vec!["?"; chunk.len()].join(", ")),
+                chunk.iter().map(|id| id.clone().into()).collect(),
+            ),
+        };
+        let sql = format!(
+            "SELECT p.group_id AS group_id, p.parent_id AS parent_id FROM group_parents p \
+             JOIN groups g ON g.id = p.parent_id \
+             WHERE {condition} AND g.delete_time IS NULL"
+        );
+        let rows = c
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(classify)?;
+        for row in rows {
+            edges.push((
+                row.try_get::<String>("", "group_id").map_err(classify)?,
+                row.try_get::<String>("", "parent_id").map_err(classify)?,
+            ));
+        }
+    }
+    edges.sort_unstable();
+    Ok(edges)
+}
+
+/// Groups `ids` (those that exist), without members, sorted by id.
+pub async fn groups_by_ids<C: ConnectionTrait>(c: &C, ids: &[String]) -> Result<Vec<Group>, Error> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(BATCH) {
+        rows.extend(
+            groups::Entity::find()
+                .filter(one_of(c.get_database_backend(), groups::Column::Id, chunk))
+                .all(c)
+                .await
+                .map_err(classify)?,
+        );
+    }
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    let found: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut parents = parents_of(c, &found).await?;
+    rows.into_iter()
+        .map(|row| {
+            let member_of = parents.remove(&row.id).unwrap_or_default();
+            to_group(row, member_of)
+        })
+        .collect()
+}
+
+/// The `n`th (from 1) bind placeholder of `backend`'s SQL.
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
 }
 
 /// Whether a live group other than `except_id` has `name` (compared
