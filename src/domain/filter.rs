@@ -91,19 +91,21 @@ fn violation(message: impl Into<String>) -> FieldViolation {
     FieldViolation::new("filter", message)
 }
 
-fn tokenize(text: &str) -> Result<Vec<Token>, FieldViolation> {
+/// The tokens of `text`, each with the byte offset it starts at.
+fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, FieldViolation> {
     let mut tokens = Vec::new();
     let mut chars = text.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
+        let mut push = |token| tokens.push((token, at));
         match c {
             c if c.is_whitespace() => {}
-            '(' => tokens.push(Token::Open),
-            ')' => tokens.push(Token::Close),
-            '=' => tokens.push(Token::Eq),
-            ':' => tokens.push(Token::Has),
-            '-' => tokens.push(Token::Minus),
+            '(' => push(Token::Open),
+            ')' => push(Token::Close),
+            '=' => push(Token::Eq),
+            ':' => push(Token::Has),
+            '-' => push(Token::Minus),
             '!' => match chars.next() {
-                Some((_, '=')) => tokens.push(Token::Ne),
+                Some((_, '=')) => push(Token::Ne),
                 _ => {
                     return Err(violation(format!(
                         "`!` at byte {at} must be followed by `=`"
@@ -117,7 +119,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, FieldViolation> {
                         Some((_, '"')) => break,
                         Some((_, '\\')) => match chars.next() {
                             Some((_, escaped)) => value.push(escaped),
-                            None => return Err(violation("the filter ends inside an escape")),
+                            None => {
+                                return Err(violation(format!(
+                                    "the string starting at byte {at} ends inside an escape"
+                                )));
+                            }
                         },
                         Some((_, c)) => value.push(c),
                         None => {
@@ -127,7 +133,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, FieldViolation> {
                         }
                     }
                 }
-                tokens.push(Token::Quoted(value));
+                push(Token::Quoted(value));
             }
             c if is_word_char(c) => {
                 let mut word = String::from(c);
@@ -139,7 +145,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, FieldViolation> {
                         break;
                     }
                 }
-                tokens.push(Token::Word(word));
+                push(Token::Word(word));
             }
             other => {
                 return Err(violation(format!(
@@ -157,6 +163,10 @@ fn is_word_char(c: char) -> bool {
 
 struct Parser {
     tokens: Vec<Token>,
+    /// The byte offset of each token in the filter.
+    offsets: Vec<usize>,
+    /// The filter's length: where "the end" is.
+    end: usize,
     at: usize,
     depth: usize,
 }
@@ -164,6 +174,20 @@ struct Parser {
 impl Parser {
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.at)
+    }
+
+    /// The byte offset of the next token (the end when there is none).
+    fn offset(&self) -> usize {
+        self.offsets.get(self.at).copied().unwrap_or(self.end)
+    }
+
+    /// What the next token is, for a message: `` `AND` at byte 12 `` or
+    /// `the end (byte 30)`.
+    fn found(&self) -> String {
+        match self.peek() {
+            Some(token) => format!("{} at byte {}", describe(token), self.offset()),
+            None => format!("the end (byte {})", self.end),
+        }
     }
 
     fn next(&mut self) -> Option<Token> {
@@ -180,7 +204,8 @@ impl Parser {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(violation(format!(
-                "the filter nests deeper than {MAX_DEPTH} levels"
+                "the filter nests deeper than {MAX_DEPTH} levels at byte {}",
+                self.offset()
             )));
         }
         Ok(())
@@ -228,40 +253,78 @@ impl Parser {
             return Ok(Filter::Not(Box::new(inner)));
         }
         if self.peek() == Some(&Token::Open) {
+            let open = self.offset();
             self.next();
             self.descend()?;
             let inner = self.or()?;
             self.depth -= 1;
-            return match self.next() {
-                Some(Token::Close) => Ok(inner),
-                _ => Err(violation("a `(` is not closed")),
-            };
+            if self.peek() == Some(&Token::Close) {
+                self.next();
+                return Ok(inner);
+            }
+            return Err(violation(format!(
+                "the `(` at byte {open} is not closed: found {}",
+                self.found()
+            )));
         }
         self.comparison()
     }
 
     fn comparison(&mut self) -> Result<Filter, FieldViolation> {
-        let field = match self.next() {
-            Some(Token::Word(word)) if !matches!(word.as_str(), "AND" | "OR" | "NOT") => word,
-            Some(token) => {
-                return Err(violation(format!("expected a field name, found {token:?}")));
+        let start = self.offset();
+        let field = match self.peek() {
+            Some(Token::Word(word)) if !matches!(word.as_str(), "AND" | "OR" | "NOT") => {
+                word.clone()
             }
-            None => return Err(violation("the filter ends where a comparison was expected")),
-        };
-        let op = match self.next() {
-            Some(op @ (Token::Eq | Token::Ne | Token::Has)) => op,
             _ => {
                 return Err(violation(format!(
-                    "expected `=`, `!=` or `:` after {field:?}"
+                    "expected a field name, found {}",
+                    self.found()
                 )));
             }
         };
-        let value = match self.next() {
-            Some(Token::Word(word)) => Value::Bare(word),
-            Some(Token::Quoted(text)) => Value::Quoted(text),
-            _ => return Err(violation(format!("expected a value after {field:?}"))),
+        self.next();
+        let op = match self.peek() {
+            Some(op @ (Token::Eq | Token::Ne | Token::Has)) => op.clone(),
+            _ => {
+                return Err(violation(format!(
+                    "expected `=`, `!=` or `:` after {field:?}, found {}",
+                    self.found()
+                )));
+            }
         };
-        comparison(&field, &op, value)
+        self.next();
+        let value = match self.peek() {
+            Some(Token::Word(word)) => Value::Bare(word.clone()),
+            Some(Token::Quoted(text)) => Value::Quoted(text.clone()),
+            _ => {
+                return Err(violation(format!(
+                    "expected a value after {field:?}, found {}",
+                    self.found()
+                )));
+            }
+        };
+        self.next();
+        comparison(&field, &op, value).map_err(|problem| {
+            violation(format!(
+                "{} (the comparison at byte {start})",
+                problem.description
+            ))
+        })
+    }
+}
+
+/// A token as a message shows it.
+fn describe(token: &Token) -> String {
+    match token {
+        Token::Word(word) => format!("`{word}`"),
+        Token::Quoted(text) => format!("the string {text:?}"),
+        Token::Open => "`(`".to_owned(),
+        Token::Close => "`)`".to_owned(),
+        Token::Eq => "`=`".to_owned(),
+        Token::Ne => "`!=`".to_owned(),
+        Token::Has => "`:`".to_owned(),
+        Token::Minus => "`-`".to_owned(),
     }
 }
 
@@ -363,23 +426,26 @@ pub fn parse(text: &str) -> Result<Option<Filter>, FieldViolation> {
     // with one could match nothing; refuse it before it reaches SQL.
     if let Some(at) = text.find('\0') {
         return Err(violation(format!(
-            "NUL character at position {at}: not allowed in a filter"
+            "NUL character at byte {at}: not allowed in a filter"
         )));
     }
-    let tokens = tokenize(text)?;
+    let (tokens, offsets): (Vec<Token>, Vec<usize>) = tokenize(text)?.into_iter().unzip();
     if tokens.is_empty() {
         return Ok(None);
     }
     let mut parser = Parser {
         tokens,
+        offsets,
+        end: text.len(),
         at: 0,
         depth: 0,
     };
     let filter = parser.or()?;
     match parser.peek() {
         None => Ok(Some(filter)),
-        Some(token) => Err(violation(format!(
-            "unexpected {token:?} after a complete filter"
+        Some(_) => Err(violation(format!(
+            "unexpected {} after a complete filter",
+            parser.found()
         ))),
     }
 }
@@ -446,6 +512,47 @@ mod tests {
             parse("labels.k8s.io-x = sre"),
             Ok(Some(text(TextField::Label("k8s.io-x".into()), "sre")))
         );
+    }
+
+    #[test]
+    fn errors_name_the_byte_where_the_problem_is() {
+        let message = |filter: &str| parse(filter).unwrap_err().description;
+        for (filter, expected) in [
+            (
+                "name = ",
+                "expected a value after \"name\", found the end (byte 7)",
+            ),
+            (
+                "name = x AND",
+                "expected a field name, found the end (byte 12)",
+            ),
+            (
+                "(name = x",
+                "the `(` at byte 0 is not closed: found the end (byte 9)",
+            ),
+            (
+                "name = x )",
+                "unexpected `)` at byte 9 after a complete filter",
+            ),
+            (
+                "name x",
+                "expected `=`, `!=` or `:` after \"name\", found `x` at byte 5",
+            ),
+            ("AND = x", "expected a field name, found `AND` at byte 0"),
+            ("name = x OR colour = red", "(the comparison at byte 12)"),
+            (
+                "name = \"open",
+                "the string starting at byte 7 is not closed",
+            ),
+            ("name ! x", "`!` at byte 5 must be followed by `=`"),
+            ("name = x; y", "unexpected character ';' at byte 8"),
+        ] {
+            let got = message(filter);
+            assert!(
+                got.contains(expected),
+                "{filter:?}: {got:?} lacks {expected:?}"
+            );
+        }
     }
 
     #[test]
