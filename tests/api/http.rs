@@ -29,7 +29,8 @@ both_backends!(
     list_groups_accepts_filter_order_by_show_deleted_and_view,
     delete_and_undelete_over_http,
     add_list_and_remove_members_over_http,
-    check_membership_and_list_member_groups_are_501_not_implemented,
+    check_membership_over_http_answers_membership_direct_and_path,
+    list_member_groups_over_http_lists_direct_or_transitive_groups_a_page_at_a_time,
     patch_without_mask_clears_zero_valued_keys,
     patch_without_mask_clears_null_valued_keys,
     patch_without_mask_clears_labels_with_an_empty_object,
@@ -937,26 +938,137 @@ async fn add_list_and_remove_members_over_http(app: TestApp) {
     );
 }
 
-async fn check_membership_and_list_member_groups_are_501_not_implemented(app: TestApp) {
-    let group = create(
-        &app,
-        pb::Group {
-            name: "asked".to_owned(),
-            members: members(&["alice"]),
-            ..Default::default()
-        },
+/// Creates over HTTP a group named `name` with `parents` as its memberOf
+/// and `principals` as its members; returns its id.
+async fn http_nested(app: &TestApp, name: &str, parents: &[&str], principals: &[&str]) -> String {
+    let member_of: Vec<Value> = parents.iter().map(|id| json!({"groupId": id})).collect();
+    let members: Vec<Value> = principals.iter().map(|id| json!({"id": id})).collect();
+    id_of(
+        &http_create(
+            app,
+            json!({"name": name, "memberOf": member_of, "members": members}),
+        )
+        .await,
     )
-    .await;
+}
 
-    let reply = http_get(
-        &app,
-        &format!("{}:checkMembership?memberId=alice", group_path(&group.id)),
-    )
-    .await;
-    assert_http_error(&reply, 501, Code::Unimplemented, "NOT_IMPLEMENTED");
+async fn check_membership_over_http_answers_membership_direct_and_path(app: TestApp) {
+    let top = http_nested(&app, "top", &[], &[]).await;
+    let mid = http_nested(&app, "mid", &[&top], &[]).await;
+    let leaf = http_nested(&app, "leaf", &[&mid], &["alice", "carol@example.com"]).await;
+    let check = |id: &str, query: &str| format!("{}:checkMembership?{query}", group_path(id));
+    // proto3 JSON leaves out false and empty fields.
+    let flag = |body: &Value, key: &str| body.get(key).map(|v| v.as_bool().unwrap());
 
-    let reply = http_get(&app, "/v1/members/alice/groups?transitive=true&pageSize=10").await;
-    assert_http_error(&reply, 501, Code::Unimplemented, "NOT_IMPLEMENTED");
+    let body = http_ok(http_get(&app, &check(&top, "memberId=alice")).await);
+    assert_eq!(flag(&body, "isMember"), Some(true), "{body}");
+    assert_ne!(flag(&body, "direct"), Some(true), "{body}");
+    assert_eq!(body["path"], json!([leaf, mid, top]), "{body}");
+
+    let body = http_ok(http_get(&app, &check(&leaf, "memberId=alice")).await);
+    assert_eq!(flag(&body, "isMember"), Some(true), "{body}");
+    assert_eq!(flag(&body, "direct"), Some(true), "{body}");
+    assert_eq!(body["path"], json!([leaf]), "{body}");
+
+    // A principal with an `@`, percent-encoded in the query.
+    let query = format!("memberId={}", query_value("carol@example.com"));
+    let body = http_ok(http_get(&app, &check(&mid, &query)).await);
+    assert_eq!(body["path"], json!([leaf, mid]), "{body}");
+
+    let body = http_ok(http_get(&app, &check(&top, "memberId=bob")).await);
+    assert_ne!(flag(&body, "isMember"), Some(true), "{body}");
+    assert!(
+        body.get("path").is_none_or(|path| path == &json!([])),
+        "{body}"
+    );
+
+    let reply = http_get(&app, &format!("{}:checkMembership", group_path(&top))).await;
+    assert_http_invalid(&reply, "member_id");
+    let reply = http_get(&app, &check(&top, "memberId=has%20space")).await;
+    assert_http_invalid(&reply, "member_id");
+    let reply = http_get(&app, &check("missing", "memberId=alice")).await;
+    assert_http_error(&reply, 404, Code::NotFound, "GROUP_NOT_FOUND");
+}
+
+async fn list_member_groups_over_http_lists_direct_or_transitive_groups_a_page_at_a_time(
+    app: TestApp,
+) {
+    let top = http_nested(&app, "top", &[], &[]).await;
+    let mid = http_nested(&app, "mid", &[&top], &[]).await;
+    let leaf = http_nested(&app, "leaf", &[&mid], &["alice", "bob"]).await;
+    let other = http_nested(&app, "other", &[], &["alice"]).await;
+    let listed_ids = |body: &Value| -> Vec<String> {
+        body["groups"]
+            .as_array()
+            .map(|groups| groups.iter().map(id_of).collect())
+            .unwrap_or_default()
+    };
+
+    let direct = http_ok(http_get(&app, "/v1/members/alice/groups").await);
+    let mut expected = vec![leaf.clone(), other.clone()];
+    expected.sort();
+    assert_eq!(listed_ids(&direct), expected, "{direct}");
+    assert!(direct.get("nextPageToken").is_none(), "{direct}");
+    for group in direct["groups"].as_array().unwrap() {
+        assert!(group.get("members").is_none(), "BASIC view: {group}");
+        assert!(group.get("admins").is_none(), "BASIC view: {group}");
+    }
+    let leaf_json = direct["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == json!(leaf))
+        .unwrap();
+    assert_eq!(leaf_json["memberCount"], json!(2), "{leaf_json}");
+    assert_eq!(
+        leaf_json["memberOf"],
+        json!([{"groupId": mid}]),
+        "{leaf_json}"
+    );
+
+    // Transitive, two at a time.
+    let mut seen = Vec::new();
+    let mut path = "/v1/members/alice/groups?transitive=true&pageSize=2".to_owned();
+    for _ in 0..10 {
+        let page = http_ok(http_get(&app, &path).await);
+        let ids = listed_ids(&page);
+        assert!(ids.len() <= 2, "{page}");
+        seen.extend(ids);
+        match page.get("nextPageToken").and_then(Value::as_str) {
+            Some(token) if !token.is_empty() => {
+                path = format!(
+                    "/v1/members/alice/groups?transitive=true&pageSize=2&pageToken={}",
+                    query_value(token)
+                );
+            }
+            _ => break,
+        }
+    }
+    let mut expected = vec![leaf.clone(), mid.clone(), top.clone(), other.clone()];
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    // A principal with an `@` in the path; an unknown one has no groups.
+    http_ok(
+        http_call(
+            &app,
+            Method::POST,
+            &format!("{}:addMembers", group_path(&top)),
+            Some(&json!({"members": [{"id": "carol@example.com"}]})),
+        )
+        .await,
+    );
+    let body = http_ok(http_get(&app, "/v1/members/carol@example.com/groups").await);
+    assert_eq!(listed_ids(&body), [top], "{body}");
+    let body = http_ok(http_get(&app, "/v1/members/nobody/groups?transitive=true").await);
+    assert!(listed_ids(&body).is_empty(), "{body}");
+
+    let reply = http_get(&app, "/v1/members/alice/groups?pageSize=-1").await;
+    assert_http_invalid(&reply, "page_size");
+    let reply = http_get(&app, "/v1/members/alice/groups?pageToken=garbage").await;
+    assert_http_invalid(&reply, "page_token");
+    let reply = http_get(&app, "/v1/members/has%20space/groups").await;
+    assert_http_invalid(&reply, "member_id");
 }
 
 // ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ mod filter;
 mod get_list;
 mod http;
 mod members;
+mod membership;
 mod metrics;
 mod openapi;
 mod seeds;

@@ -1,10 +1,8 @@
 //! What the gRPC port serves besides GroupService's data: health,
-//! reflection (v1 and v1alpha), the not-yet-implemented RPCs, and graceful
-//! shutdown.
+//! reflection (v1 and v1alpha), and graceful shutdown.
 
 use std::time::Duration;
 
-use groupd::pb;
 use prost::Message as _;
 use tonic::Code;
 use tonic_health::pb::{
@@ -17,8 +15,6 @@ both_backends!(
     health_reports_serving_for_the_server_and_the_group_service,
     reflection_v1_lists_and_describes_the_group_service,
     reflection_v1alpha_lists_and_describes_the_group_service,
-    check_membership_is_unimplemented_with_error_info,
-    list_member_groups_is_unimplemented_with_error_info,
 );
 
 both_backends!(
@@ -188,41 +184,6 @@ fn assert_describes_group_service(encoded: &[Vec<u8>]) {
     for rpc in ["CreateGroup", "GetGroup", "UpdateGroup", "ListGroupChanges"] {
         assert!(methods.contains(&rpc), "{rpc} missing from {methods:?}");
     }
-}
-
-async fn check_membership_is_unimplemented_with_error_info(app: TestApp) {
-    let group = create(
-        &app,
-        pb::Group {
-            name: "asked".to_owned(),
-            members: members(&["alice"]),
-            ..Default::default()
-        },
-    )
-    .await;
-    let status = app
-        .client()
-        .check_membership(pb::CheckMembershipRequest {
-            id: group.id,
-            member_id: "alice".to_owned(),
-        })
-        .await
-        .unwrap_err();
-    assert_error(&status, Code::Unimplemented, "NOT_IMPLEMENTED");
-}
-
-async fn list_member_groups_is_unimplemented_with_error_info(app: TestApp) {
-    let status = app
-        .client()
-        .list_member_groups(pb::ListMemberGroupsRequest {
-            member_id: "alice".to_owned(),
-            transitive: true,
-            page_size: 0,
-            page_token: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_error(&status, Code::Unimplemented, "NOT_IMPLEMENTED");
 }
 
 async fn graceful_shutdown_reports_not_serving_then_run_returns_ok(app: TestApp) {
