@@ -446,6 +446,15 @@ impl GroupService {
         Error::check(validate::membership_lists(&sent, "group.", &self.limits))?;
 
         let tx = self.store.begin_write().await?;
+        if mask.updates_parents() {
+            // Before the group's row lock, never after: two updates racing
+            // to close a cycle from both ends would otherwise each hold its
+            // row and wait for the other (a deadlock, seen as ABORTED after
+            // PostgreSQL's deadlock_timeout). In this order the second
+            // waits here holding nothing, then sees the first's edge and
+            // answers MEMBER_OF_CYCLE.
+            store::lock_hierarchy(&tx).await?;
+        }
         let mut group = match store::find_group(&tx, id, true).await? {
             None if request.allow_missing => {
                 if !request.etag.is_empty() {
@@ -516,7 +525,6 @@ impl GroupService {
                 .dead_parents(&tx, &request.fields.member_of, &group.fields.member_of)
                 .await?;
             Error::check(dead)?;
-            store::lock_hierarchy(&tx).await?;
             if store::reaches(&tx, &fields.member_of, id).await? {
                 return Err(Error::FailedPrecondition {
                     reason: "MEMBER_OF_CYCLE",
@@ -848,6 +856,11 @@ impl GroupService {
         let mut violations = Vec::new();
         if id.is_empty() {
             violations.push(FieldViolation::new("id", "id is required"));
+        } else if !validate::is_group_id(id) {
+            violations.push(FieldViolation::new(
+                "id",
+                format!("{id:?} is not a valid group id"),
+            ));
         }
         check_principal(member_id, &mut violations);
         Error::check(violations)?;

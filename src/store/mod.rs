@@ -863,9 +863,21 @@ fn filter_condition(backend: DbBackend, filter: &Filter) -> Condition {
             };
             let condition = match op {
                 TextOp::Equals(text) => value.eq(text.as_str()),
-                TextOp::Contains(text) => Expr::expr(Func::lower(value)).like(
-                    LikeExpr::new(format!("%{}%", like_literal(&text.to_lowercase()))).escape('\\'),
-                ),
+                // "Ignoring ASCII case" on both backends: SQLite's lower()
+                // folds ASCII only, and so does PostgreSQL's under the "C"
+                // collation (its default collation would fold `É` too).
+                TextOp::Contains(text) => {
+                    let folded = match backend {
+                        DbBackend::Postgres => {
+                            Expr::cust_with_expr("lower(($1) COLLATE \"C\")", value)
+                        }
+                        _ => Expr::expr(Func::lower(value)),
+                    };
+                    folded.like(
+                        LikeExpr::new(format!("%{}%", like_literal(&text.to_ascii_lowercase())))
+                            .escape('\\'),
+                    )
+                }
                 TextOp::Present => value.ne(""),
             };
             Condition::all().add(condition)
