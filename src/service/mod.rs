@@ -879,7 +879,7 @@ impl GroupService {
                 path: vec![id.to_owned()],
             });
         }
-        let walk = Ancestry::walk(&tx, own, Some(id)).await?;
+        let walk = Ancestry::walk(&tx, own).await?;
         Ok(match walk.path_to(id) {
             Some(path) => MembershipCheck {
                 is_member: true,
@@ -912,7 +912,7 @@ impl GroupService {
         let tx = self.store.begin_read().await?;
         let own = store::live_groups_of_member(&tx, member_id).await?;
         let ids: BTreeSet<String> = if transitive {
-            Ancestry::walk(&tx, own, None).await?.reached
+            Ancestry::walk(&tx, own).await?.reached
         } else {
             own.into_iter().collect()
         };
@@ -970,8 +970,9 @@ fn check_principal(member_id: &str, violations: &mut Vec<FieldViolation>) {
 }
 
 /// An upward walk of the hierarchy from the groups a principal is directly
-/// in, through live groups only, one query per level, breadth first: the
-/// first time a group is reached is by a shortest chain.
+/// in, through live groups only, breadth first: the first time a group is
+/// reached is by a shortest chain. The edges come from one recursive query
+/// ([`store::ancestry_edges`]); the walk itself runs in memory.
 #[derive(Debug, Default)]
 struct Ancestry {
     /// Every group reached, the starting ones included.
@@ -982,28 +983,26 @@ struct Ancestry {
 }
 
 impl Ancestry {
-    /// Walks up from `start` (sorted), stopping early once `target` is
-    /// reached. Levels are taken in id order, so the chain found is the
-    /// same on every run.
-    async fn walk(
-        tx: &DatabaseTransaction,
-        start: Vec<String>,
-        target: Option<&str>,
-    ) -> Result<Self, Error> {
+    /// Walks up from `start` (sorted). Levels are taken in id order, so the
+    /// chain found is the same on every run.
+    async fn walk(tx: &DatabaseTransaction, start: Vec<String>) -> Result<Self, Error> {
+        let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+        for (child, parent) in store::ancestry_edges(tx, &start).await? {
+            parents.entry(child).or_default().push(parent);
+        }
         let mut ancestry = Self {
             reached: start.iter().cloned().collect(),
             via: HashMap::new(),
         };
         let mut frontier = start;
         while !frontier.is_empty() {
-            if target.is_some_and(|t| ancestry.reached.contains(t)) {
-                break;
-            }
             let mut next = Vec::new();
-            for (child, parent) in store::live_parent_edges(tx, &frontier).await? {
-                if ancestry.reached.insert(parent.clone()) {
-                    ancestry.via.insert(parent.clone(), child);
-                    next.push(parent);
+            for child in &frontier {
+                for parent in parents.get(child).into_iter().flatten() {
+                    if ancestry.reached.insert(parent.clone()) {
+                        ancestry.via.insert(parent.clone(), child.clone());
+                        next.push(parent.clone());
+                    }
                 }
             }
             next.sort_unstable();

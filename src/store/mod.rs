@@ -465,31 +465,39 @@ pub async fn live_groups_of_member<C: ConnectionTrait>(
         .collect()
 }
 
-/// The `member_of` edges `(child, parent)` leaving `children` that lead to
-/// live parents, sorted by child then parent. One step of an upward walk
-/// through the hierarchy.
-pub async fn live_parent_edges<C: ConnectionTrait>(
+/// Every `member_of` edge `(child, parent)` between live groups above
+/// `start`: the edges leaving the start groups, and those leaving every
+/// live group reachable from them upward. One recursive query, whatever
+/// the depth; `UNION` keeps each group once, so the work is the size of
+/// the ancestry. Sorted by child, then parent.
+pub async fn ancestry_edges<C: ConnectionTrait>(
     c: &C,
-    children: &[String],
+    start: &[String],
 ) -> Result<Vec<(String, String)>, Error> {
     let backend = c.get_database_backend();
     let mut edges = Vec::new();
-    for chunk in children.chunks(BATCH) {
+    for chunk in start.chunks(BATCH) {
         // PostgreSQL binds the ids as one array (see `one_of`).
         let (condition, values): (String, Vec<sea_orm::Value>) = match backend {
-            DbBackend::Postgres => (
-                "p.group_id = ANY($1)".to_owned(),
-                vec![chunk.to_vec().into()],
-            ),
+            DbBackend::Postgres => ("g.id = ANY($1)".to_owned(), vec![chunk.to_vec().into()]),
             _ => (
-                format!("p.group_id IN ({})", vec!["?"; chunk.len()].join(", ")),
+                format!("g.id IN ({})", vec!["?"; chunk.len()].join(", ")),
                 chunk.iter().map(|id| id.clone().into()).collect(),
             ),
         };
         let sql = format!(
-            "SELECT p.group_id AS group_id, p.parent_id AS parent_id FROM group_parents p \
+            "WITH RECURSIVE up(id) AS ( \
+               SELECT g.id FROM groups g WHERE {condition} \
+               UNION \
+               SELECT p.parent_id FROM group_parents p \
+               JOIN up ON p.group_id = up.id \
+               JOIN groups g ON g.id = p.parent_id \
+               WHERE g.delete_time IS NULL \
+             ) \
+             SELECT p.group_id AS group_id, p.parent_id AS parent_id FROM group_parents p \
+             JOIN up ON p.group_id = up.id \
              JOIN groups g ON g.id = p.parent_id \
-             WHERE {condition} AND g.delete_time IS NULL"
+             WHERE g.delete_time IS NULL"
         );
         let rows = c
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -503,6 +511,7 @@ pub async fn live_parent_edges<C: ConnectionTrait>(
         }
     }
     edges.sort_unstable();
+    edges.dedup();
     Ok(edges)
 }
 
