@@ -479,25 +479,31 @@ pub async fn ancestry_edges<C: ConnectionTrait>(
     for chunk in start.chunks(BATCH) {
         // PostgreSQL binds the ids as one array (see `one_of`).
         let (condition, values): (String, Vec<sea_orm::Value>) = match backend {
-            DbBackend::Postgres => ("g.id = ANY($1)".to_owned(), vec![chunk.to_vec().into()]),
+            DbBackend::Postgres => (
+                "p.group_id = ANY($1)".to_owned(),
+                vec![chunk.to_vec().into()],
+            ),
             _ => (
-                format!("g.id IN ({})", vec!["?"; chunk.len()].join(", ")),
+                format!("p.group_id IN ({})", vec!["?"; chunk.len()].join(", ")),
                 chunk.iter().map(|id| id.clone().into()).collect(),
             ),
         };
+        // The recursion carries the edges themselves, so each step looks up
+        // one group's parents through the primary key of `group_parents`
+        // (a final join against the whole table was planned as a scan by
+        // SQLite). UNION keeps each edge once, so the walk ends.
         let sql = format!(
-            "WITH RECURSIVE up(id) AS ( \
-               SELECT g.id FROM groups g WHERE {condition} \
+            "WITH RECURSIVE up(child, parent) AS ( \
+               SELECT p.group_id, p.parent_id FROM group_parents p \
+               JOIN groups g ON g.id = p.parent_id \
+               WHERE {condition} AND g.delete_time IS NULL \
                UNION \
-               SELECT p.parent_id FROM group_parents p \
-               JOIN up ON p.group_id = up.id \
+               SELECT p.group_id, p.parent_id FROM up \
+               JOIN group_parents p ON p.group_id = up.parent \
                JOIN groups g ON g.id = p.parent_id \
                WHERE g.delete_time IS NULL \
              ) \
-             SELECT p.group_id AS group_id, p.parent_id AS parent_id FROM group_parents p \
-             JOIN up ON p.group_id = up.id \
-             JOIN groups g ON g.id = p.parent_id \
-             WHERE g.delete_time IS NULL"
+             SELECT child AS group_id, parent AS parent_id FROM up"
         );
         let rows = c
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
