@@ -775,6 +775,34 @@ async fn two_updates_racing_to_close_a_three_group_cycle_through_two_replicas_ne
 }
 
 /// Sets `member_of` of group `id` to `[parent]` through `client`.
+/// Adds every `(child, parent)` edge at once: one task per edge, spread
+/// over `clients` (shifted by `round`), all released by one barrier.
+async fn link_all(
+    clients: &[Client],
+    round: usize,
+    edges: &[(String, String)],
+) -> Vec<Result<pb::Group, Status>> {
+    let barrier = Arc::new(Barrier::new(edges.len()));
+    let tasks: Vec<_> = edges
+        .iter()
+        .enumerate()
+        .map(|(i, (child, parent))| {
+            let client = clients[(i + round) % clients.len()].clone();
+            let (child, parent) = (child.clone(), parent.clone());
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                link(client, child, parent).await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
 async fn link(mut client: Client, id: String, parent: String) -> Result<pb::Group, Status> {
     client
         .update_group(pb::UpdateGroupRequest {
@@ -814,24 +842,7 @@ async fn race_to_close_cycles(app: &TestApp, clients: &[Client], size: usize) {
             (ring[size - 2].clone(), ring[size - 1].clone()),
             (ring[size - 1].clone(), ring[0].clone()),
         ];
-        let barrier = Arc::new(Barrier::new(2));
-        let tasks: Vec<_> = edges
-            .iter()
-            .enumerate()
-            .map(|(i, (child, parent))| {
-                let client = clients[(i + round) % clients.len()].clone();
-                let (child, parent) = (child.clone(), parent.clone());
-                let barrier = Arc::clone(&barrier);
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    link(client, child, parent).await
-                })
-            })
-            .collect();
-        let mut results = Vec::new();
-        for task in tasks {
-            results.push(task.await.unwrap());
-        }
+        let results = link_all(clients, round, &edges).await;
 
         let winners = results.iter().filter(|result| result.is_ok()).count();
         // The loser is told about the cycle, not about a deadlock: the
@@ -890,22 +901,9 @@ async fn concurrent_member_of_changes_that_close_no_cycle_all_succeed(app: TestA
             (id("s1"), id("top")),
             (id("s2"), id("top")),
         ];
-        let barrier = Arc::new(Barrier::new(edges.len()));
-        let tasks: Vec<_> = edges
-            .iter()
-            .enumerate()
-            .map(|(i, (child, parent))| {
-                let client = clients[(i + round) % clients.len()].clone();
-                let (child, parent) = (child.clone(), parent.clone());
-                let barrier = Arc::clone(&barrier);
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    link(client, child, parent).await
-                })
-            })
-            .collect();
-        for (task, (child, parent)) in tasks.into_iter().zip(&edges) {
-            if let Err(status) = task.await.unwrap() {
+        let results = link_all(&clients, round, &edges).await;
+        for (result, (child, parent)) in results.into_iter().zip(&edges) {
+            if let Err(status) = result {
                 panic!("round {round}: {child} → {parent} failed: {status:?}");
             }
         }
