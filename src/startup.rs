@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// The service name health reports under, besides `""`.
-const SERVICE_NAME: &str = "groups.v1.GroupService";
+const SERVICE_NAME: &str = pb::group_service_server::SERVICE_NAME;
 
 /// A built application: database connected and migrated, listeners bound.
 #[derive(Debug)]

@@ -69,39 +69,36 @@ impl GrpcService {
         work: impl Future<Output = Result<T, Error>>,
     ) -> Result<Response<T>, Status> {
         let started = Instant::now();
-        let result = work.await;
+        let result = work.await.map_err(|error| {
+            let status = status(&error);
+            (error, status)
+        });
         let elapsed = started.elapsed();
+        let code = result
+            .as_ref()
+            .map_or_else(|(_, status)| status.code(), |_| Code::Ok);
+        self.metrics.record(transport, method, code, elapsed);
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-        let transport_name = transport.as_str();
+        let transport = transport.as_str();
+        let code = metrics::code_label(code);
         match result {
             Ok(response) => {
-                self.metrics.record(transport, method, Code::Ok, elapsed);
-                tracing::info!(
-                    method,
-                    transport = transport_name,
-                    code = "OK",
-                    elapsed_ms,
-                    "call finished"
-                );
+                tracing::info!(method, transport, code, elapsed_ms, "call finished");
                 Ok(Response::new(response))
             }
-            Err(error) => {
-                let status = status(&error);
-                self.metrics
-                    .record(transport, method, status.code(), elapsed);
-                match &error {
-                    Error::Internal(_) | Error::Unavailable(_) => tracing::error!(
+            Err((error, status)) => {
+                if matches!(error, Error::Internal(_) | Error::Unavailable(_)) {
+                    tracing::error!(
                         method,
-                        transport = transport_name,
-                        code = metrics::code_label(status.code()),
+                        transport,
+                        code,
                         elapsed_ms,
                         error = %error,
                         cause = ?std::error::Error::source(&error),
                         "call failed"
-                    ),
-                    _ => {
-                        tracing::info!(method, transport = transport_name, code = metrics::code_label(status.code()), elapsed_ms, error = %error, "call finished")
-                    }
+                    );
+                } else {
+                    tracing::info!(method, transport, code, elapsed_ms, error = %error, "call finished");
                 }
                 Err(status)
             }

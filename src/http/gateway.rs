@@ -101,16 +101,6 @@ impl Gateway {
         })
     }
 
-    /// The descriptor pool messages are read from.
-    pub fn pool(&self) -> &DescriptorPool {
-        &self.inner.pool
-    }
-
-    /// The bindings served.
-    pub fn bindings(&self) -> &[Binding] {
-        &self.inner.routes
-    }
-
     /// Answers one HTTP request. Returns the RPC's name (when a route
     /// matched), the gRPC code of the outcome, whether the RPC itself was
     /// called (and so counted), and the response.
@@ -233,7 +223,7 @@ impl Gateway {
             }
         }
         for (path, value) in &captures {
-            let field = leaf_field(&input, path)
+            let (field, _) = leaf_field(&input, path)
                 .map_err(|message| HttpError::invalid(&path.join("."), message))?;
             let value = scalar_json(&field, value)
                 .map_err(|message| HttpError::invalid(&path.join("."), message))?;
@@ -577,9 +567,14 @@ fn existing_key(object: &Map<String, Json>, field: &FieldDescriptor) -> String {
     }
 }
 
-/// The field at the end of a path of field names.
-fn leaf_field(input: &MessageDescriptor, path: &[String]) -> Result<FieldDescriptor, String> {
+/// The field at the end of a path of field names (proto or JSON), and the
+/// path with every segment as its proto name.
+fn leaf_field(
+    input: &MessageDescriptor,
+    path: &[String],
+) -> Result<(FieldDescriptor, Vec<String>), String> {
     let mut message = input.clone();
+    let mut canonical = Vec::with_capacity(path.len());
     let mut found = None;
     for (index, name) in path.iter().enumerate() {
         let field = find_field(&message, name).ok_or_else(|| format!("unknown field {name:?}"))?;
@@ -593,9 +588,11 @@ fn leaf_field(input: &MessageDescriptor, path: &[String]) -> Result<FieldDescrip
                 _ => return Err(format!("{name} has no fields")),
             }
         }
+        canonical.push(field.name().to_owned());
         found = Some(field);
     }
-    found.ok_or_else(|| "empty field path".to_owned())
+    let field = found.ok_or_else(|| "empty field path".to_owned())?;
+    Ok((field, canonical))
 }
 
 fn is_well_known(message: &MessageDescriptor) -> bool {
@@ -682,9 +679,8 @@ fn apply_query(
     let mut masks: Vec<QueryMask> = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let path: Vec<String> = key.split('.').map(str::to_owned).collect();
-        let field = leaf_field(input, &path)
+        let (field, canonical) = leaf_field(input, &path)
             .map_err(|_| HttpError::invalid(&key, format!("unknown query parameter {key:?}")))?;
-        let top = find_field(input, &path[0]).map(|f| f.name().to_owned());
         match &binding.body {
             BodyRule::Whole => {
                 return Err(HttpError::invalid(
@@ -692,7 +688,7 @@ fn apply_query(
                     format!("query parameter {key:?}: this method takes its fields in the body"),
                 ));
             }
-            BodyRule::Field(body) if top.as_deref() == Some(body.as_str()) => {
+            BodyRule::Field(body) if canonical.first() == Some(body) => {
                 return Err(HttpError::invalid(
                     &key,
                     format!("query parameter {key:?}: {body} is the request body"),
@@ -700,7 +696,6 @@ fn apply_query(
             }
             _ => {}
         }
-        let canonical = canonical_path(input, &path);
         if captures.iter().any(|(bound, _)| *bound == canonical) {
             return Err(HttpError::invalid(
                 &key,
@@ -808,24 +803,6 @@ fn mask_value(field: &FieldDescriptor, paths: Vec<String>) -> Option<prost_refle
     Some(prost_reflect::Value::Message(mask))
 }
 
-/// A field path with every segment as its proto name.
-fn canonical_path(input: &MessageDescriptor, path: &[String]) -> Vec<String> {
-    let mut message = input.clone();
-    let mut out = Vec::with_capacity(path.len());
-    for name in path {
-        match find_field(&message, name) {
-            Some(field) => {
-                out.push(field.name().to_owned());
-                if let Some(inner) = field.kind().as_message() {
-                    message = inner.clone();
-                }
-            }
-            None => out.push(name.clone()),
-        }
-    }
-    out
-}
-
 /// `If-Match` is the etag: it goes to the request's `etag` field, or to
 /// the body message's when the path names that message (`group.etag` for
 /// UpdateGroup's `{group.id}`; CreateGroup's new group has no etag to
@@ -903,15 +880,7 @@ fn apply_implied_mask(
         return Ok(());
     };
     let input = message.descriptor();
-    let masks: Vec<FieldDescriptor> = input
-        .fields()
-        .filter(|f| {
-            !f.is_list()
-                && f.kind()
-                    .as_message()
-                    .is_some_and(|m| m.full_name() == "google.protobuf.FieldMask")
-        })
-        .collect();
+    let masks: Vec<FieldDescriptor> = input.fields().filter(is_field_mask).collect();
     let [mask_field] = masks.as_slice() else {
         return Ok(());
     };

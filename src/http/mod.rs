@@ -17,7 +17,7 @@ use axum::{
     routing::get,
 };
 use http::{HeaderValue, header};
-use prost_reflect::DescriptorPool;
+use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tracing::Instrument as _;
 
 use crate::{
@@ -27,9 +27,6 @@ use crate::{
 
 pub use gateway::{Gateway, GrpcHandler};
 
-/// The gRPC service the gateway serves.
-pub const SERVICE_NAME: &str = "groups.v1.GroupService";
-
 /// groupd's descriptors: the contract, and the `google.rpc` error details
 /// so that error bodies show them as JSON.
 pub fn descriptor_pool() -> anyhow::Result<DescriptorPool> {
@@ -38,13 +35,18 @@ pub fn descriptor_pool() -> anyhow::Result<DescriptorPool> {
     Ok(pool)
 }
 
+/// groupd's `GroupService` in `pool`.
+pub fn contract_service(pool: &DescriptorPool) -> anyhow::Result<ServiceDescriptor> {
+    let name = pb::group_service_server::SERVICE_NAME;
+    pool.get_service_by_name(name)
+        .ok_or_else(|| anyhow::anyhow!("{name} is not in the descriptor set"))
+}
+
 /// The gateway of groupd's `GroupService`, calling `grpc`.
 pub fn gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gateway> {
     let pool = descriptor_pool()?;
-    let service = pool
-        .get_service_by_name(SERVICE_NAME)
-        .ok_or_else(|| anyhow::anyhow!("{SERVICE_NAME} is not in the descriptor set"))?;
-    Gateway::new(pool.clone(), &service, grpc, max_body_bytes).map_err(anyhow::Error::msg)
+    let service = contract_service(&pool)?;
+    Gateway::new(pool, &service, grpc, max_body_bytes).map_err(anyhow::Error::msg)
 }
 
 /// What the HTTP handlers share.
@@ -59,17 +61,7 @@ struct AppState {
 /// The HTTP application: `/metrics`, `/openapi.json`, and every other path
 /// transcoded.
 pub fn router(gateway: Gateway, metrics: Metrics) -> anyhow::Result<Router> {
-    let service = gateway
-        .pool()
-        .get_service_by_name(SERVICE_NAME)
-        .ok_or_else(|| anyhow::anyhow!("{SERVICE_NAME} is not in the descriptor set"))?;
-    let document = openapi::document(
-        gateway.pool(),
-        &service,
-        gateway.bindings(),
-        &openapi::contract_constraints(),
-    );
-    let openapi = Bytes::from(serde_json::to_vec(&document)?);
+    let openapi = Bytes::from(serde_json::to_vec(&openapi::contract_document()?)?);
     Ok(Router::new()
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(render_openapi))

@@ -34,7 +34,7 @@ use prost_reflect::{
 use serde_json::{Map, Value, json};
 
 use super::rules::{self, Binding, BodyRule};
-use crate::{domain::validate, error::ERROR_DOMAIN, pb};
+use crate::{domain::validate, error::ERROR_DOMAIN};
 
 /// The OpenAPI version the document follows.
 const OPENAPI_VERSION: &str = "3.0.3";
@@ -185,13 +185,10 @@ fn add_links(
 }
 
 /// The document for groupd's own contract: `groups.v1.GroupService` from
-/// [`pb::FILE_DESCRIPTOR_SET`].
+/// [`crate::pb::FILE_DESCRIPTOR_SET`].
 pub fn contract_document() -> anyhow::Result<Value> {
     let pool = super::descriptor_pool().context("cannot decode the contract's descriptor set")?;
-    let name = pb::group_service_server::SERVICE_NAME;
-    let service = pool
-        .get_service_by_name(name)
-        .with_context(|| format!("{name} is missing from the descriptor set"))?;
+    let service = super::contract_service(&pool)?;
     let bindings = rules::bindings(&pool, &service).map_err(anyhow::Error::msg)?;
     Ok(document(
         &pool,
@@ -1270,7 +1267,7 @@ mod tests {
     use super::*;
 
     fn contract() -> (Vec<Binding>, Value) {
-        let pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
         let service = pool.get_service_by_name("groups.v1.GroupService").unwrap();
         let bindings = rules::bindings(&pool, &service).unwrap();
         let document = document(&pool, &service, &bindings, &contract_constraints());
@@ -1754,7 +1751,7 @@ mod tests {
     /// recursive), repeated scalars and a timestamp, and two types that
     /// share a short name.
     fn synthetic_pool() -> DescriptorPool {
-        let mut pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).unwrap();
+        let mut pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
         let other = FileDescriptorProto {
             name: Some("test/other.proto".to_owned()),
             package: Some("test.other".to_owned()),
