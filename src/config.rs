@@ -86,7 +86,7 @@ pub struct Settings {
     pub log_format: LogFormat,
 
     /// Log filter in `tracing` env-filter syntax, e.g. `info,groupd=debug`.
-    #[arg(long, env = "GROUPD_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "GROUPD_LOG", default_value = "info", value_parser = parse_log_filter, global = true)]
     pub log_filter: String,
 
     /// Do not apply migrations when `serve` starts (run `groupd migrate`
@@ -94,28 +94,58 @@ pub struct Settings {
     #[arg(long, env = "GROUPD_SKIP_MIGRATIONS", global = true)]
     pub skip_migrations: bool,
 
-    /// Maximum number of pooled database connections.
+    /// Maximum number of pooled database connections (at least 1).
     #[arg(
         long,
         env = "GROUPD_DB_MAX_CONNECTIONS",
         default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
         global = true
     )]
     pub db_max_connections: u32,
 
-    /// How long to wait for a database connection before answering UNAVAILABLE.
-    #[arg(long, env = "GROUPD_DB_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    /// How long opening a new database connection may take.
+    #[arg(long, env = "GROUPD_DB_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration, global = true)]
     pub db_connect_timeout: Duration,
+
+    /// How long a call waits for a free pooled connection before it is
+    /// answered UNAVAILABLE.
+    #[arg(long, env = "GROUPD_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// The longest one SQL statement may run: PostgreSQL's
+    /// `statement_timeout` (the statement is cancelled and the call answered
+    /// DEADLINE_EXCEEDED); on SQLite, the longest a statement waits for
+    /// another writer's lock (busy timeout).
+    #[arg(long, env = "GROUPD_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration, global = true)]
+    pub db_statement_timeout: Duration,
 
     /// How often the database is pinged; health is NOT_SERVING while it
     /// does not answer.
-    #[arg(long, env = "GROUPD_DB_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "GROUPD_DB_HEALTH_INTERVAL", default_value = "2s", value_parser = parse_positive_duration, global = true)]
     pub db_health_interval: Duration,
+
+    /// The longest any call may run; a client's shorter `grpc-timeout`
+    /// wins. A call past its deadline is answered DEADLINE_EXCEEDED and its
+    /// transaction rolled back.
+    #[arg(long, env = "GROUPD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// The longest an HTTP client may take to send a request's headers.
+    #[arg(long, env = "GROUPD_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration, global = true)]
+    pub http_header_timeout: Duration,
 
     /// How long, after a shutdown signal, health reports NOT_SERVING before
     /// the server stops accepting calls (lets load balancers drain).
     #[arg(long, env = "GROUPD_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration, global = true)]
     pub shutdown_delay: Duration,
+
+    /// How long in-flight calls may run once the server has stopped
+    /// accepting; calls still running then are cut. Kubernetes'
+    /// `terminationGracePeriodSeconds` must exceed the shutdown delay plus
+    /// this.
+    #[arg(long, env = "GROUPD_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration, global = true)]
+    pub drain_timeout: Duration,
 
     /// Most principals one AddGroupMembers, RemoveGroupMembers or
     /// UpdateGroup request may carry.
@@ -123,6 +153,7 @@ pub struct Settings {
         long,
         env = "GROUPD_MAX_MEMBERS_PER_REQUEST",
         default_value_t = 10_000,
+        value_parser = parse_positive_count,
         global = true
     )]
     pub max_members_per_request: usize,
@@ -132,15 +163,18 @@ pub struct Settings {
         long,
         env = "GROUPD_MAX_MEMBERS_PER_GROUP",
         default_value_t = 100_000,
+        value_parser = parse_positive_count,
         global = true
     )]
     pub max_members_per_group: usize,
 
-    /// Largest gRPC message accepted, in bytes.
+    /// Largest gRPC message, or HTTP/JSON body, accepted, in bytes (at
+    /// least 1024).
     #[arg(
         long,
         env = "GROUPD_MAX_MESSAGE_BYTES",
         default_value_t = 4 * 1024 * 1024,
+        value_parser = parse_message_bytes,
         global = true
     )]
     pub max_message_bytes: usize,
@@ -154,7 +188,73 @@ impl Settings {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Cli::try_parse_from(args).map(|cli| cli.settings)
+        let settings = Cli::try_parse_from(args)?.settings;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Checks what one flag's parser cannot: the database URL's scheme, and
+    /// that the two servers do not ask for the same address.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        use clap::{CommandFactory as _, error::ErrorKind};
+        let invalid = |kind, message: String| Err(Cli::command().error(kind, message));
+        match url::Url::parse(&self.database_url) {
+            Ok(url) if matches!(url.scheme(), "sqlite" | "postgres" | "postgresql") => {}
+            Ok(url) => {
+                return invalid(
+                    ErrorKind::ValueValidation,
+                    format!(
+                        "invalid value for '--database-url <DATABASE_URL>': the scheme `{}` is not \
+                         supported; use sqlite:// or postgres://",
+                        url.scheme()
+                    ),
+                );
+            }
+            // The error names the problem but the URL is not echoed: it may
+            // hold a password.
+            Err(error) => {
+                return invalid(
+                    ErrorKind::ValueValidation,
+                    format!("invalid value for '--database-url <DATABASE_URL>': {error}"),
+                );
+            }
+        }
+        if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
+            return invalid(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "'--grpc-addr' and '--http-addr' are both {}; each server needs its own port",
+                    self.grpc_addr
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Logs the effective configuration as one line, the database password
+    /// redacted.
+    pub fn log_effective(&self) {
+        tracing::info!(
+            database_url = %redact_database_url(&self.database_url),
+            grpc_addr = %self.grpc_addr,
+            http_addr = %self.http_addr,
+            log_format = ?self.log_format,
+            log_filter = %self.log_filter,
+            skip_migrations = self.skip_migrations,
+            db_max_connections = self.db_max_connections,
+            db_connect_timeout = ?self.db_connect_timeout,
+            db_acquire_timeout = ?self.db_acquire_timeout,
+            db_statement_timeout = ?self.db_statement_timeout,
+            db_health_interval = ?self.db_health_interval,
+            request_timeout = ?self.request_timeout,
+            http_header_timeout = ?self.http_header_timeout,
+            shutdown_delay = ?self.shutdown_delay,
+            drain_timeout = ?self.drain_timeout,
+            max_members_per_request = self.max_members_per_request,
+            max_members_per_group = self.max_members_per_group,
+            max_message_bytes = self.max_message_bytes,
+            "effective configuration"
+        );
     }
 
     /// The service limits these settings configure.
@@ -164,6 +264,34 @@ impl Settings {
             max_members_per_group: self.max_members_per_group,
         }
     }
+}
+
+/// `url` with its password, and any query parameter that names a password,
+/// a secret or a key (`sslpassword`, `sslkey`), replaced by `REDACTED`. A URL
+/// that does not parse is replaced whole.
+pub fn redact_database_url(url: &str) -> String {
+    const REDACTED: &str = "REDACTED";
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return format!("<{REDACTED}: not a URL>");
+    };
+    if parsed.password().is_some() && parsed.set_password(Some(REDACTED)).is_err() {
+        return format!("<{REDACTED}>");
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let lower = key.to_ascii_lowercase();
+                let secret = ["password", "secret", "key", "token"]
+                    .iter()
+                    .any(|word| lower.contains(word));
+                let value = if secret { REDACTED.to_owned() } else { value.into_owned() };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.into()
 }
 
 /// Parses durations such as `250ms`, `5s`, `2m` or a bare number of seconds.
@@ -181,6 +309,40 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(value * 60)),
         _ => Err(format!("`{text}` has an unknown unit; use ms, s or m")),
     }
+}
+
+/// A duration that must not be zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("`{text}` must be longer than zero")),
+        duration => Ok(duration),
+    }
+}
+
+/// A count that must be at least 1.
+fn parse_positive_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(error) => Err(format!("`{text}` is not a count: {error}")),
+    }
+}
+
+/// A message size limit: at least 1 KiB, so that ordinary requests fit.
+fn parse_message_bytes(text: &str) -> Result<usize, String> {
+    const SMALLEST: usize = 1024;
+    match text.trim().parse::<usize>() {
+        Ok(bytes) if bytes < SMALLEST => Err(format!("must be at least {SMALLEST} bytes")),
+        Ok(bytes) => Ok(bytes),
+        Err(error) => Err(format!("`{text}` is not a number of bytes: {error}")),
+    }
+}
+
+/// A log filter in env-filter syntax, checked before logging starts.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("`{text}` is not a log filter: {error}"))
 }
 
 #[cfg(test)]
@@ -204,5 +366,56 @@ mod tests {
         assert_eq!(settings.http_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(settings.database_url, "sqlite://groupd.db");
         assert!(!settings.skip_migrations);
+        assert_eq!(settings.request_timeout, Duration::from_secs(30));
+        assert_eq!(settings.drain_timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redact_database_url("postgres://groupd:s3cret@db:5432/groupd?sslmode=require"),
+            "postgres://groupd:REDACTED@db:5432/groupd?sslmode=require"
+        );
+        assert_eq!(
+            redact_database_url("postgres://db/groupd?user=g&password=s3cret&sslpassword=k3y"),
+            "postgres://db/groupd?user=g&password=REDACTED&sslpassword=REDACTED"
+        );
+        assert_eq!(
+            redact_database_url("postgres://groupd@db/groupd"),
+            "postgres://groupd@db/groupd"
+        );
+        assert_eq!(redact_database_url("sqlite://groupd.db"), "sqlite://groupd.db");
+        let unparsable = redact_database_url("postgres://groupd:s3cret@[db/groupd");
+        assert!(!unparsable.contains("s3cret"), "{unparsable}");
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_naming_the_setting() {
+        let refused = |args: &[&str]| {
+            let mut all = vec!["groupd"];
+            all.extend_from_slice(args);
+            match Settings::parse_from_args(all) {
+                Ok(_) => panic!("{args:?} was accepted"),
+                Err(error) => error.to_string(),
+            }
+        };
+        for (args, names) in [
+            (&["--db-max-connections", "0"][..], "--db-max-connections"),
+            (&["--request-timeout", "0s"], "--request-timeout"),
+            (&["--db-acquire-timeout", "soon"], "--db-acquire-timeout"),
+            (&["--max-members-per-group", "0"], "--max-members-per-group"),
+            (&["--max-message-bytes", "100"], "--max-message-bytes"),
+            (&["--log-filter", "info,[="], "--log-filter"),
+            (&["--database-url", "mysql://u:s3cret@h/db"], "--database-url"),
+            (&["--database-url", "not a url s3cret"], "--database-url"),
+            (
+                &["--grpc-addr", "127.0.0.1:7000", "--http-addr", "127.0.0.1:7000"],
+                "--http-addr",
+            ),
+        ] {
+            let message = refused(args);
+            assert!(message.contains(names), "{args:?}: {message}");
+            assert!(!message.contains("s3cret"), "{args:?} echoed a secret: {message}");
+        }
     }
 }

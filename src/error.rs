@@ -72,6 +72,12 @@ pub enum Error {
         rpc: &'static str,
     },
 
+    /// The call's deadline (the client's `grpc-timeout`, bounded by
+    /// `--request-timeout`) or the database's statement timeout passed
+    /// before the call finished. Its transaction was rolled back.
+    #[error("deadline exceeded: the call did not finish in time and changed nothing")]
+    DeadlineExceeded,
+
     /// The database cannot be reached; retrying later may succeed.
     #[error("the database is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -140,6 +146,7 @@ impl Error {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::Unimplemented { .. } => "NOT_IMPLEMENTED",
+            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Unavailable(_) => "DATABASE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }

@@ -2,12 +2,14 @@
 //! code map; this file only declares modules.
 
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod pb;
+pub mod serve;
 pub mod service;
 pub mod startup;
 pub mod store;

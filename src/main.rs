@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(error) = cli.settings.check() {
+        error.exit();
+    }
     if let Err(error) = telemetry::init(cli.settings.log_format, &cli.settings.log_filter) {
         eprintln!("groupd: cannot start logging: {error}");
         return ExitCode::FAILURE;
@@ -32,6 +35,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
+            cli.settings.log_effective();
             let store = startup::connect(&cli.settings).await?;
             store.migrate().await?;
             tracing::info!("migrations applied");
@@ -49,6 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Serve => {
+            cli.settings.log_effective();
             tracing::warn!("authentication is off: every caller is anonymous");
             let app = Application::build(cli.settings).await?;
             let shutdown = CancellationToken::new();

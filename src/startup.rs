@@ -3,11 +3,12 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::service::Routes;
 use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::{
     config::Settings,
@@ -15,12 +16,18 @@ use crate::{
     http::{self, GrpcHandler},
     metrics::Metrics,
     pb,
+    serve::{self, Protocol},
     service::{GroupService, page_token::PageTokens},
     store::{Store, StoreOptions},
 };
 
-/// The service name health reports under, besides `""`.
+/// The service name health reports readiness under, besides `""`.
 const SERVICE_NAME: &str = pb::group_service_server::SERVICE_NAME;
+
+/// The health service name for liveness: SERVING for as long as the process
+/// answers, whatever the database does, so that an outage never has
+/// Kubernetes restart every replica.
+pub const LIVENESS: &str = "liveness";
 
 /// A built application: database connected and migrated, listeners bound.
 #[derive(Debug)]
@@ -39,18 +46,28 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
     let options = StoreOptions {
         max_connections: settings.db_max_connections,
         connect_timeout: settings.db_connect_timeout,
+        acquire_timeout: settings.db_acquire_timeout,
+        statement_timeout: settings.db_statement_timeout,
     };
     Ok(Store::connect(&settings.database_url, &options).await?)
 }
 
 impl Application {
     /// Connects to the database, applies migrations (unless
-    /// `--skip-migrations`), and binds the gRPC and HTTP listeners (port 0
-    /// picks one).
+    /// `--skip-migrations`, which instead refuses to start while any is
+    /// pending), and binds the gRPC and HTTP listeners (port 0 picks one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = connect(&settings).await?;
         if settings.skip_migrations {
-            tracing::info!("skipping migrations as configured");
+            let pending = store.pending_migrations().await?;
+            anyhow::ensure!(
+                pending.is_empty(),
+                "the database schema is not up to date ({} pending: {}) and \
+                 --skip-migrations is set: run `groupd migrate` first",
+                pending.len(),
+                pending.join(", ")
+            );
+            tracing::info!("skipping migrations as configured; the schema is up to date");
         } else {
             store.migrate().await?;
         }
@@ -88,11 +105,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled. Then health turns NOT_SERVING,
-    /// the server keeps answering for `--shutdown-delay` so load balancers
-    /// notice, stops accepting connections, and waits for in-flight calls.
+    /// the servers keep answering for `--shutdown-delay` so that load
+    /// balancers notice, stop accepting connections, and give in-flight
+    /// calls up to `--drain-timeout` to finish.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
+        health
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
@@ -100,6 +121,7 @@ impl Application {
             self.service.clone(),
             health.clone(),
             self.settings.db_health_interval,
+            self.settings.db_connect_timeout,
         ));
         let delay = self.settings.shutdown_delay;
         // Cancelled once the shutdown delay is over: both servers then stop
@@ -118,43 +140,68 @@ impl Application {
                 draining.cancel();
             }
         };
+        let drain = tokio::spawn(drain);
 
         let store = self.service.store().clone();
-        let groups = GrpcService::new(self.service, self.metrics.clone())
-            .into_server(self.settings.max_message_bytes);
+        let groups = GrpcService::new(
+            self.service,
+            self.metrics.clone(),
+            self.settings.request_timeout,
+        )
+        .into_server(self.settings.max_message_bytes);
         let gateway = http::gateway(
             GrpcHandler::new(groups.clone()),
             self.settings.max_message_bytes,
         )?;
-        tracing::info!(addr = %self.grpc_addr, "serving gRPC");
-        tracing::info!(addr = %self.http_addr, "serving HTTP");
-        let grpc = Server::builder()
-            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
-            .add_service(health_service)
+        let grpc = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(groups)
-            // TCP_NODELAY on every accepted connection: tonic sets it only
-            // for listeners it binds itself, and without it a reply sent in
-            // several writes waits for the client's delayed ACK (~40 ms).
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                drain,
-            );
-        let http_listener = self.http_listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY on an HTTP connection");
-            }
-        });
-        let http = axum::serve(http_listener, http::router(gateway, self.metrics)?)
-            .with_graceful_shutdown(draining.cancelled_owned());
-        tokio::try_join!(async { grpc.await.map_err(anyhow::Error::from) }, async {
-            http.await.map_err(anyhow::Error::from)
-        },)?;
+            .prepare();
+        let http = http::router(gateway, self.metrics)?;
+
+        tracing::info!(addr = %self.grpc_addr, "serving gRPC");
+        tracing::info!(addr = %self.http_addr, "serving HTTP");
+        let drain_timeout = self.settings.drain_timeout;
+        tokio::join!(
+            serve::serve(
+                "grpc",
+                self.listener,
+                with_request_id(grpc),
+                Protocol::Grpc,
+                draining.clone(),
+                drain_timeout,
+            ),
+            serve::serve(
+                "http",
+                self.http_listener,
+                with_request_id(http),
+                Protocol::Http {
+                    header_read_timeout: self.settings.http_header_timeout,
+                },
+                draining,
+                drain_timeout,
+            ),
+        );
+        drain.abort();
         store.close().await?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Gives every request an `x-request-id` (the caller's, or a generated
+/// UUID) and echoes it in the response headers (gRPC: initial metadata).
+fn with_request_id<S>(
+    service: S,
+) -> tower_http::request_id::SetRequestId<
+    tower_http::request_id::PropagateRequestId<S>,
+    MakeRequestUuid,
+> {
+    ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .service(service)
 }
 
 /// Reflection over groupd's contract, health, and the `google.rpc` error
@@ -171,13 +218,27 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status(SERVICE_NAME, status).await;
 }
 
-/// Keeps health NOT_SERVING while the database does not answer.
-async fn watch_database(service: GroupService, health: HealthReporter, every: Duration) {
+/// Keeps health NOT_SERVING while the database does not answer within
+/// `patience`.
+async fn watch_database(
+    service: GroupService,
+    health: HealthReporter,
+    every: Duration,
+    patience: Duration,
+) {
     let mut healthy = true;
     let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match service.store().ping().await {
+        let answered = tokio::time::timeout(patience, service.store().ping())
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::error::Error::Unavailable(
+                    format!("no answer to a ping within {patience:?}").into(),
+                ))
+            });
+        match answered {
             Ok(()) if !healthy => {
                 tracing::info!("database reachable again: health is SERVING");
                 set_health(&health, ServingStatus::Serving).await;

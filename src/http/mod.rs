@@ -103,16 +103,26 @@ async fn transcode(State(state): State<AppState>, request: axum::extract::Reques
         "http",
         method = %request.method(),
         path = %request.uri().path(),
+        request_id = request
+            .headers()
+            .get(crate::grpc::REQUEST_ID)
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or_default(),
     );
     async move {
         let started = Instant::now();
         let handled = state.gateway.handle(request).await;
         if !handled.reached_rpc {
-            state.metrics.record(
-                Transport::Http,
-                handled.rpc.as_deref().unwrap_or("unmatched"),
-                handled.code,
-                started.elapsed(),
+            let method = handled.rpc.as_deref().unwrap_or("unmatched");
+            let elapsed = started.elapsed();
+            state
+                .metrics
+                .record(Transport::Http, method, handled.code, elapsed);
+            tracing::info!(
+                rpc = method,
+                code = metrics::code_label(handled.code),
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request refused by the gateway"
             );
         }
         handled.response

@@ -306,7 +306,7 @@ impl GroupService {
             store::apply_membership(&tx, &group.id, &delta).await?;
             self.record(&tx, actor, &group, ChangeKind::Create, Vec::new(), &delta)
                 .await?;
-            tx.commit().await.map_err(store::classify)?;
+            store::commit(tx).await?;
         }
         group.members = Some(delta.insert);
         Ok(group)
@@ -565,7 +565,7 @@ impl GroupService {
                 &delta,
             )
             .await?;
-            tx.commit().await.map_err(store::classify)?;
+            store::commit(tx).await?;
         }
         group.members = Some(apply_to_entries(current_members, &delta));
         Ok(group)
@@ -606,7 +606,7 @@ impl GroupService {
         )
         .await?;
         group.members = Some(store::load_members(&tx, id).await?);
-        tx.commit().await.map_err(store::classify)?;
+        store::commit(tx).await?;
         Ok(group)
     }
 
@@ -671,7 +671,7 @@ impl GroupService {
         )
         .await?;
         group.members = Some(store::load_members(&tx, id).await?);
-        tx.commit().await.map_err(store::classify)?;
+        store::commit(tx).await?;
         Ok(group)
     }
 
@@ -744,7 +744,7 @@ impl GroupService {
         store::apply_membership(&tx, id, &delta).await?;
         self.record(&tx, actor, &group, kind, Vec::new(), &delta)
             .await?;
-        tx.commit().await.map_err(store::classify)?;
+        store::commit(tx).await?;
         Ok(group)
     }
 

@@ -44,8 +44,13 @@ const BATCH: usize = 500;
 pub struct StoreOptions {
     /// Most pooled connections.
     pub max_connections: u32,
-    /// How long to wait to connect or to get a pooled connection.
+    /// How long opening a connection may take.
     pub connect_timeout: Duration,
+    /// How long a caller waits for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// The longest one statement may run (PostgreSQL), or wait for another
+    /// writer's lock (SQLite's busy timeout).
+    pub statement_timeout: Duration,
 }
 
 /// The database: a connection pool and the queries groupd runs.
@@ -58,20 +63,24 @@ impl Store {
     /// Connects to `url`. A SQLite database file is created when missing,
     /// and put in WAL mode.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, Error> {
+        let busy_timeout = options.statement_timeout;
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
             .max_connections(options.max_connections)
             .connect_timeout(options.connect_timeout)
-            .acquire_timeout(options.connect_timeout)
+            .acquire_timeout(options.acquire_timeout)
+            .statement_timeout(options.statement_timeout)
+            // Names groupd's sessions in pg_stat_activity.
+            .set_application_name("groupd")
             .sqlx_logging_level(tracing::log::LevelFilter::Debug)
-            .map_sqlx_sqlite_opts(|opts| {
+            .map_sqlx_sqlite_opts(move |opts| {
                 opts.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     // NORMAL in WAL mode keeps every committed write across
                     // a process crash; only a power loss may lose the last
                     // commits.
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(busy_timeout)
                     .foreign_keys(true)
             });
         let db = Database::connect(connect).await.map_err(classify)?;
@@ -84,6 +93,19 @@ impl Store {
         migrations::Migrator::up(&self.db, None)
             .await
             .map_err(classify)
+    }
+
+    /// The names of the migrations not yet applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, Error> {
+        use migrations::MigratorTrait as _;
+        // The read-only check creates no migration table: a database never
+        // migrated reports every migration pending.
+        Ok(migrations::Migrator::get_pending_migrations_read_only(&self.db)
+            .await
+            .map_err(classify)?
+            .iter()
+            .map(|migration| migration.name().to_owned())
+            .collect())
     }
 
     /// Checks that the database answers.
@@ -163,6 +185,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Commits a write transaction, unless the call's deadline has passed
+/// (then the transaction is dropped, which rolls it back); see
+/// [`crate::deadline`].
+pub async fn commit(tx: DatabaseTransaction) -> Result<(), Error> {
+    crate::deadline::begin_commit()?;
+    tx.commit().await.map_err(classify)
+}
+
 /// Turns a database error into the service error a caller should see. The
 /// only place that inspects database errors.
 pub fn classify(err: DbErr) -> Error {
@@ -200,6 +230,14 @@ pub fn classify(err: DbErr) -> Error {
         && matches!(db.code().as_deref(), Some("40001" | "40P01"))
     {
         return Error::Conflict;
+    }
+    if let DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) = &err
+        && let sea_orm::sqlx::Error::Database(db) = e.as_ref()
+        // PostgreSQL's query_canceled: `statement_timeout` passed.
+        && db.code().as_deref() == Some("57014")
+    {
+        return Error::DeadlineExceeded;
     }
     let unavailable = match &err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,

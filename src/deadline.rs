@@ -1,0 +1,164 @@
+//! Per-call deadlines.
+//!
+//! Every call runs under [`run`], with a deadline that is the client's
+//! `grpc-timeout` bounded by `--request-timeout`. When the deadline passes,
+//! the call is dropped at its current await point, which drops its open
+//! transaction and so rolls it back, and the caller is answered
+//! DEADLINE_EXCEEDED.
+//!
+//! One moment is not cut: a COMMIT that has started. The store calls
+//! [`begin_commit`] just before committing. Past the deadline it refuses, so
+//! the transaction rolls back; before it, it marks the call as committing,
+//! and [`run`] then waits for the commit to end rather than drop it halfway
+//! (a COMMIT cut off after it reached the database may still apply, and the
+//! caller would be told DEADLINE_EXCEEDED for a write that happened). So
+//! DEADLINE_EXCEEDED always means "nothing was written".
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+use crate::error::Error;
+
+tokio::task_local! {
+    static CURRENT: Arc<CallDeadline>;
+}
+
+#[derive(Debug)]
+struct CallDeadline {
+    at: Instant,
+    committing: AtomicBool,
+}
+
+/// Runs `work` until `at`; past it, answers [`Error::DeadlineExceeded`]
+/// unless `work` has started to commit (see the module documentation).
+pub async fn run<T>(
+    at: Instant,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let state = Arc::new(CallDeadline {
+        at,
+        committing: AtomicBool::new(false),
+    });
+    let work = CURRENT.scope(Arc::clone(&state), work);
+    tokio::pin!(work);
+    tokio::select! {
+        biased;
+        result = &mut work => result,
+        () = tokio::time::sleep_until(at) => {
+            if state.committing.load(Ordering::Acquire) {
+                work.await
+            } else {
+                Err(Error::DeadlineExceeded)
+            }
+        }
+    }
+}
+
+/// Called by the store just before COMMIT: refuses once the call's
+/// deadline has passed (the transaction is then dropped, so rolled back),
+/// else marks the call as committing so that the deadline no longer cuts
+/// it. Outside [`run`] (migrations, startup) there is no deadline.
+pub fn begin_commit() -> Result<(), Error> {
+    CURRENT
+        .try_with(|call| {
+            if Instant::now() >= call.at {
+                Err(Error::DeadlineExceeded)
+            } else {
+                call.committing.store(true, Ordering::Release);
+                Ok(())
+            }
+        })
+        .unwrap_or(Ok(()))
+}
+
+/// Parses a `grpc-timeout` header value: at most 8 digits and a unit (`H`
+/// hours, `M` minutes, `S` seconds, `m` milliseconds, `u` microseconds,
+/// `n` nanoseconds), as the gRPC over HTTP/2 protocol defines it.
+///
+/// Written here because tonic parses the header only inside its own server,
+/// which groupd does not use (see `serve.rs`), and keeps the parser private.
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let split = value.len().checked_sub(1)?;
+    let (digits, unit) = value.split_at_checked(split)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_every_unit_and_refuse_the_rest() {
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(parse_grpc_timeout("0n"), Some(Duration::ZERO));
+        for bad in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S", "５S", "1 S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_past_its_deadline_is_dropped_and_answers_deadline_exceeded() {
+        let at = Instant::now() + Duration::from_millis(100);
+        let result: Result<(), Error> = run(at, async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok(())
+        })
+        .await;
+        assert!(matches!(result, Err(Error::DeadlineExceeded)));
+        assert!(Instant::now() < at + Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_begun_before_the_deadline_is_waited_for() {
+        let at = Instant::now() + Duration::from_millis(100);
+        let result = run(at, async {
+            begin_commit()?;
+            // The commit outlasts the deadline.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok("committed")
+        })
+        .await;
+        assert_eq!(result.ok(), Some("committed"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_after_the_deadline_is_refused() {
+        let at = Instant::now() + Duration::from_millis(100);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let inside = CURRENT
+            .scope(
+                Arc::new(CallDeadline {
+                    at,
+                    committing: AtomicBool::new(false),
+                }),
+                async { begin_commit() },
+            )
+            .await;
+        assert!(matches!(inside, Err(Error::DeadlineExceeded)));
+        assert!(begin_commit().is_ok(), "no deadline outside a call");
+    }
+}
