@@ -285,7 +285,11 @@ pub fn redact_database_url(url: &str) -> String {
                 let secret = ["password", "secret", "key", "token"]
                     .iter()
                     .any(|word| lower.contains(word));
-                let value = if secret { REDACTED.to_owned() } else { value.into_owned() };
+                let value = if secret {
+                    REDACTED.to_owned()
+                } else {
+                    value.into_owned()
+                };
                 (key.into_owned(), value)
             })
             .collect();
@@ -384,7 +388,10 @@ mod tests {
             redact_database_url("postgres://groupd@db/groupd"),
             "postgres://groupd@db/groupd"
         );
-        assert_eq!(redact_database_url("sqlite://groupd.db"), "sqlite://groupd.db");
+        assert_eq!(
+            redact_database_url("sqlite://groupd.db"),
+            "sqlite://groupd.db"
+        );
         let unparsable = redact_database_url("postgres://groupd:s3cret@[db/groupd");
         assert!(!unparsable.contains("s3cret"), "{unparsable}");
     }
@@ -406,16 +413,27 @@ mod tests {
             (&["--max-members-per-group", "0"], "--max-members-per-group"),
             (&["--max-message-bytes", "100"], "--max-message-bytes"),
             (&["--log-filter", "info,[="], "--log-filter"),
-            (&["--database-url", "mysql://u:s3cret@h/db"], "--database-url"),
+            (
+                &["--database-url", "mysql://u:s3cret@h/db"],
+                "--database-url",
+            ),
             (&["--database-url", "not a url s3cret"], "--database-url"),
             (
-                &["--grpc-addr", "127.0.0.1:7000", "--http-addr", "127.0.0.1:7000"],
+                &[
+                    "--grpc-addr",
+                    "127.0.0.1:7000",
+                    "--http-addr",
+                    "127.0.0.1:7000",
+                ],
                 "--http-addr",
             ),
         ] {
             let message = refused(args);
             assert!(message.contains(names), "{args:?}: {message}");
-            assert!(!message.contains("s3cret"), "{args:?} echoed a secret: {message}");
+            assert!(
+                !message.contains("s3cret"),
+                "{args:?} echoed a secret: {message}"
+            );
         }
     }
 }

@@ -39,10 +39,7 @@ struct CallDeadline {
 
 /// Runs `work` until `at`; past it, answers [`Error::DeadlineExceeded`]
 /// unless `work` has started to commit (see the module documentation).
-pub async fn run<T>(
-    at: Instant,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
+pub async fn run<T>(at: Instant, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
     let state = Arc::new(CallDeadline {
         at,
         committing: AtomicBool::new(false),
@@ -113,9 +110,22 @@ mod tests {
         assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
         assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
         assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_grpc_timeout("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(
+            parse_grpc_timeout("99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
         assert_eq!(parse_grpc_timeout("0n"), Some(Duration::ZERO));
-        for bad in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S", "５S", "1 S"] {
+        for bad in [
+            "",
+            "S",
+            "5",
+            "5s",
+            "123456789S",
+            "-1S",
+            "1.5S",
+            "５S",
+            "1 S",
+        ] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
     }

@@ -132,6 +132,7 @@ impl GrpcService {
             span: span.clone(),
             finished: false,
         };
+        span.in_scope(|| tracing::debug!("call started"));
         let result = deadline::run(context.deadline, work.instrument(span.clone()))
             .await
             .map_err(|error| {
@@ -184,7 +185,8 @@ impl Outcome<'_> {
     fn finish(&mut self, code: Code) -> (&'static str, f64) {
         self.finished = true;
         let elapsed = self.started.elapsed();
-        self.metrics.record(self.transport, self.method, code, elapsed);
+        self.metrics
+            .record(self.transport, self.method, code, elapsed);
         let label = metrics::code_label(code);
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         self.span.record("code", label);
@@ -479,9 +481,10 @@ mod tests {
         let deadline_in = |header: Option<&str>| {
             let mut request = Request::new(());
             if let Some(value) = header {
-                request
-                    .metadata_mut()
-                    .insert("grpc-timeout", value.parse().unwrap_or_else(|e| panic!("{e}")));
+                request.metadata_mut().insert(
+                    "grpc-timeout",
+                    value.parse().unwrap_or_else(|e| panic!("{e}")),
+                );
             }
             CallContext::of(&request, BOUND).deadline - tokio::time::Instant::now()
         };
@@ -494,9 +497,10 @@ mod tests {
     #[test]
     fn the_request_id_comes_from_the_metadata() {
         let mut request = Request::new(());
-        request
-            .metadata_mut()
-            .insert(REQUEST_ID, "req-42".parse().unwrap_or_else(|e| panic!("{e}")));
+        request.metadata_mut().insert(
+            REQUEST_ID,
+            "req-42".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
         assert_eq!(CallContext::of(&request, BOUND).request_id, "req-42");
     }
 }

@@ -100,12 +100,14 @@ impl Store {
         use migrations::MigratorTrait as _;
         // The read-only check creates no migration table: a database never
         // migrated reports every migration pending.
-        Ok(migrations::Migrator::get_pending_migrations_read_only(&self.db)
-            .await
-            .map_err(classify)?
-            .iter()
-            .map(|migration| migration.name().to_owned())
-            .collect())
+        Ok(
+            migrations::Migrator::get_pending_migrations_read_only(&self.db)
+                .await
+                .map_err(classify)?
+                .iter()
+                .map(|migration| migration.name().to_owned())
+                .collect(),
+        )
     }
 
     /// Checks that the database answers.

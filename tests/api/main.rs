@@ -25,6 +25,7 @@ mod members;
 mod membership;
 mod metrics;
 mod openapi;
+mod operations;
 mod seeds;
 mod serving;
 mod update;
