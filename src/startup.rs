@@ -29,6 +29,9 @@ const SERVICE_NAME: &str = pb::group_service_server::SERVICE_NAME;
 /// Kubernetes restart every replica.
 pub const LIVENESS: &str = "liveness";
 
+/// How long stopping waits for the database pool to close.
+const POOL_CLOSE_BOUND: Duration = Duration::from_secs(2);
+
 /// A built application: database connected and migrated, listeners bound.
 #[derive(Debug)]
 pub struct Application {
@@ -184,7 +187,17 @@ impl Application {
             ),
         );
         drain.abort();
-        store.close().await?;
+        // Closing the pool waits for every connection to come back; one
+        // held by a call the drain cut may still be waiting in the database
+        // (for a lock, say), so the wait is bounded. Exiting drops such a
+        // connection, and the database rolls its transaction back.
+        match tokio::time::timeout(POOL_CLOSE_BOUND, store.close()).await {
+            Ok(closed) => closed?,
+            Err(_) => tracing::warn!(
+                bound = ?POOL_CLOSE_BOUND,
+                "database connections still busy at exit are dropped"
+            ),
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -376,6 +376,11 @@ fn error_responses() -> Value {
         "Unavailable": response(
             "UNAVAILABLE: the database is unreachable. The call may be retried."
         ),
+        "DeadlineExceeded": response(
+            "DEADLINE_EXCEEDED: the call did not finish before its deadline (a \
+             `grpc-timeout` header, bounded by the server's request timeout) or the \
+             database's statement timeout. Nothing changed; the call may be retried."
+        ),
         "Error": response("Any other error."),
     })
 }
@@ -1167,6 +1172,7 @@ impl Generator {
             responses.insert("409".to_owned(), response_ref("Conflict"));
         }
         responses.insert("503".to_owned(), response_ref("Unavailable"));
+        responses.insert("504".to_owned(), response_ref("DeadlineExceeded"));
         responses.insert("default".to_owned(), response_ref("Error"));
         Value::Object(responses)
     }
@@ -1630,7 +1636,7 @@ mod tests {
             get["200"]["headers"]["ETag"],
             json!({"$ref": "#/components/headers/ETag"})
         );
-        for code in ["400", "404", "503", "default"] {
+        for code in ["400", "404", "503", "504", "default"] {
             assert!(get.get(code).is_some(), "GetGroup lacks {code}");
         }
         assert!(get.get("409").is_none());

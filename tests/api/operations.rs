@@ -46,7 +46,13 @@ both_backends!(
 );
 
 both_backends!(
+    args ["--http-header-timeout", "300ms"];
+    an_http_client_that_never_finishes_its_headers_is_disconnected,
+);
+
+both_backends!(
     request_ids_are_taken_or_generated_and_echoed_over_grpc_and_http,
+    a_call_still_running_at_the_end_of_the_drain_is_cut_and_writes_nothing,
     sigterm_during_a_burst_of_slow_calls_lets_them_finish_and_exits_0,
     the_start_log_shows_the_effective_configuration_and_calls_log_their_request_id,
 );
@@ -467,6 +473,79 @@ async fn sigterm_during_a_burst_of_slow_calls_lets_them_finish_and_exits_0(app: 
             .any(|event| event["message"].as_str().is_some_and(|m| m.contains("cut"))),
         "no call was cut: {log:?}"
     );
+}
+
+async fn a_call_still_running_at_the_end_of_the_drain_is_cut_and_writes_nothing(app: TestApp) {
+    let group = create_named(&app, "stuck").await;
+    let mut child = Child::serve(
+        app.database_url(),
+        &[
+            "--log-filter",
+            "info,groupd::grpc=debug",
+            "--drain-timeout",
+            "300ms",
+            "--db-statement-timeout",
+            "120s",
+        ],
+        ChildLog::Keep,
+    )
+    .await;
+    let mut client = child.client().await;
+    let lock = hold_write_lock(&app, &group.id).await;
+    let request = set_label(&group.id, "late", "1");
+    let call = tokio::spawn(async move { client.update_group(request).await });
+    child
+        .wait_for_log(1, |event| {
+            event["message"] == "call started" && event["span"]["method"] == "UpdateGroup"
+        })
+        .await;
+
+    child.terminate().await;
+    // The lock is still held: the call cannot finish, and the drain timeout
+    // ends the wait.
+    let status = child.wait().await;
+    assert_eq!(status.code(), Some(0), "groupd exited with {status:?}");
+    let outcome = tokio::time::timeout(HANG_GUARD, call)
+        .await
+        .expect("the call ended")
+        .unwrap();
+    assert!(outcome.is_err(), "the cut call succeeded: {outcome:?}");
+    let log = child.log();
+    for message in [
+        "calls still running after the drain timeout are cut",
+        "call cancelled before it finished",
+    ] {
+        assert!(
+            log.iter().any(|event| event["message"] == message),
+            "{message:?} not logged: {log:?}"
+        );
+    }
+    assert_nothing_written(&app, lock, &group).await;
+}
+
+async fn an_http_client_that_never_finishes_its_headers_is_disconnected(app: TestApp) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut slow = TcpStream::connect(app.http_addr).await.unwrap();
+    slow.write_all(b"GET /v1/groups HTTP/1.1\r\nHost: groupd\r\n")
+        .await
+        .unwrap();
+    // The server closes the connection after --http-header-timeout (300ms),
+    // well before the default 10s would.
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection was still open after 5s: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // Others are served meanwhile and after.
+    let reply = http_get(&app, "/v1/groups").await;
+    assert_eq!(reply.status, 200);
 }
 
 // ---------------------------------------------------------------------------
