@@ -153,6 +153,15 @@ async fn assert_nothing_written(app: &TestApp, lock: WriteLock, before: &pb::Gro
     );
 }
 
+/// Sends an UpdateGroup that waits behind a [`WriteLock`] on the group,
+/// and returns the error it ends with (bounded against hangs).
+async fn blocked_update(app: &TestApp, id: &str) -> tonic::Status {
+    tokio::time::timeout(HANG_GUARD, update_request(app, set_label(id, "late", "1")))
+        .await
+        .expect("the call ended")
+        .expect_err("the call cannot succeed while the lock is held")
+}
+
 // ---------------------------------------------------------------------------
 // Request ids.
 // ---------------------------------------------------------------------------
@@ -237,13 +246,7 @@ async fn a_call_past_the_servers_request_timeout_answers_deadline_exceeded_and_w
 
     // The client sets no deadline; the server's --request-timeout (300ms)
     // ends the call.
-    let status = tokio::time::timeout(
-        HANG_GUARD,
-        update_request(&app, set_label(&group.id, "late", "1")),
-    )
-    .await
-    .expect("the server ended the call")
-    .unwrap_err();
+    let status = blocked_update(&app, &group.id).await;
     assert_error(&status, Code::DeadlineExceeded, "DEADLINE_EXCEEDED");
 
     // The same through the gateway: 504 with the gRPC status as JSON.
@@ -277,13 +280,7 @@ async fn a_call_past_the_servers_request_timeout_answers_deadline_exceeded_and_w
 async fn a_statement_past_the_statement_timeout_is_cancelled_and_writes_nothing(app: TestApp) {
     let group = create_named(&app, "slow").await;
     let lock = hold_write_lock(&app, &group.id).await;
-    let status = tokio::time::timeout(
-        HANG_GUARD,
-        update_request(&app, set_label(&group.id, "late", "1")),
-    )
-    .await
-    .expect("the database ended the statement")
-    .unwrap_err();
+    let status = blocked_update(&app, &group.id).await;
     // PostgreSQL cancels the statement (statement_timeout): the call took
     // too long. SQLite gives up waiting for the other writer (busy
     // timeout): the database is busy, and a retry may succeed.
