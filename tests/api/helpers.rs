@@ -263,7 +263,7 @@ fn init_logging() {
     });
 }
 
-async fn connect_admin(url: &str) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
+pub async fn connect_admin(url: &str) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(1)
@@ -427,6 +427,30 @@ macro_rules! both_backends {
     };
     ($($name:ident),+ $(,)?) => {
         both_backends!(args []; $($name),+);
+    };
+}
+
+/// Like [`both_backends!`], for scenarios that can only be staged on
+/// PostgreSQL (a database outage or a network cut: an open SQLite file
+/// cannot be taken away): `name::postgres` only.
+macro_rules! postgres_only {
+    (args $args:tt; $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    $crate::helpers::run_scenario(
+                        $crate::helpers::Backend::Postgres,
+                        &$args,
+                        |app| async move { super::$name(app).await },
+                    )
+                    .await;
+                }
+            }
+        )+
+    };
+    ($($name:ident),+ $(,)?) => {
+        postgres_only!(args []; $($name),+);
     };
 }
 

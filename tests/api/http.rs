@@ -71,26 +71,11 @@ both_backends!(
     a_body_over_the_limit_is_413_request_too_large,
 );
 
-/// A database outage can only be staged on PostgreSQL (an open SQLite file
-/// cannot be taken away), so this scenario has no SQLite variant.
-mod a_database_outage_is_503_unavailable_over_http {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        crate::helpers::run_scenario(
-            crate::helpers::Backend::Postgres,
-            &[
-                "--db-connect-timeout",
-                "1s",
-                "--db-health-interval",
-                "200ms",
-            ],
-            |app| async move {
-                super::a_database_outage_is_503_unavailable_over_http(app).await;
-            },
-        )
-        .await;
-    }
-}
+// A database outage can only be staged on PostgreSQL.
+postgres_only!(
+    args ["--db-connect-timeout", "1s", "--db-health-interval", "200ms"];
+    a_database_outage_is_503_unavailable_over_http,
+);
 
 // ---------------------------------------------------------------------------
 // Local helpers.

@@ -14,8 +14,8 @@ use std::{
 
 use groupd::pb;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -57,16 +57,8 @@ both_backends!(
     the_start_log_shows_the_effective_configuration_and_calls_log_their_request_id,
 );
 
-/// A network cut can only be staged on PostgreSQL: SQLite is a local file.
-mod health_follows_the_database_through_a_network_cut {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        crate::helpers::run_scenario(crate::helpers::Backend::Postgres, &[], |app| async move {
-            super::health_follows_the_database_through_a_network_cut(app).await;
-        })
-        .await;
-    }
-}
+// A network cut can only be staged on PostgreSQL: SQLite is a local file.
+postgres_only!(health_follows_the_database_through_a_network_cut);
 
 /// A bound against hangs, not a timing assertion.
 const HANG_GUARD: Duration = Duration::from_secs(30);
@@ -83,9 +75,9 @@ struct WriteLock {
 }
 
 async fn hold_write_lock(app: &TestApp, group_id: &str) -> WriteLock {
-    let mut options = ConnectOptions::new(app.database_url().to_owned());
-    options.max_connections(1).sqlx_logging(false);
-    let db = Database::connect(options).await.expect("the test connects");
+    let db = connect_admin(app.database_url())
+        .await
+        .expect("the test connects");
     let tx = match db.get_database_backend() {
         // SQLite has one writer: holding it stops every groupd write.
         DbBackend::Sqlite => db

@@ -22,27 +22,11 @@ both_backends!(
     graceful_shutdown_reports_not_serving_then_run_returns_ok,
 );
 
-/// A database outage can only be staged on PostgreSQL (an open SQLite file
-/// cannot be taken away), so this scenario has no SQLite variant.
-mod a_database_outage_answers_unavailable_and_health_follows_the_database {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        crate::helpers::run_scenario(
-            crate::helpers::Backend::Postgres,
-            &[
-                "--db-connect-timeout",
-                "1s",
-                "--db-health-interval",
-                "200ms",
-            ],
-            |app| async move {
-                super::a_database_outage_answers_unavailable_and_health_follows_the_database(app)
-                    .await;
-            },
-        )
-        .await;
-    }
-}
+// A database outage can only be staged on PostgreSQL.
+postgres_only!(
+    args ["--db-connect-timeout", "1s", "--db-health-interval", "200ms"];
+    a_database_outage_answers_unavailable_and_health_follows_the_database,
+);
 
 const SERVICE: &str = "groups.v1.GroupService";
 
