@@ -1,4 +1,4 @@
-//! The ListGroups filter: the AIP-160 subset of SPEC §1.
+//! The ListGroups filter: a subset of the AIP-160 filter language.
 //!
 //! ```text
 //! filter     = or

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::{Principal, ids::GroupId};
+
 /// A point in time, in microseconds since the Unix epoch: exact, and ordered
 /// the same way by every database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -144,7 +146,7 @@ pub struct MemberEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     /// The identifier.
-    pub id: String,
+    pub id: GroupId,
     /// The writable fields.
     pub fields: GroupFields,
     /// Live or deleted.
@@ -171,9 +173,43 @@ pub struct Group {
 }
 
 impl Group {
+    /// What DeleteGroup with `allow_missing` answers for a group that never
+    /// existed: just its id, in the deleted state, with version 0 (no times
+    /// and no etag).
+    pub fn absent(id: GroupId) -> Self {
+        let epoch = Timestamp::from_micros(0);
+        Self {
+            id,
+            fields: GroupFields::default(),
+            state: State::Deleted,
+            create_time: epoch,
+            update_time: epoch,
+            delete_time: None,
+            created_by: String::new(),
+            updated_by: String::new(),
+            member_count: 0,
+            version: 0,
+            members: None,
+        }
+    }
+
     /// The group's current etag.
     pub fn etag(&self) -> String {
-        etag_for(&self.id, self.version)
+        etag_for(self.id.as_str(), self.version)
+    }
+
+    /// Records one more write, by `actor` at `now`: the next version.
+    /// `now` must be later than the current `update_time`, so that it
+    /// strictly increases with every write.
+    pub fn touch(&mut self, actor: &Principal, now: Timestamp) {
+        self.version += 1;
+        self.update_time = now;
+        actor.as_str().clone_into(&mut self.updated_by);
+    }
+
+    /// Whether the group is live.
+    pub fn is_live(&self) -> bool {
+        self.state == State::Active
     }
 
     /// Whether `etag`, as a client sent it (quoted or not), names this

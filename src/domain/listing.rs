@@ -22,6 +22,17 @@ pub fn page_size(requested: i32) -> Result<u64, FieldViolation> {
     }
 }
 
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items, at most the page size.
+    pub items: Vec<T>,
+    /// The token of the next page; empty on the last page.
+    pub next_page_token: String,
+    /// How many items all pages hold, for the listings that count them.
+    pub total_size: Option<u64>,
+}
+
 /// A field groups can be listed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderField {
@@ -128,7 +139,7 @@ impl GroupCursor {
         };
         Self {
             key,
-            id: group.id.clone(),
+            id: group.id.as_str().to_owned(),
         }
     }
 }

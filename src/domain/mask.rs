@@ -175,6 +175,22 @@ impl UpdateMask {
         self.paths.iter().map(MaskPath::to_path).collect()
     }
 
+    /// Whether the mask replaces the member list.
+    pub fn replaces_members(&self) -> bool {
+        self.contains(&MaskPath::Members)
+    }
+
+    /// Whether the mask replaces the admin list.
+    pub fn replaces_admins(&self) -> bool {
+        self.contains(&MaskPath::Admins)
+    }
+
+    /// Whether the mask replaces members or admins, so that the current
+    /// membership must be read.
+    pub fn replaces_membership(&self) -> bool {
+        self.replaces_members() || self.replaces_admins()
+    }
+
     /// Whether the mask touches `member_of`, which needs the parents checked.
     pub fn updates_parents(&self) -> bool {
         self.contains(&MaskPath::MemberOf)

@@ -2,7 +2,7 @@
 //! demote. Computing the delta first means a write touches only the rows
 //! that change, and the history records exactly what changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::MemberEntry;
 
@@ -33,6 +33,29 @@ impl MembershipDelta {
     /// How the member count changes.
     pub fn count_change(&self) -> i64 {
         len_i64(self.insert.len()) - len_i64(self.delete.len())
+    }
+
+    /// The membership `current` (sorted by id) becomes with this delta,
+    /// sorted by id.
+    pub fn apply(&self, current: Vec<MemberEntry>) -> Vec<MemberEntry> {
+        let deleted: HashSet<&str> = self.delete.iter().map(String::as_str).collect();
+        let promoted: HashSet<&str> = self.promote.iter().map(String::as_str).collect();
+        let demoted: HashSet<&str> = self.demote.iter().map(String::as_str).collect();
+        let mut entries: Vec<MemberEntry> = current
+            .into_iter()
+            .filter(|m| !deleted.contains(m.id.as_str()))
+            .map(|mut m| {
+                if promoted.contains(m.id.as_str()) {
+                    m.is_admin = true;
+                } else if demoted.contains(m.id.as_str()) {
+                    m.is_admin = false;
+                }
+                m
+            })
+            .collect();
+        entries.extend(self.insert.iter().cloned());
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        entries
     }
 
     /// Principals that became members.
@@ -190,6 +213,16 @@ mod tests {
         assert_eq!(delta.admins_removed(), ids(&["a", "b"]));
         assert_eq!(delta.count_change(), -1);
         assert!(remove(&existing, &ids(&["x"]), &ids(&[])).is_empty());
+    }
+
+    #[test]
+    fn applying_a_delta_yields_the_new_membership_sorted() {
+        let current = vec![entry("a", true), entry("b", false), entry("c", false)];
+        let delta = replace(&current, &ids(&["a", "c", "0"]), &ids(&["c"]));
+        assert_eq!(
+            delta.apply(current),
+            vec![entry("0", false), entry("a", false), entry("c", true)]
+        );
     }
 
     #[test]

@@ -1,20 +1,27 @@
-//! The domain: what a group is, what makes one valid, and how a field mask
-//! merges a request into a stored group.
+//! The domain: what a group is, what makes one valid, how a field mask
+//! merges a request into a stored group, and what each write changes.
 //!
-//! Pure code: no tonic, no sea-orm, no IO. Transport layers turn requests
-//! into these types; the store persists them.
+//! Pure code: no tonic, no sea-orm, no IO, no clock. Transport layers turn
+//! requests into these types; the service plans each write here, asks the
+//! store what only the database knows, and writes the plan.
 
+pub mod create;
 pub mod filter;
 pub mod group;
+pub mod hierarchy;
+pub mod ids;
 pub mod listing;
 pub mod mask;
 pub mod membership;
+pub mod requests;
+pub mod update;
 pub mod validate;
 
 pub use group::{
     ChangeKind, Group, GroupChange, GroupFields, MemberEntry, Membership, State, Timestamp, View,
     etag_for,
 };
+pub use ids::{GroupId, IdError, PrincipalId, RoleId};
 pub use mask::{MaskPath, UpdateMask};
 
 /// The principal that made a request, recorded in `created_by`,

@@ -1,13 +1,24 @@
 //! Conversions between the generated protobuf types and domain values.
-//! Generated types stop here: requests become domain requests, domain
-//! values become responses.
+//! Generated types stop here: requests become domain requests through
+//! `TryFrom`, which parses what needs neither the database nor the limits
+//! (ids, masks, page sizes, filters), once; domain values become responses
+//! through `From`.
 
 use prost_types::{FieldMask, Timestamp as PbTimestamp};
 
 use crate::{
-    domain::{ChangeKind, Group, GroupChange, GroupFields, Membership, State, Timestamp, View},
+    domain::{
+        ChangeKind, FieldViolation, Group, GroupChange, GroupFields, GroupId, IdError, Membership,
+        PrincipalId, State, Timestamp, UpdateMask, View, filter,
+        hierarchy::MembershipCheck,
+        listing::{self, OrderBy, Page},
+        requests::{
+            ChangeMembers, CheckMembership, CreateGroup, DeleteGroup, GetGroup, ListGroups,
+            ListMemberGroups, ListOfGroup, PageRequest, UndeleteGroup, UpdateGroup,
+        },
+    },
+    error::Error,
     pb,
-    service::{CreateGroup, ListGroups, UpdateGroup},
 };
 
 /// The writable fields and membership a request's `Group` carries.
@@ -34,61 +45,243 @@ fn fields_of(group: pb::Group) -> (GroupFields, Membership) {
     (fields, membership)
 }
 
-impl From<pb::CreateGroupRequest> for CreateGroup {
-    fn from(request: pb::CreateGroupRequest) -> Self {
-        let (fields, membership) = fields_of(request.group.unwrap_or_default());
-        Self {
+impl TryFrom<pb::CreateGroupRequest> for CreateGroup {
+    type Error = Error;
+
+    fn try_from(request: pb::CreateGroupRequest) -> Result<Self, Error> {
+        let group = request
+            .group
+            .ok_or_else(|| Error::invalid("group", "group is required"))?;
+        let (fields, membership) = fields_of(group);
+        Ok(Self {
             fields,
             membership,
             group_id: request.group_id,
             validate_only: request.validate_only,
             request_id: request.request_id,
-        }
+        })
     }
 }
 
-impl From<pb::UpdateGroupRequest> for UpdateGroup {
-    fn from(request: pb::UpdateGroupRequest) -> Self {
-        let group = request.group.unwrap_or_default();
-        let id = group.id.clone();
+impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
+    type Error = Error;
+
+    fn try_from(request: pb::UpdateGroupRequest) -> Result<Self, Error> {
+        let group = request
+            .group
+            .ok_or_else(|| Error::invalid("group", "group is required"))?;
+        let id = GroupId::parse(group.id.as_str()).map_err(|problem| match problem {
+            IdError::Empty => Error::invalid("group.id", "group.id is required"),
+            IdError::Malformed => Error::invalid(
+                "group.id",
+                format!("{:?} is not a valid group id", group.id),
+            ),
+        })?;
         let etag = group.etag.clone();
         let (fields, membership) = fields_of(group);
-        Self {
+        let mask = match request.update_mask.map(|mask| mask.paths) {
+            Some(paths) if !paths.is_empty() => UpdateMask::parse(&paths)
+                .map_err(|violations| Error::InvalidArgument { violations })?,
+            _ => UpdateMask::implied(&fields, &membership),
+        };
+        Ok(Self {
             id,
             etag,
             fields,
             membership,
-            update_mask: request.update_mask.map(|mask| mask.paths),
+            mask,
             allow_missing: request.allow_missing,
             validate_only: request.validate_only,
+        })
+    }
+}
+
+impl TryFrom<pb::GetGroupRequest> for GetGroup {
+    type Error = Error;
+
+    fn try_from(request: pb::GetGroupRequest) -> Result<Self, Error> {
+        Ok(Self {
+            id: existing(request.id)?,
+            view: view(request.view).unwrap_or(View::Full),
+        })
+    }
+}
+
+impl TryFrom<pb::DeleteGroupRequest> for DeleteGroup {
+    type Error = Error;
+
+    fn try_from(request: pb::DeleteGroupRequest) -> Result<Self, Error> {
+        Ok(Self {
+            id: existing(request.id)?,
+            etag: request.etag,
+            allow_missing: request.allow_missing,
+        })
+    }
+}
+
+impl TryFrom<pb::UndeleteGroupRequest> for UndeleteGroup {
+    type Error = Error;
+
+    fn try_from(request: pb::UndeleteGroupRequest) -> Result<Self, Error> {
+        Ok(Self {
+            id: existing(request.id)?,
+            etag: request.etag,
+        })
+    }
+}
+
+impl TryFrom<pb::AddGroupMembersRequest> for ChangeMembers {
+    type Error = Error;
+
+    fn try_from(request: pb::AddGroupMembersRequest) -> Result<Self, Error> {
+        Ok(Self {
+            id: existing(request.id)?,
+            membership: membership(request.members, request.admins),
+        })
+    }
+}
+
+impl TryFrom<pb::RemoveGroupMembersRequest> for ChangeMembers {
+    type Error = Error;
+
+    fn try_from(request: pb::RemoveGroupMembersRequest) -> Result<Self, Error> {
+        Ok(Self {
+            id: existing(request.id)?,
+            membership: membership(request.members, request.admins),
+        })
+    }
+}
+
+impl TryFrom<pb::ListGroupsRequest> for ListGroups {
+    type Error = Error;
+
+    fn try_from(request: pb::ListGroupsRequest) -> Result<Self, Error> {
+        let mut violations = Vec::new();
+        let size = listing::page_size(request.page_size).map_err(|v| violations.push(v));
+        let order = OrderBy::parse(&request.order_by).map_err(|v| violations.push(v));
+        let filter = filter::parse(&request.filter).map_err(|v| violations.push(v));
+        let (Ok(size), Ok(order), Ok(filter)) = (size, order, filter) else {
+            return Err(Error::InvalidArgument { violations });
+        };
+        Ok(Self {
+            page: PageRequest {
+                size,
+                token: request.page_token,
+            },
+            filter,
+            filter_text: request.filter,
+            order,
+            show_deleted: request.show_deleted,
+            view: view(request.view).unwrap_or(View::Basic),
+        })
+    }
+}
+
+impl TryFrom<pb::ListGroupMembersRequest> for ListOfGroup {
+    type Error = Error;
+
+    fn try_from(request: pb::ListGroupMembersRequest) -> Result<Self, Error> {
+        let page = page(request.page_size, request.page_token)?;
+        Ok(Self {
+            id: existing(request.id)?,
+            page,
+        })
+    }
+}
+
+impl TryFrom<pb::ListGroupChangesRequest> for ListOfGroup {
+    type Error = Error;
+
+    fn try_from(request: pb::ListGroupChangesRequest) -> Result<Self, Error> {
+        let page = page(request.page_size, request.page_token)?;
+        Ok(Self {
+            id: existing(request.id)?,
+            page,
+        })
+    }
+}
+
+impl TryFrom<pb::CheckMembershipRequest> for CheckMembership {
+    type Error = Error;
+
+    fn try_from(request: pb::CheckMembershipRequest) -> Result<Self, Error> {
+        let id = GroupId::parse(request.id.as_str()).map_err(|problem| match problem {
+            IdError::Empty => FieldViolation::new("id", "id is required"),
+            IdError::Malformed => {
+                FieldViolation::new("id", format!("{:?} is not a valid group id", request.id))
+            }
+        });
+        let member_id = principal(&request.member_id);
+        match (id, member_id) {
+            (Ok(id), Ok(member_id)) => Ok(Self { id, member_id }),
+            (id, member_id) => Err(Error::InvalidArgument {
+                violations: id.err().into_iter().chain(member_id.err()).collect(),
+            }),
         }
     }
 }
 
-impl From<pb::ListGroupsRequest> for ListGroups {
-    fn from(request: pb::ListGroupsRequest) -> Self {
-        Self {
-            page_size: request.page_size,
-            page_token: request.page_token,
-            filter: request.filter,
-            order_by: request.order_by,
-            show_deleted: request.show_deleted,
-            view: view(request.view),
+impl TryFrom<pb::ListMemberGroupsRequest> for ListMemberGroups {
+    type Error = Error;
+
+    fn try_from(request: pb::ListMemberGroupsRequest) -> Result<Self, Error> {
+        let member_id = principal(&request.member_id);
+        let size = listing::page_size(request.page_size);
+        match (member_id, size) {
+            (Ok(member_id), Ok(size)) => Ok(Self {
+                member_id,
+                transitive: request.transitive,
+                page: PageRequest {
+                    size,
+                    token: request.page_token,
+                },
+            }),
+            (member_id, size) => Err(Error::InvalidArgument {
+                violations: member_id.err().into_iter().chain(size.err()).collect(),
+            }),
         }
     }
+}
+
+/// The group a request names for a read or a write of an existing group.
+/// An id that no group can have names no group: NOT_FOUND, as for any
+/// other unknown id.
+fn existing(id: String) -> Result<GroupId, Error> {
+    GroupId::parse(id.as_str()).map_err(|_| Error::NotFound { id })
+}
+
+/// The principal a request asks about, in its `member_id` field.
+fn principal(member_id: &str) -> Result<PrincipalId, FieldViolation> {
+    PrincipalId::parse(member_id).map_err(|problem| match problem {
+        IdError::Empty => FieldViolation::new("member_id", "member_id is required"),
+        IdError::Malformed => FieldViolation::new(
+            "member_id",
+            format!("{member_id:?} is not a valid principal id"),
+        ),
+    })
+}
+
+/// The page a list request asks for.
+fn page(size: i32, token: String) -> Result<PageRequest, Error> {
+    Ok(PageRequest {
+        size: listing::page_size(size).map_err(|v| Error::InvalidArgument {
+            violations: vec![v],
+        })?,
+        token,
+    })
 }
 
 /// The view a request asks for; `None` when unspecified (or unknown).
-pub fn view(value: i32) -> Option<View> {
+fn view(value: i32) -> Option<View> {
     match pb::GroupView::try_from(value) {
         Ok(pb::GroupView::Basic) => Some(View::Basic),
         Ok(pb::GroupView::Full) => Some(View::Full),
-        _ => None,
+        Ok(pb::GroupView::Unspecified) | Err(_) => None,
     }
 }
 
 /// The members and admins of a request, as a domain membership.
-pub fn membership(members: Vec<pb::Member>, admins: Vec<pb::Member>) -> Membership {
+fn membership(members: Vec<pb::Member>, admins: Vec<pb::Member>) -> Membership {
     Membership {
         members: members.into_iter().map(|m| m.id).collect(),
         admins: admins.into_iter().map(|m| m.id).collect(),
@@ -130,7 +323,7 @@ impl From<Group> for pb::Group {
         };
         let fields = group.fields;
         Self {
-            id: group.id,
+            id: group.id.into_string(),
             name: fields.name,
             scope: fields.scope,
             description: fields.description,
@@ -190,6 +383,55 @@ impl From<GroupChange> for pb::GroupChange {
             members_removed: members(change.members_removed),
             admins_added: members(change.admins_added),
             admins_removed: members(change.admins_removed),
+        }
+    }
+}
+
+impl From<Page<Group>> for pb::ListGroupsResponse {
+    fn from(page: Page<Group>) -> Self {
+        Self {
+            groups: page.items.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token,
+            total_size: page
+                .total_size
+                .map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+        }
+    }
+}
+
+impl From<Page<Group>> for pb::ListMemberGroupsResponse {
+    fn from(page: Page<Group>) -> Self {
+        Self {
+            groups: page.items.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token,
+        }
+    }
+}
+
+impl From<Page<String>> for pb::ListGroupMembersResponse {
+    fn from(page: Page<String>) -> Self {
+        Self {
+            members: page.items.into_iter().map(member).collect(),
+            next_page_token: page.next_page_token,
+        }
+    }
+}
+
+impl From<Page<GroupChange>> for pb::ListGroupChangesResponse {
+    fn from(page: Page<GroupChange>) -> Self {
+        Self {
+            changes: page.items.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token,
+        }
+    }
+}
+
+impl From<MembershipCheck> for pb::CheckMembershipResponse {
+    fn from(check: MembershipCheck) -> Self {
+        Self {
+            is_member: check.is_member,
+            direct: check.direct,
+            path: check.path,
         }
     }
 }

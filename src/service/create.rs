@@ -1,0 +1,112 @@
+//! CreateGroup, and the creation UpdateGroup does with `allow_missing`.
+
+use super::{GroupService, now_after, read_group, record};
+use crate::{
+    domain::{
+        ChangeKind, Group, GroupFields, GroupId, Membership, Principal, View, create,
+        requests::CreateGroup, validate,
+    },
+    error::Error,
+    store::WriteTx,
+};
+
+/// A group about to be inserted, already checked by
+/// [`create::check_new_group`].
+pub(super) struct NewGroup<'a> {
+    pub id: GroupId,
+    pub fields: GroupFields,
+    pub membership: &'a Membership,
+    pub validate_only: bool,
+    pub request_id: Option<&'a str>,
+}
+
+impl GroupService {
+    /// Creates a group. A retry with the same `request_id` answers with the
+    /// group the first call created, in its current state.
+    pub async fn create_group(
+        &self,
+        actor: &Principal,
+        request: CreateGroup,
+    ) -> Result<Group, Error> {
+        let request_id = request.request_id.clone();
+        match self.try_create_group(actor, request).await {
+            // A concurrent retry with the same request_id won the race:
+            // answer with the group it created, as a later retry would get.
+            Err(Error::AlreadyExists {
+                reason: "REQUEST_ID_TAKEN",
+                ..
+            }) if !request_id.is_empty() => {
+                let tx = self.store.read().await?;
+                let id = tx
+                    .find_by_request_id(&request_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("request_id conflict without a group"))?;
+                read_group(&tx, &id, View::Full).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_create_group(
+        &self,
+        actor: &Principal,
+        request: CreateGroup,
+    ) -> Result<Group, Error> {
+        let chosen = create::check_request(&request, &self.limits)
+            .map_err(|violations| Error::InvalidArgument { violations })?;
+        let id = match chosen {
+            Some(id) => id,
+            None => GroupId::parse(uuid::Uuid::new_v4().to_string())
+                .map_err(|_| Error::internal("a generated UUID is not a group id"))?,
+        };
+        let tx = self.store.write().await?;
+        if !request.request_id.is_empty()
+            && let Some(existing) = tx.find_by_request_id(&request.request_id).await?
+        {
+            return read_group(&tx, &existing, View::Full).await;
+        }
+        if tx.group_exists(&id).await? {
+            return Err(Error::id_taken(id.as_str()));
+        }
+        let new = NewGroup {
+            id,
+            fields: request.fields,
+            membership: &request.membership,
+            validate_only: request.validate_only,
+            request_id: (!request.request_id.is_empty()).then_some(request.request_id.as_str()),
+        };
+        self.insert_new_group(tx, actor, new).await
+    }
+
+    /// Inserts a new group inside `tx`; what needs the database (live
+    /// parents, a free name) is checked here.
+    pub(super) async fn insert_new_group(
+        &self,
+        tx: WriteTx,
+        actor: &Principal,
+        new: NewGroup<'_>,
+    ) -> Result<Group, Error> {
+        let live = tx.live_groups_among(&new.fields.member_of).await?;
+        Error::check(validate::dead_parents(&new.fields.member_of, &[], &live))?;
+        if tx
+            .name_taken(&new.fields.scope, &new.fields.name, &new.id)
+            .await?
+        {
+            return Err(Error::name_taken(
+                new.id.as_str(),
+                &new.fields.scope,
+                &new.fields.name,
+            ));
+        }
+        let (mut group, delta) =
+            create::new_group(new.id, new.fields, new.membership, actor, now_after(None));
+        if !new.validate_only {
+            tx.insert_group(&group, new.request_id).await?;
+            tx.apply_membership(&group.id, &delta).await?;
+            record(&tx, actor, &group, ChangeKind::Create, Vec::new(), &delta).await?;
+            tx.commit().await?;
+        }
+        group.members = Some(delta.insert);
+        Ok(group)
+    }
+}

@@ -1,0 +1,80 @@
+//! CheckMembership and ListMemberGroups: membership through `member_of`,
+//! read in one transaction, upward from the groups a principal is directly
+//! in, so the cost is the size of the principal's ancestry, not of the
+//! hierarchy. Deleted groups carry no membership and cut the chains through
+//! them.
+
+use std::ops::Bound;
+
+use super::{GroupService, not_found};
+use crate::{
+    domain::{
+        Group,
+        hierarchy::{Ancestry, MembershipCheck},
+        listing::Page,
+        requests::{CheckMembership, ListMemberGroups},
+    },
+    error::Error,
+};
+
+impl GroupService {
+    /// Whether a principal is a member of a group, directly or through
+    /// `member_of`, and by which shortest path. A deleted group has no
+    /// members.
+    pub async fn check_membership(
+        &self,
+        request: CheckMembership,
+    ) -> Result<MembershipCheck, Error> {
+        let tx = self.store.read().await?;
+        let Some(group) = tx.find_group(&request.id).await? else {
+            return Err(not_found(&request.id));
+        };
+        if !group.is_live() {
+            return Ok(MembershipCheck::default());
+        }
+        let own = tx.live_groups_of_member(&request.member_id).await?;
+        let target = request.id.as_str();
+        if own.iter().any(|g| g == target) {
+            return Ok(MembershipCheck::direct(target));
+        }
+        let edges = tx.ancestry_edges(&own).await?;
+        Ok(Ancestry::walk(own, edges).check(target))
+    }
+
+    /// The live groups a principal belongs to, directly or (with
+    /// `transitive`) also through `member_of`, a page at a time, sorted by
+    /// id, in the BASIC view.
+    pub async fn list_member_groups(
+        &self,
+        request: ListMemberGroups,
+    ) -> Result<Page<Group>, Error> {
+        let query_key = format!("member-groups|{}|{}", request.member_id, request.transitive);
+        let after: Option<String> = self.tokens.decode(&query_key, &request.page.token)?;
+        let tx = self.store.read().await?;
+        let own = tx.live_groups_of_member(&request.member_id).await?;
+        let ids = if request.transitive {
+            let edges = tx.ancestry_edges(&own).await?;
+            Ancestry::walk(own, edges).into_reached()
+        } else {
+            own.into_iter().collect()
+        };
+        let take = usize::try_from(request.page.size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let page_ids: Vec<String> = ids
+            .range::<String, _>((start, Bound::Unbounded))
+            .take(take)
+            .cloned()
+            .collect();
+        let mut groups = tx.groups_by_ids(&page_ids).await?;
+        let next_page_token = self.next_token(&query_key, &mut groups, request.page.size, |g| {
+            g.id.as_str().to_owned()
+        })?;
+        Ok(Page {
+            items: groups,
+            next_page_token,
+            total_size: None,
+        })
+    }
+}

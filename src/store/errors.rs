@@ -1,0 +1,176 @@
+//! The one place database errors become service errors. Each database's
+//! rules read its own error codes (PostgreSQL's SQLSTATE, SQLite's extended
+//! result codes), never message texts, except where SQLite gives nothing
+//! else: the constraint a unique violation broke is only in its message.
+
+use sea_orm::{DbErr, RuntimeErr, sqlx, sqlx::error::DatabaseError};
+
+use super::Dialect;
+use crate::error::Error;
+
+/// A unique constraint a write can run into, as each database names it,
+/// and what the caller is told.
+struct UniqueConstraint {
+    /// PostgreSQL's constraint (or unique index) name.
+    postgres: &'static str,
+    /// What follows "UNIQUE constraint failed: " in SQLite's message.
+    sqlite: &'static str,
+    /// The `ErrorInfo` reason.
+    reason: &'static str,
+    /// A sentence for the caller.
+    message: &'static str,
+}
+
+/// Every unique constraint of the schema that a request can break. The
+/// service checks first and answers with the group's id; these come into
+/// play when a concurrent request wins the race between check and insert.
+const UNIQUE_CONSTRAINTS: [UniqueConstraint; 3] = [
+    UniqueConstraint {
+        postgres: "groups_pkey",
+        sqlite: "groups.id",
+        reason: "GROUP_ID_TAKEN",
+        message: "a group with this id already exists",
+    },
+    UniqueConstraint {
+        postgres: "groups_live_scope_name_key",
+        sqlite: "index 'groups_live_scope_name_key'",
+        reason: "GROUP_NAME_TAKEN",
+        message: "a live group with this name already exists in its scope",
+    },
+    UniqueConstraint {
+        postgres: "groups_request_id",
+        sqlite: "groups.request_id",
+        reason: "REQUEST_ID_TAKEN",
+        message: "this request_id was used by a concurrent request",
+    },
+];
+
+/// What a database error means to a caller, where it means more than
+/// "internal".
+enum Meaning {
+    /// A unique constraint was broken.
+    Taken(&'static UniqueConstraint),
+    /// The transaction lost a race (deadlock, serialization failure).
+    Conflict,
+    /// The statement timeout cancelled the statement.
+    DeadlineExceeded,
+    /// The database could not serve the request now (a lock held too long).
+    Unavailable,
+}
+
+/// PostgreSQL's SQLSTATE codes groupd tells apart.
+mod sqlstate {
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const DEADLOCK_DETECTED: &str = "40P01";
+    pub const QUERY_CANCELED: &str = "57014";
+}
+
+/// SQLite's result codes groupd tells apart.
+mod sqlite_code {
+    /// `SQLITE_BUSY`: another connection held the write lock past the busy
+    /// timeout (a primary code; extended codes add detail above 8 bits).
+    pub const BUSY: i64 = 5;
+    /// `SQLITE_LOCKED`.
+    pub const LOCKED: i64 = 6;
+    /// `SQLITE_CONSTRAINT_PRIMARYKEY`.
+    pub const CONSTRAINT_PRIMARYKEY: i64 = 1555;
+    /// `SQLITE_CONSTRAINT_UNIQUE`.
+    pub const CONSTRAINT_UNIQUE: i64 = 2067;
+}
+
+impl Dialect {
+    /// Turns a database error into the service error a caller should see.
+    pub fn classify(self, err: DbErr) -> Error {
+        let meaning = database_error(&err).and_then(|db| match self {
+            Self::Postgres => postgres_meaning(db),
+            Self::Sqlite => sqlite_meaning(db),
+        });
+        match meaning {
+            Some(Meaning::Taken(constraint)) => Error::AlreadyExists {
+                reason: constraint.reason,
+                message: constraint.message.to_owned(),
+                id: String::new(),
+            },
+            Some(Meaning::Conflict) => Error::Conflict,
+            Some(Meaning::DeadlineExceeded) => Error::DeadlineExceeded,
+            Some(Meaning::Unavailable) => Error::Unavailable(Box::new(err)),
+            None => connect_error(err),
+        }
+    }
+}
+
+/// Classifies an error that no database rule explains: the connection or
+/// the pool failed (UNAVAILABLE, worth a retry), or something else did
+/// (INTERNAL). Also used while connecting, before the dialect is known.
+pub fn connect_error(err: DbErr) -> Error {
+    let unreachable = matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+        || matches!(
+            &err,
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+                if matches!(
+                    e.as_ref(),
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::Tls(_)
+                )
+        );
+    if unreachable {
+        Error::Unavailable(Box::new(err))
+    } else {
+        Error::internal(err)
+    }
+}
+
+/// The driver's error, when the database itself answered with one.
+fn database_error(err: &DbErr) -> Option<&dyn DatabaseError> {
+    if let DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))
+    | DbErr::Conn(RuntimeErr::SqlxError(e)) = err
+    {
+        e.as_database_error()
+    } else {
+        None
+    }
+}
+
+fn postgres_meaning(db: &dyn DatabaseError) -> Option<Meaning> {
+    let code = db.code()?;
+    if code == sqlstate::UNIQUE_VIOLATION {
+        let name = db.constraint()?;
+        return UNIQUE_CONSTRAINTS
+            .iter()
+            .find(|c| c.postgres == name)
+            .map(Meaning::Taken);
+    }
+    if code == sqlstate::SERIALIZATION_FAILURE || code == sqlstate::DEADLOCK_DETECTED {
+        return Some(Meaning::Conflict);
+    }
+    (code == sqlstate::QUERY_CANCELED).then_some(Meaning::DeadlineExceeded)
+}
+
+fn sqlite_meaning(db: &dyn DatabaseError) -> Option<Meaning> {
+    let code: i64 = db.code()?.parse().ok()?;
+    if code == sqlite_code::CONSTRAINT_UNIQUE || code == sqlite_code::CONSTRAINT_PRIMARYKEY {
+        let target = db.message().strip_prefix("UNIQUE constraint failed: ")?;
+        return UNIQUE_CONSTRAINTS
+            .iter()
+            .find(|c| c.sqlite == target)
+            .map(Meaning::Taken);
+    }
+    let primary = code & 0xff;
+    (primary == sqlite_code::BUSY || primary == sqlite_code::LOCKED).then_some(Meaning::Unavailable)
+}
+
+/// Classifies the error of a sea-orm result by a dialect's rules.
+pub trait Classify<T> {
+    /// The result, its error classified by `dialect`.
+    fn classify(self, dialect: Dialect) -> Result<T, Error>;
+}
+
+impl<T> Classify<T> for Result<T, DbErr> {
+    fn classify(self, dialect: Dialect) -> Result<T, Error> {
+        self.map_err(|err| dialect.classify(err))
+    }
+}

@@ -1,0 +1,294 @@
+//! The `groups` table: one row per group with every scalar field; labels
+//! and roles are small bounded JSON columns, times are microseconds since
+//! the epoch, and `delete_time IS NULL` means live.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait as _, Condition, EntityTrait as _, Order, PaginatorTrait as _, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _,
+    sea_query::{Expr, ExprTrait as _, Func},
+};
+
+use super::{BATCH, ReadTx, WriteTx, entities::groups, errors::Classify as _, filter};
+use crate::{
+    domain::{
+        Group, GroupFields, GroupId, State, Timestamp,
+        filter::Filter,
+        listing::{CursorKey, GroupCursor, OrderBy, OrderField},
+    },
+    error::Error,
+};
+
+/// What a group listing asks for.
+#[derive(Debug, Clone)]
+pub struct GroupQuery {
+    /// Whether deleted groups are listed too.
+    pub show_deleted: bool,
+    /// Only groups matching this filter; `None` for every group.
+    pub filter: Option<Filter>,
+    /// The order of the listing (ties broken by id).
+    pub order: OrderBy,
+    /// Start strictly after this group; `None` for the first page.
+    pub after: Option<GroupCursor>,
+    /// Most groups to return.
+    pub limit: u64,
+}
+
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(Error::internal)
+}
+
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(Error::internal)
+}
+
+fn to_group(row: groups::Model, member_of: Vec<String>) -> Result<Group, Error> {
+    Ok(Group {
+        id: GroupId::parse(row.id)
+            .map_err(|_| Error::internal("a stored group id does not parse"))?,
+        fields: GroupFields {
+            name: row.name,
+            scope: row.scope,
+            description: row.description,
+            email: row.email,
+            member_of,
+            assigned_roles: from_json(&row.assigned_roles)?,
+            inactive: row.inactive,
+            provenance: row.provenance,
+            labels: from_json(&row.labels)?,
+        },
+        state: if row.delete_time.is_some() {
+            State::Deleted
+        } else {
+            State::Active
+        },
+        create_time: Timestamp::from_micros(row.create_time),
+        update_time: Timestamp::from_micros(row.update_time),
+        delete_time: row.delete_time.map(Timestamp::from_micros),
+        created_by: row.created_by,
+        updated_by: row.updated_by,
+        member_count: row.member_count,
+        version: row.version,
+        members: None,
+    })
+}
+
+fn group_row(group: &Group) -> Result<groups::ActiveModel, Error> {
+    Ok(groups::ActiveModel {
+        id: Set(group.id.as_str().to_owned()),
+        name: Set(group.fields.name.clone()),
+        scope: Set(group.fields.scope.clone()),
+        description: Set(group.fields.description.clone()),
+        email: Set(group.fields.email.clone()),
+        inactive: Set(group.fields.inactive),
+        provenance: Set(group.fields.provenance.clone()),
+        labels: Set(to_json(&group.fields.labels)?),
+        assigned_roles: Set(to_json(&group.fields.assigned_roles)?),
+        member_count: Set(group.member_count),
+        version: Set(group.version),
+        create_time: Set(group.create_time.as_micros()),
+        update_time: Set(group.update_time.as_micros()),
+        delete_time: Set(group.delete_time.map(Timestamp::as_micros)),
+        created_by: Set(group.created_by.clone()),
+        updated_by: Set(group.updated_by.clone()),
+        request_id: NotSet,
+    })
+}
+
+impl ReadTx {
+    /// Groups built from `rows`, each with its parents.
+    async fn with_parents(&self, rows: Vec<groups::Model>) -> Result<Vec<Group>, Error> {
+        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+        let mut parents: HashMap<String, Vec<String>> = self.parents_of(&ids).await?;
+        rows.into_iter()
+            .map(|row| {
+                let member_of = parents.remove(&row.id).unwrap_or_default();
+                to_group(row, member_of)
+            })
+            .collect()
+    }
+
+    /// Group `id`, live or deleted, without its members.
+    pub async fn find_group(&self, id: &GroupId) -> Result<Option<Group>, Error> {
+        let row = groups::Entity::find_by_id(id.as_str())
+            .one(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        Ok(self.with_parents(row.into_iter().collect()).await?.pop())
+    }
+
+    /// The id of the group created with `request_id`, if any.
+    pub async fn find_by_request_id(&self, request_id: &str) -> Result<Option<GroupId>, Error> {
+        let row = groups::Entity::find()
+            .filter(groups::Column::RequestId.eq(request_id))
+            .one(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        row.map(|row| GroupId::parse(row.id))
+            .transpose()
+            .map_err(|_| Error::internal("a stored group id does not parse"))
+    }
+
+    /// Whether any group, live or deleted, has id `id`.
+    pub async fn group_exists(&self, id: &GroupId) -> Result<bool, Error> {
+        let count = groups::Entity::find_by_id(id.as_str())
+            .count(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        Ok(count > 0)
+    }
+
+    /// Groups `ids` (those that exist), without members, sorted by id.
+    pub async fn groups_by_ids(&self, ids: &[String]) -> Result<Vec<Group>, Error> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH) {
+            rows.extend(
+                groups::Entity::find()
+                    .filter(self.dialect.one_of(groups::Column::Id, chunk))
+                    .all(&self.tx)
+                    .await
+                    .classify(self.dialect)?,
+            );
+        }
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        self.with_parents(rows).await
+    }
+
+    /// A page of groups, without members.
+    pub async fn list_groups(&self, query: &GroupQuery) -> Result<Vec<Group>, Error> {
+        let column = match query.order.field {
+            OrderField::Name => groups::Column::Name,
+            OrderField::CreateTime => groups::Column::CreateTime,
+            OrderField::UpdateTime => groups::Column::UpdateTime,
+        };
+        let order = if query.order.descending {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
+        let mut select = groups::Entity::find()
+            .filter(filter::matching(
+                self.dialect,
+                query.show_deleted,
+                query.filter.as_ref(),
+            ))
+            .order_by(column, order.clone())
+            .order_by(groups::Column::Id, order)
+            .limit(query.limit);
+        if let Some(after) = &query.after {
+            let key: sea_orm::Value = match &after.key {
+                CursorKey::Text(text) => text.clone().into(),
+                CursorKey::Micros(micros) => (*micros).into(),
+            };
+            let (past_key, past_id) = if query.order.descending {
+                (
+                    column.lt(key.clone()),
+                    groups::Column::Id.lt(after.id.clone()),
+                )
+            } else {
+                (
+                    column.gt(key.clone()),
+                    groups::Column::Id.gt(after.id.clone()),
+                )
+            };
+            select = select.filter(
+                Condition::any()
+                    .add(past_key)
+                    .add(Condition::all().add(column.eq(key)).add(past_id)),
+            );
+        }
+        let rows = select.all(&self.tx).await.classify(self.dialect)?;
+        self.with_parents(rows).await
+    }
+
+    /// How many groups a listing matches across all pages.
+    pub async fn count_groups(
+        &self,
+        show_deleted: bool,
+        filter: Option<&Filter>,
+    ) -> Result<u64, Error> {
+        groups::Entity::find()
+            .filter(filter::matching(self.dialect, show_deleted, filter))
+            .count(&self.tx)
+            .await
+            .classify(self.dialect)
+    }
+}
+
+impl WriteTx {
+    /// Group `id`, live or deleted, without its members, locked against
+    /// other writers until the transaction ends.
+    pub async fn lock_group(&self, id: &GroupId) -> Result<Option<Group>, Error> {
+        let row = groups::Entity::find_by_id(id.as_str())
+            .lock_exclusive()
+            .one(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        Ok(self.with_parents(row.into_iter().collect()).await?.pop())
+    }
+
+    /// Which of `ids` are live groups. On PostgreSQL the rows are
+    /// share-locked, so they cannot be deleted before this transaction
+    /// commits.
+    pub async fn live_groups_among(&self, ids: &[String]) -> Result<HashSet<String>, Error> {
+        let mut live = HashSet::new();
+        for chunk in ids.chunks(BATCH) {
+            let rows = groups::Entity::find()
+                .filter(self.dialect.one_of(groups::Column::Id, chunk))
+                .filter(groups::Column::DeleteTime.is_null())
+                .lock_shared()
+                .all(&self.tx)
+                .await
+                .classify(self.dialect)?;
+            live.extend(rows.into_iter().map(|row| row.id));
+        }
+        Ok(live)
+    }
+
+    /// Whether a live group other than `except` has `name` (compared
+    /// case-insensitively) in `scope`. The unique index on the same
+    /// expression is what guarantees it; this check lets the common case
+    /// answer with the group's id in the error.
+    pub async fn name_taken(
+        &self,
+        scope: &str,
+        name: &str,
+        except: &GroupId,
+    ) -> Result<bool, Error> {
+        let count = groups::Entity::find()
+            .filter(groups::Column::Scope.eq(scope))
+            .filter(
+                Expr::expr(Func::lower(Expr::col(groups::Column::Name))).eq(name.to_lowercase()),
+            )
+            .filter(groups::Column::DeleteTime.is_null())
+            .filter(groups::Column::Id.ne(except.as_str()))
+            .count(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        Ok(count > 0)
+    }
+
+    /// Inserts a new group's row and its parents.
+    pub async fn insert_group(&self, group: &Group, request_id: Option<&str>) -> Result<(), Error> {
+        let mut row = group_row(group)?;
+        row.request_id = Set(request_id.map(str::to_owned));
+        groups::Entity::insert(row)
+            .exec_without_returning(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        self.insert_parents(&group.id, &group.fields.member_of)
+            .await
+    }
+
+    /// Writes every column of an existing group's row. Parents and members
+    /// are written separately, and only when they change.
+    pub async fn update_group(&self, group: &Group) -> Result<(), Error> {
+        groups::Entity::update(group_row(group)?)
+            .exec(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        Ok(())
+    }
+}
