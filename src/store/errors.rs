@@ -174,3 +174,110 @@ impl<T> Classify<T> for Result<T, DbErr> {
         self.map_err(|err| dialect.classify(err))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Store, StoreOptions};
+    use crate::domain::{GroupFields, GroupId, Principal, Timestamp, create};
+    use crate::error::Error;
+
+    /// A migrated SQLite database in a fresh file, with a busy timeout of
+    /// `busy`, and the file's path (to open it a second time).
+    async fn sqlite(busy: Duration) -> (Store, String) {
+        let path = std::env::temp_dir().join(format!(
+            "groupd_store_{}.db",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let url = format!("sqlite://{}", path.display());
+        let store = connect(&url, busy).await;
+        store.migrate().await.unwrap();
+        (store, url)
+    }
+
+    /// Deletes the database file of `url` and its WAL companions.
+    fn remove(url: &str) {
+        let path = url.trim_start_matches("sqlite://");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+
+    async fn connect(url: &str, busy: Duration) -> Store {
+        let options = StoreOptions {
+            max_connections: 2,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: busy,
+        };
+        Store::connect(url, &options).await.unwrap()
+    }
+
+    fn group(id: &str, name: &str) -> crate::domain::Group {
+        let fields = GroupFields {
+            name: name.into(),
+            ..GroupFields::default()
+        };
+        create::new_group(
+            GroupId::parse(id).unwrap(),
+            fields,
+            &crate::domain::Membership::default(),
+            &Principal::anonymous(),
+            Timestamp::from_micros(1),
+        )
+        .0
+    }
+
+    fn reason(result: Result<(), Error>) -> &'static str {
+        match result {
+            Err(Error::AlreadyExists { reason, .. }) => reason,
+            other => panic!("expected ALREADY_EXISTS, got {other:?}"),
+        }
+    }
+
+    /// SQLite names the broken constraint only in its message; each of the
+    /// schema's unique constraints must map to its own reason.
+    #[tokio::test]
+    async fn sqlite_unique_violations_name_the_constraint_they_broke() {
+        let (store, url) = sqlite(Duration::from_secs(5)).await;
+        let tx = store.write().await.unwrap();
+        let request = "6f1c2a4e-0d3b-4c5a-8e7f-9a0b1c2d3e4f";
+        tx.insert_group(&group("g1", "ops"), Some(request))
+            .await
+            .unwrap();
+        assert_eq!(
+            reason(tx.insert_group(&group("g1", "other"), None).await),
+            "GROUP_ID_TAKEN"
+        );
+        assert_eq!(
+            reason(tx.insert_group(&group("g2", "OPS"), None).await),
+            "GROUP_NAME_TAKEN"
+        );
+        assert_eq!(
+            reason(tx.insert_group(&group("g3", "dev"), Some(request)).await),
+            "REQUEST_ID_TAKEN"
+        );
+        drop(tx);
+        let _ = store.close().await;
+        remove(&url);
+    }
+
+    /// A writer that waits for another's lock past the busy timeout is told
+    /// to retry (UNAVAILABLE), not that something broke.
+    #[tokio::test]
+    async fn a_sqlite_writer_kept_waiting_past_the_busy_timeout_is_unavailable() {
+        let (store, url) = sqlite(Duration::from_millis(50)).await;
+        let holder = store.write().await.unwrap();
+        let other = connect(&url, Duration::from_millis(50)).await;
+        match other.write().await {
+            Err(Error::Unavailable(_)) => {}
+            other => panic!("expected UNAVAILABLE, got {other:?}"),
+        }
+        drop(holder);
+        assert!(other.write().await.is_ok());
+        let _ = other.close().await;
+        let _ = store.close().await;
+        remove(&url);
+    }
+}
