@@ -187,116 +187,88 @@ mod tests {
 
     use super::*;
 
-    fn lines(text: &str) -> Vec<&str> {
-        text.lines().collect()
+    /// Asserts that the rendering of `metrics` holds every line of
+    /// `expected`, and returns its lines.
+    fn assert_renders(metrics: &Metrics, expected: &[&str]) -> Vec<String> {
+        let text = metrics.render();
+        for line in expected {
+            assert!(text.lines().any(|l| l == *line), "no {line:?} in:\n{text}");
+        }
+        text.lines().map(str::to_owned).collect()
+    }
+
+    /// Records one call of `method` that took `millis` milliseconds.
+    fn record(metrics: &Metrics, transport: Transport, method: &str, code: Code, millis: u64) {
+        metrics.record(transport, method, code, Duration::from_millis(millis));
     }
 
     #[test]
     fn a_call_is_counted_under_its_transport_method_and_code() {
         let metrics = Metrics::new();
-        metrics.record(
-            Transport::Grpc,
-            "GetGroup",
-            Code::Ok,
-            Duration::from_millis(3),
-        );
-        metrics.record(
-            Transport::Http,
-            "UpdateGroup",
-            Code::NotFound,
-            Duration::from_millis(40),
-        );
+        record(&metrics, Transport::Grpc, "GetGroup", Code::Ok, 3);
+        record(&metrics, Transport::Http, "UpdateGroup", Code::NotFound, 40);
 
-        let text = metrics.render();
-        let lines = lines(&text);
-        for expected in [
-            r#"groupd_requests_total{transport="grpc",method="GetGroup",code="OK"} 1"#,
-            r#"groupd_requests_total{transport="http",method="UpdateGroup",code="NOT_FOUND"} 1"#,
-        ] {
-            assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
-        }
-        assert_eq!(
-            lines
-                .iter()
-                .filter(|l| l.starts_with("groupd_requests_total{"))
-                .count(),
-            2,
-            "{text}"
+        let lines = assert_renders(
+            &metrics,
+            &[
+                r#"groupd_requests_total{transport="grpc",method="GetGroup",code="OK"} 1"#,
+                r#"groupd_requests_total{transport="http",method="UpdateGroup",code="NOT_FOUND"} 1"#,
+            ],
         );
+        let counters = lines
+            .iter()
+            .filter(|l| l.starts_with("groupd_requests_total{"));
+        assert_eq!(counters.count(), 2, "{lines:#?}");
     }
 
     #[test]
     fn repeated_calls_add_up() {
         let metrics = Metrics::new();
         for _ in 0..3 {
-            metrics.record(
-                Transport::Grpc,
-                "ListGroups",
-                Code::Ok,
-                Duration::from_millis(1),
-            );
+            record(&metrics, Transport::Grpc, "ListGroups", Code::Ok, 1);
         }
-        let text = metrics.render();
-        assert!(
-            lines(&text).contains(
-                &r#"groupd_requests_total{transport="grpc",method="ListGroups",code="OK"} 3"#
-            ),
-            "{text}"
+        assert_renders(
+            &metrics,
+            &[r#"groupd_requests_total{transport="grpc",method="ListGroups",code="OK"} 3"#],
         );
     }
 
     #[test]
     fn latency_is_observed_per_transport_and_method() {
         let metrics = Metrics::new();
-        metrics.record(
-            Transport::Http,
-            "GetGroup",
-            Code::Ok,
-            Duration::from_millis(3),
-        );
-        metrics.record(
-            Transport::Http,
-            "GetGroup",
-            Code::Internal,
-            Duration::from_millis(300),
-        );
+        record(&metrics, Transport::Http, "GetGroup", Code::Ok, 3);
+        record(&metrics, Transport::Http, "GetGroup", Code::Internal, 300);
 
-        let text = metrics.render();
-        let lines = lines(&text);
-        for expected in [
-            "# TYPE groupd_request_duration_seconds histogram",
-            "# UNIT groupd_request_duration_seconds seconds",
-            r#"groupd_request_duration_seconds_count{transport="http",method="GetGroup"} 2"#,
-            r#"groupd_request_duration_seconds_bucket{le="0.0025",transport="http",method="GetGroup"} 0"#,
-            r#"groupd_request_duration_seconds_bucket{le="0.005",transport="http",method="GetGroup"} 1"#,
-            r#"groupd_request_duration_seconds_bucket{le="0.5",transport="http",method="GetGroup"} 2"#,
-            r#"groupd_request_duration_seconds_bucket{le="+Inf",transport="http",method="GetGroup"} 2"#,
-        ] {
-            assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
-        }
+        assert_renders(
+            &metrics,
+            &[
+                "# TYPE groupd_request_duration_seconds histogram",
+                "# UNIT groupd_request_duration_seconds seconds",
+                r#"groupd_request_duration_seconds_count{transport="http",method="GetGroup"} 2"#,
+                r#"groupd_request_duration_seconds_bucket{le="0.0025",transport="http",method="GetGroup"} 0"#,
+                r#"groupd_request_duration_seconds_bucket{le="0.005",transport="http",method="GetGroup"} 1"#,
+                r#"groupd_request_duration_seconds_bucket{le="0.5",transport="http",method="GetGroup"} 2"#,
+                r#"groupd_request_duration_seconds_bucket{le="+Inf",transport="http",method="GetGroup"} 2"#,
+            ],
+        );
     }
 
     #[test]
     fn metrics_carry_help_and_the_build_version() {
         let metrics = Metrics::new();
-        metrics.record(
-            Transport::Grpc,
-            "GetGroup",
-            Code::Ok,
-            Duration::from_millis(1),
+        record(&metrics, Transport::Grpc, "GetGroup", Code::Ok, 1);
+        let build_info = format!(
+            r#"groupd_build_info{{version="{}"}} 1"#,
+            env!("CARGO_PKG_VERSION")
         );
-        let text = metrics.render();
-        let lines = lines(&text);
-        for expected in [
-            "# TYPE groupd_requests counter",
-            "# TYPE groupd_build_info gauge",
-            &format!(
-                r#"groupd_build_info{{version="{}"}} 1"#,
-                env!("CARGO_PKG_VERSION")
-            ),
-        ] {
-            assert!(lines.contains(&expected), "no {expected:?} in:\n{text}");
-        }
+        let lines = assert_renders(
+            &metrics,
+            &[
+                "# TYPE groupd_requests counter",
+                "# TYPE groupd_build_info gauge",
+                &build_info,
+            ],
+        );
         for name in [
             "groupd_requests",
             "groupd_request_duration_seconds",
@@ -321,23 +293,19 @@ mod tests {
     fn the_rendering_ends_with_the_openmetrics_eof_marker() {
         let metrics = Metrics::new();
         assert!(metrics.render().ends_with("# EOF\n"));
-        metrics.record(
-            Transport::Grpc,
-            "GetGroup",
-            Code::Ok,
-            Duration::from_millis(1),
-        );
+        record(&metrics, Transport::Grpc, "GetGroup", Code::Ok, 1);
         assert!(metrics.render().ends_with("# EOF\n"));
     }
 
     #[test]
     fn clones_share_one_registry() {
         let metrics = Metrics::default();
-        metrics.clone().record(
+        record(
+            &metrics.clone(),
             Transport::Grpc,
             "DeleteGroup",
             Code::Aborted,
-            Duration::ZERO,
+            0,
         );
         assert!(
             metrics

@@ -128,8 +128,10 @@ mod tests {
     fn the_id_the_request_id_and_the_fields_are_checked_together() {
         let violations =
             check_request(&request("bad id", "not-a-uuid", ""), &Limits::default()).unwrap_err();
-        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(fields, ["group_id", "request_id", "group.name"]);
+        assert_eq!(
+            crate::domain::fields_at(&violations),
+            ["group_id", "request_id", "group.name"]
+        );
     }
 
     #[test]

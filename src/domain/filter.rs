@@ -190,6 +190,12 @@ impl Parser {
         }
     }
 
+    /// The violation of a filter that has something else where `what` was
+    /// expected.
+    fn expected(&self, what: &str) -> FieldViolation {
+        violation(format!("expected {what}, found {}", self.found()))
+    }
+
     fn next(&mut self) -> Option<Token> {
         let token = self.tokens.get(self.at).cloned();
         self.at += 1;
@@ -217,11 +223,7 @@ impl Parser {
             self.next();
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Filter::Or(parts)
-        })
+        Ok(joined(parts, Filter::Or))
     }
 
     fn and(&mut self) -> Result<Filter, FieldViolation> {
@@ -237,11 +239,7 @@ impl Parser {
             }
             parts.push(self.unary()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Filter::And(parts)
-        })
+        Ok(joined(parts, Filter::And))
     }
 
     fn unary(&mut self) -> Result<Filter, FieldViolation> {
@@ -277,20 +275,14 @@ impl Parser {
                 word.clone()
             }
             _ => {
-                return Err(violation(format!(
-                    "expected a field name, found {}",
-                    self.found()
-                )));
+                return Err(self.expected("a field name"));
             }
         };
         self.next();
         let op = match self.peek() {
             Some(op @ (Token::Eq | Token::Ne | Token::Has)) => op.clone(),
             _ => {
-                return Err(violation(format!(
-                    "expected `=`, `!=` or `:` after {field:?}, found {}",
-                    self.found()
-                )));
+                return Err(self.expected(&format!("`=`, `!=` or `:` after {field:?}")));
             }
         };
         self.next();
@@ -298,10 +290,7 @@ impl Parser {
             Some(Token::Word(word)) => Value::Bare(word.clone()),
             Some(Token::Quoted(text)) => Value::Quoted(text.clone()),
             _ => {
-                return Err(violation(format!(
-                    "expected a value after {field:?}, found {}",
-                    self.found()
-                )));
+                return Err(self.expected(&format!("a value after {field:?}")));
             }
         };
         self.next();
@@ -412,6 +401,15 @@ fn comparison(field: &str, op: &Token, value: Value) -> Result<Filter, FieldViol
         other => Err(violation(format!(
             "cannot filter on {other:?}; use name, scope, email, provenance, inactive, state or labels.<key>"
         ))),
+    }
+}
+
+/// `parts` joined by `join`, or the one part alone.
+fn joined(mut parts: Vec<Filter>, join: fn(Vec<Filter>) -> Filter) -> Filter {
+    if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        join(parts)
     }
 }
 

@@ -80,3 +80,9 @@ impl FieldViolation {
         }
     }
 }
+
+/// The fields `violations` name, in order: what tests compare.
+#[cfg(test)]
+pub(crate) fn fields_at(violations: &[FieldViolation]) -> Vec<&str> {
+    violations.iter().map(|v| v.field.as_str()).collect()
+}

@@ -92,12 +92,24 @@ pub struct UndeleteGroup {
     pub etag: String,
 }
 
+/// Whether a [`ChangeMembers`] request adds or removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOperation {
+    /// AddGroupMembers: add members, and admins (who become members too).
+    Add,
+    /// RemoveGroupMembers: remove members (who stop being admins too), and
+    /// demote admins.
+    Remove,
+}
+
 /// AddGroupMembers or RemoveGroupMembers: a set operation on the named
 /// principals only.
 #[derive(Debug, Clone)]
 pub struct ChangeMembers {
     /// The group whose membership changes.
     pub id: GroupId,
+    /// Add or remove.
+    pub operation: SetOperation,
     /// The principals to add or remove as members, and to promote or demote
     /// as admins, as sent (checked with the per-request limit).
     pub membership: Membership,

@@ -109,8 +109,10 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::{GroupId, State, Timestamp, UpdateMask};
+    use crate::domain::{GroupId, State, Timestamp, UpdateMask, fields_at};
 
+    /// The stored group every test updates: two labels, one parent, and
+    /// the members of [`current`].
     fn stored() -> Group {
         let at = Timestamp::from_micros(1);
         Group {
@@ -142,8 +144,13 @@ mod tests {
         }
     }
 
+    /// The stored membership: `ann` (an admin) and `bob`.
     fn current() -> Vec<MemberEntry> {
         vec![entry("ann", true), entry("bob", false)]
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
     }
 
     fn request(paths: &[&str], fields: GroupFields, membership: Membership) -> UpdateGroup {
@@ -158,17 +165,31 @@ mod tests {
         }
     }
 
-    fn ids(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
+    /// Plans an update of [`stored`] that sends `fields` under `paths`.
+    fn plan_fields(paths: &[&str], fields: GroupFields) -> Result<UpdatePlan, Vec<FieldViolation>> {
+        let request = request(paths, fields, Membership::default());
+        plan(&stored(), &request, None, &Limits::default())
     }
 
-    fn fields_at(violations: &[FieldViolation]) -> Vec<&str> {
-        violations.iter().map(|v| v.field.as_str()).collect()
+    /// Plans an update of [`stored`] that sends `members` and `admins`
+    /// under `paths`, within `limits`.
+    fn plan_members(
+        paths: &[&str],
+        members: &[&str],
+        admins: &[&str],
+        limits: &Limits,
+    ) -> Result<UpdatePlan, Vec<FieldViolation>> {
+        let membership = Membership {
+            members: ids(members),
+            admins: ids(admins),
+        };
+        let request = request(paths, GroupFields::default(), membership);
+        plan(&stored(), &request, Some(&current()), limits)
     }
 
     #[test]
     fn only_the_masked_fields_change() {
-        let request = request(
+        let plan = plan_fields(
             &["description", "labels.b", "labels.c"],
             GroupFields {
                 name: "ignored".into(),
@@ -176,9 +197,8 @@ mod tests {
                 labels: BTreeMap::from([("c".into(), "3".into())]),
                 ..GroupFields::default()
             },
-            Membership::default(),
-        );
-        let plan = plan(&stored(), &request, None, &Limits::default()).unwrap();
+        )
+        .unwrap();
         assert_eq!(plan.fields.name, "ops");
         assert_eq!(plan.fields.description, "new");
         assert_eq!(
@@ -195,17 +215,13 @@ mod tests {
 
     #[test]
     fn the_merged_group_is_validated_and_every_problem_reported() {
-        let request = request(
-            &["name", "email", "member_of"],
-            GroupFields {
-                name: "two words".into(),
-                email: "nope".into(),
-                member_of: ids(&["g1"]),
-                ..GroupFields::default()
-            },
-            Membership::default(),
-        );
-        let violations = plan(&stored(), &request, None, &Limits::default()).unwrap_err();
+        let fields = GroupFields {
+            name: "two words".into(),
+            email: "nope".into(),
+            member_of: ids(&["g1"]),
+            ..GroupFields::default()
+        };
+        let violations = plan_fields(&["name", "email", "member_of"], fields).unwrap_err();
         assert_eq!(
             fields_at(&violations),
             ["group.name", "group.email", "group.member_of[0].group_id"]
@@ -217,55 +233,28 @@ mod tests {
         let mut fields = stored().fields;
         fields.name = "bad name".into();
         fields.scope = "elsewhere".into();
-        let refused = plan(
-            &stored(),
-            &request(&["scope", "name"], fields.clone(), Membership::default()),
-            None,
-            &Limits::default(),
-        )
-        .unwrap_err();
+        let refused = plan_fields(&["scope", "name"], fields.clone()).unwrap_err();
         assert_eq!(fields_at(&refused), ["group.scope"]);
         fields.scope = "site".into();
         fields.name = "renamed".into();
-        let planned = plan(
-            &stored(),
-            &request(&["scope", "name"], fields, Membership::default()),
-            None,
-            &Limits::default(),
-        )
-        .unwrap();
+        let planned = plan_fields(&["scope", "name"], fields).unwrap();
         assert_eq!(planned.fields.scope, "site");
         assert!(planned.renames(&stored()));
     }
 
     #[test]
     fn replacing_members_keeps_stored_admins_who_stay_members() {
-        let request = request(
-            &["members"],
-            GroupFields::default(),
-            Membership {
-                members: ids(&["ann", "cat"]),
-                admins: ids(&["ignored-because-unmasked"]),
-            },
-        );
-        let plan = plan(&stored(), &request, Some(&current()), &Limits::default()).unwrap();
-        assert_eq!(plan.delta.members_added(), ids(&["cat"]));
-        assert_eq!(plan.delta.members_removed(), ids(&["bob"]));
-        assert!(plan.delta.admins_added().is_empty() && plan.delta.admins_removed().is_empty());
+        let admins = ["ignored-because-unmasked"];
+        let plan = plan_members(&["members"], &["ann", "cat"], &admins, &Limits::default());
+        let delta = plan.unwrap().delta;
+        assert_eq!(delta.members_added(), ids(&["cat"]));
+        assert_eq!(delta.members_removed(), ids(&["bob"]));
+        assert!(delta.admins_added().is_empty() && delta.admins_removed().is_empty());
     }
 
     #[test]
     fn replacing_members_must_keep_every_stored_admin() {
-        let request = request(
-            &["members"],
-            GroupFields::default(),
-            Membership {
-                members: ids(&["bob"]),
-                admins: Vec::new(),
-            },
-        );
-        let violations =
-            plan(&stored(), &request, Some(&current()), &Limits::default()).unwrap_err();
+        let violations = plan_members(&["members"], &["bob"], &[], &Limits::default()).unwrap_err();
         assert_eq!(fields_at(&violations), ["group.admins[0].id"]);
     }
 
@@ -275,37 +264,35 @@ mod tests {
             max_members_per_group: 2,
             ..Limits::default()
         };
-        let request = request(
-            &["members", "admins"],
-            GroupFields::default(),
-            Membership {
-                members: ids(&["a", "b", "c"]),
-                admins: ids(&["a"]),
-            },
-        );
-        let violations = plan(&stored(), &request, Some(&current()), &limits).unwrap_err();
+        let violations =
+            plan_members(&["members", "admins"], &["a", "b", "c"], &["a"], &limits).unwrap_err();
         assert_eq!(fields_at(&violations), ["group.members"]);
         assert!(violations[0].description.contains("at most 2 members"));
     }
 
     #[test]
     fn set_fields_are_normalized_and_a_reordering_is_no_change() {
-        let request = request(
-            &["member_of", "assigned_roles"],
-            GroupFields {
-                member_of: ids(&["p1"]),
-                assigned_roles: ids(&["r2", "r1"]),
-                ..GroupFields::default()
-            },
-            Membership::default(),
-        );
-        let plan = plan(&stored(), &request, None, &Limits::default()).unwrap();
+        let fields = GroupFields {
+            member_of: ids(&["p1"]),
+            assigned_roles: ids(&["r2", "r1"]),
+            ..GroupFields::default()
+        };
+        let plan = plan_fields(&["member_of", "assigned_roles"], fields).unwrap();
         assert_eq!(plan.fields.assigned_roles, ids(&["r1", "r2"]));
         assert!(!plan.changes_parents(&stored()));
     }
 
     fn arb_ids() -> impl Strategy<Value = Vec<String>> {
         proptest::collection::btree_set("[a-e]", 0..5).prop_map(|set| set.into_iter().collect())
+    }
+
+    /// `picks` of `ids`: the entries whose pick is true.
+    fn picked(ids: &[String], picks: &[bool]) -> Vec<String> {
+        ids.iter()
+            .zip(picks)
+            .filter(|(_, pick)| **pick)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     proptest! {
@@ -315,39 +302,38 @@ mod tests {
         #[test]
         fn the_delta_reaches_the_requested_membership(
             current_members in arb_ids(),
-            current_admin_picks in proptest::collection::vec(any::<bool>(), 5),
+            current_admins in proptest::collection::vec(any::<bool>(), 5),
             members in arb_ids(),
-            admin_picks in proptest::collection::vec(any::<bool>(), 5),
+            admins in proptest::collection::vec(any::<bool>(), 5),
             replace_members in any::<bool>(),
         ) {
             let current: Vec<MemberEntry> = current_members
                 .iter()
-                .enumerate()
-                .map(|(i, id)| entry(id, current_admin_picks[i]))
+                .zip(&current_admins)
+                .map(|(id, admin)| entry(id, *admin))
                 .collect();
-            let admins: Vec<String> = members
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| admin_picks[*i])
-                .map(|(_, id)| id.clone())
-                .collect();
-            let paths: &[&str] = if replace_members { &["members", "admins"] } else { &["admins"] };
-            let wanted_members = if replace_members {
-                members.clone()
+            let (paths, wanted): (&[&str], _) = if replace_members {
+                (&["members", "admins"], members.clone())
             } else {
-                current_members.clone()
+                (&["admins"], current_members.clone())
             };
-            let admins: Vec<String> = admins.into_iter().filter(|a| wanted_members.contains(a)).collect();
-            let request = request(paths, GroupFields::default(), Membership { members, admins: admins.clone() });
+            // Admins must be members: pick them among the wanted members.
+            let admins: Vec<String> = picked(&members, &admins)
+                .into_iter()
+                .filter(|a| wanted.contains(a))
+                .collect();
+            let membership = Membership { members, admins: admins.clone() };
+            let request = request(paths, GroupFields::default(), membership);
             let plan = plan(&stored(), &request, Some(&current), &Limits::default())
                 .map_err(|v| TestCaseError::fail(format!("{v:?}")))?;
             let after = plan.delta.apply(current.clone());
             let after_ids: Vec<String> = after.iter().map(|m| m.id.clone()).collect();
-            prop_assert_eq!(&after_ids, &wanted_members);
-            let after_admins: Vec<String> = after.iter().filter(|m| m.is_admin).map(|m| m.id.clone()).collect();
+            prop_assert_eq!(&after_ids, &wanted);
+            let after_admins: Vec<String> =
+                after.iter().filter(|m| m.is_admin).map(|m| m.id.clone()).collect();
             prop_assert_eq!(after_admins, admins);
             let count = i64::try_from(current.len()).unwrap() + plan.delta.count_change();
-            prop_assert_eq!(count, i64::try_from(wanted_members.len()).unwrap());
+            prop_assert_eq!(count, i64::try_from(wanted.len()).unwrap());
         }
     }
 }

@@ -263,6 +263,7 @@ fn admins_outside<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::fields_at;
 
     fn valid_fields() -> GroupFields {
         GroupFields {
@@ -285,12 +286,8 @@ mod tests {
         fields.description = "a\0b".into();
         fields.provenance = "\0".into();
         fields.labels.insert("k".into(), "v\0".into());
-        let fields_at: Vec<_> = group_fields(&fields, "g1")
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
         assert_eq!(
-            fields_at,
+            fields_at(&group_fields(&fields, "g1")),
             vec!["group.description", "group.provenance", "group.labels"]
         );
     }
@@ -302,12 +299,8 @@ mod tests {
         fields.email = "not-an-email".into();
         fields.description = "x".repeat(MAX_DESCRIPTION_CHARS + 1);
         fields.member_of = vec!["g1".into(), "p".into(), "p".into()];
-        let fields_at: Vec<_> = group_fields(&fields, "g1")
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
         assert_eq!(
-            fields_at,
+            fields_at(&group_fields(&fields, "g1")),
             vec![
                 "group.name",
                 "group.description",
@@ -324,12 +317,8 @@ mod tests {
             members: vec!["a".into(), "a".into(), "bad id".into()],
             admins: vec!["b".into()],
         };
-        let fields_at: Vec<_> = membership_lists(&membership, "group.", &Limits::default())
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
         assert_eq!(
-            fields_at,
+            fields_at(&membership_lists(&membership, "group.", &Limits::default())),
             vec!["group.members[1].id", "group.members[2].id"]
         );
         assert_eq!(

@@ -14,7 +14,7 @@ use crate::{
         listing::{self, OrderBy, Page},
         requests::{
             ChangeMembers, CheckMembership, CreateGroup, DeleteGroup, GetGroup, ListGroups,
-            ListMemberGroups, ListOfGroup, PageRequest, UndeleteGroup, UpdateGroup,
+            ListMemberGroups, ListOfGroup, PageRequest, SetOperation, UndeleteGroup, UpdateGroup,
         },
     },
     error::Error,
@@ -45,10 +45,23 @@ fn fields_of(group: pb::Group) -> (GroupFields, Membership) {
     (fields, membership)
 }
 
-impl TryFrom<pb::CreateGroupRequest> for CreateGroup {
-    type Error = Error;
+/// Implements `TryFrom<pb::Request>` for each domain request: each entry
+/// names the generated request, the domain request, and the body of
+/// `try_from` over the binding it names.
+macro_rules! parse_requests {
+    ($($request:ident => $domain:ident: |$binding:ident| $body:block;)+) => {
+        $(
+            impl TryFrom<pb::$request> for $domain {
+                type Error = Error;
 
-    fn try_from(request: pb::CreateGroupRequest) -> Result<Self, Error> {
+                fn try_from($binding: pb::$request) -> Result<Self, Error> $body
+            }
+        )+
+    };
+}
+
+parse_requests! {
+    CreateGroupRequest => CreateGroup: |request| {
         let group = request
             .group
             .ok_or_else(|| Error::invalid("group", "group is required"))?;
@@ -60,13 +73,9 @@ impl TryFrom<pb::CreateGroupRequest> for CreateGroup {
             validate_only: request.validate_only,
             request_id: request.request_id,
         })
-    }
-}
+    };
 
-impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
-    type Error = Error;
-
-    fn try_from(request: pb::UpdateGroupRequest) -> Result<Self, Error> {
+    UpdateGroupRequest => UpdateGroup: |request| {
         let group = request
             .group
             .ok_or_else(|| Error::invalid("group", "group is required"))?;
@@ -83,7 +92,7 @@ impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
             Some(paths) if !paths.is_empty() => UpdateMask::parse(&paths)
                 .map_err(|violations| Error::InvalidArgument { violations })?,
             _ => UpdateMask::implied(&fields, &membership),
-        };
+    };
         Ok(Self {
             id,
             etag,
@@ -93,76 +102,54 @@ impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
             allow_missing: request.allow_missing,
             validate_only: request.validate_only,
         })
-    }
-}
+    };
 
-impl TryFrom<pb::GetGroupRequest> for GetGroup {
-    type Error = Error;
-
-    fn try_from(request: pb::GetGroupRequest) -> Result<Self, Error> {
+    GetGroupRequest => GetGroup: |request| {
         Ok(Self {
             id: existing(request.id)?,
             view: view(request.view).unwrap_or(View::Full),
         })
-    }
-}
+    };
 
-impl TryFrom<pb::DeleteGroupRequest> for DeleteGroup {
-    type Error = Error;
-
-    fn try_from(request: pb::DeleteGroupRequest) -> Result<Self, Error> {
+    DeleteGroupRequest => DeleteGroup: |request| {
         Ok(Self {
             id: existing(request.id)?,
             etag: request.etag,
             allow_missing: request.allow_missing,
         })
-    }
-}
+    };
 
-impl TryFrom<pb::UndeleteGroupRequest> for UndeleteGroup {
-    type Error = Error;
-
-    fn try_from(request: pb::UndeleteGroupRequest) -> Result<Self, Error> {
+    UndeleteGroupRequest => UndeleteGroup: |request| {
         Ok(Self {
             id: existing(request.id)?,
             etag: request.etag,
         })
-    }
-}
+    };
 
-impl TryFrom<pb::AddGroupMembersRequest> for ChangeMembers {
-    type Error = Error;
-
-    fn try_from(request: pb::AddGroupMembersRequest) -> Result<Self, Error> {
+    AddGroupMembersRequest => ChangeMembers: |request| {
         Ok(Self {
             id: existing(request.id)?,
+            operation: SetOperation::Add,
             membership: membership(request.members, request.admins),
         })
-    }
-}
+    };
 
-impl TryFrom<pb::RemoveGroupMembersRequest> for ChangeMembers {
-    type Error = Error;
-
-    fn try_from(request: pb::RemoveGroupMembersRequest) -> Result<Self, Error> {
+    RemoveGroupMembersRequest => ChangeMembers: |request| {
         Ok(Self {
             id: existing(request.id)?,
+            operation: SetOperation::Remove,
             membership: membership(request.members, request.admins),
         })
-    }
-}
+    };
 
-impl TryFrom<pb::ListGroupsRequest> for ListGroups {
-    type Error = Error;
-
-    fn try_from(request: pb::ListGroupsRequest) -> Result<Self, Error> {
+    ListGroupsRequest => ListGroups: |request| {
         let mut violations = Vec::new();
         let size = listing::page_size(request.page_size).map_err(|v| violations.push(v));
         let order = OrderBy::parse(&request.order_by).map_err(|v| violations.push(v));
         let filter = filter::parse(&request.filter).map_err(|v| violations.push(v));
         let (Ok(size), Ok(order), Ok(filter)) = (size, order, filter) else {
             return Err(Error::InvalidArgument { violations });
-        };
+    };
         Ok(Self {
             page: PageRequest {
                 size,
@@ -174,37 +161,25 @@ impl TryFrom<pb::ListGroupsRequest> for ListGroups {
             show_deleted: request.show_deleted,
             view: view(request.view).unwrap_or(View::Basic),
         })
-    }
-}
+    };
 
-impl TryFrom<pb::ListGroupMembersRequest> for ListOfGroup {
-    type Error = Error;
-
-    fn try_from(request: pb::ListGroupMembersRequest) -> Result<Self, Error> {
+    ListGroupMembersRequest => ListOfGroup: |request| {
         let page = page(request.page_size, request.page_token)?;
         Ok(Self {
             id: existing(request.id)?,
             page,
         })
-    }
-}
+    };
 
-impl TryFrom<pb::ListGroupChangesRequest> for ListOfGroup {
-    type Error = Error;
-
-    fn try_from(request: pb::ListGroupChangesRequest) -> Result<Self, Error> {
+    ListGroupChangesRequest => ListOfGroup: |request| {
         let page = page(request.page_size, request.page_token)?;
         Ok(Self {
             id: existing(request.id)?,
             page,
         })
-    }
-}
+    };
 
-impl TryFrom<pb::CheckMembershipRequest> for CheckMembership {
-    type Error = Error;
-
-    fn try_from(request: pb::CheckMembershipRequest) -> Result<Self, Error> {
+    CheckMembershipRequest => CheckMembership: |request| {
         let id = GroupId::parse(request.id.as_str()).map_err(|problem| match problem {
             IdError::Empty => FieldViolation::new("id", "id is required"),
             IdError::Malformed => {
@@ -218,13 +193,9 @@ impl TryFrom<pb::CheckMembershipRequest> for CheckMembership {
                 violations: id.err().into_iter().chain(member_id.err()).collect(),
             }),
         }
-    }
-}
+    };
 
-impl TryFrom<pb::ListMemberGroupsRequest> for ListMemberGroups {
-    type Error = Error;
-
-    fn try_from(request: pb::ListMemberGroupsRequest) -> Result<Self, Error> {
+    ListMemberGroupsRequest => ListMemberGroups: |request| {
         let member_id = principal(&request.member_id);
         let size = listing::page_size(request.page_size);
         match (member_id, size) {
@@ -240,7 +211,7 @@ impl TryFrom<pb::ListMemberGroupsRequest> for ListMemberGroups {
                 violations: member_id.err().into_iter().chain(size.err()).collect(),
             }),
         }
-    }
+    };
 }
 
 /// The group a request names for a read or a write of an existing group.

@@ -8,7 +8,7 @@ mod call;
 pub mod convert;
 mod status;
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
@@ -16,7 +16,6 @@ use self::call::CallContext;
 pub use self::status::status;
 use crate::{
     domain::Principal,
-    error::Error,
     metrics::Metrics,
     pb::{self, group_service_server},
     service::GroupService,
@@ -54,30 +53,6 @@ impl GrpcService {
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes)
     }
-
-    /// Serves one unary RPC named `method`: parses the request into its
-    /// domain form `D`, runs `operation` on it for the calling principal,
-    /// and answers with the result as `R`; all of it inside the call's span
-    /// and deadline (see [`Self::call`]).
-    async fn unary<'a, P, D, O, R, Fut>(
-        &'a self,
-        method: &'static str,
-        request: Request<P>,
-        operation: impl FnOnce(&'a GroupService, Principal, D) -> Fut,
-    ) -> Result<Response<R>, Status>
-    where
-        D: TryFrom<P, Error = Error>,
-        Fut: Future<Output = Result<O, Error>>,
-        R: From<O>,
-    {
-        let actor = principal(&request);
-        let context = CallContext::of(&request, self.request_timeout);
-        self.call(method, context, async move {
-            let request = D::try_from(request.into_inner())?;
-            operation(&self.service, actor, request).await.map(R::from)
-        })
-        .await
-    }
 }
 
 /// The principal making a request. Authentication is not wired in yet, so
@@ -86,137 +61,59 @@ fn principal<T>(_request: &Request<T>) -> Principal {
     Principal::anonymous()
 }
 
-#[tonic::async_trait]
-impl group_service_server::GroupService for GrpcService {
-    async fn create_group(
-        &self,
-        request: Request<pb::CreateGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
-        self.unary(
-            "CreateGroup",
-            request,
-            |service, actor, request| async move { service.create_group(&actor, request).await },
-        )
-        .await
-    }
+/// Implements the generated `GroupService` trait, one line an RPC: its
+/// request and response messages, and the [`GroupService`] operation that
+/// serves it, which either reads (called with the request) or writes
+/// (called with the caller and the request). Every RPC then runs the same
+/// way: the request is parsed into its domain form by `TryFrom`, the
+/// operation called, and its result converted with `From`, all inside
+/// [`GrpcService::call`] under the RPC's name. A macro, because the trait's
+/// methods are rewritten by `async_trait` and differ only in these names.
+macro_rules! serve_rpcs {
+    (@call read $service:ident, $actor:ident, $operation:ident, $request:ident) => {{
+        // A read records nothing, so it does not need its caller.
+        let _ = $actor;
+        $service.$operation($request)
+    }};
+    (@call write $service:ident, $actor:ident, $operation:ident, $request:ident) => {
+        $service.$operation(&$actor, $request)
+    };
+    ($($rpc:ident($request:ident) -> $response:ident: $kind:ident $operation:ident;)+) => {
+        #[tonic::async_trait]
+        impl group_service_server::GroupService for GrpcService {
+            $(
+                async fn $rpc(
+                    &self,
+                    request: Request<pb::$request>,
+                ) -> Result<Response<pb::$response>, Status> {
+                    let method = stringify!($request).trim_end_matches("Request");
+                    let actor = principal(&request);
+                    let context = CallContext::of(&request, self.request_timeout);
+                    self.call(method, context, async {
+                        let parsed = TryFrom::try_from(request.into_inner())?;
+                        let service = &self.service;
+                        serve_rpcs!(@call $kind service, actor, $operation, parsed)
+                            .await
+                            .map(pb::$response::from)
+                    })
+                    .await
+                }
+            )+
+        }
+    };
+}
 
-    async fn get_group(
-        &self,
-        request: Request<pb::GetGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
-        self.unary("GetGroup", request, |service, _, request| {
-            service.get_group(request)
-        })
-        .await
-    }
-
-    async fn list_groups(
-        &self,
-        request: Request<pb::ListGroupsRequest>,
-    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        self.unary("ListGroups", request, |service, _, request| {
-            service.list_groups(request)
-        })
-        .await
-    }
-
-    async fn update_group(
-        &self,
-        request: Request<pb::UpdateGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
-        self.unary(
-            "UpdateGroup",
-            request,
-            |service, actor, request| async move { service.update_group(&actor, request).await },
-        )
-        .await
-    }
-
-    async fn delete_group(
-        &self,
-        request: Request<pb::DeleteGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
-        self.unary(
-            "DeleteGroup",
-            request,
-            |service, actor, request| async move { service.delete_group(&actor, request).await },
-        )
-        .await
-    }
-
-    async fn undelete_group(
-        &self,
-        request: Request<pb::UndeleteGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
-        self.unary(
-            "UndeleteGroup",
-            request,
-            |service, actor, request| async move { service.undelete_group(&actor, request).await },
-        )
-        .await
-    }
-
-    async fn add_group_members(
-        &self,
-        request: Request<pb::AddGroupMembersRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
-        self.unary(
-            "AddGroupMembers",
-            request,
-            |service, actor, request| async move { service.add_members(&actor, request).await },
-        )
-        .await
-    }
-
-    async fn remove_group_members(
-        &self,
-        request: Request<pb::RemoveGroupMembersRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
-        self.unary(
-            "RemoveGroupMembers",
-            request,
-            |service, actor, request| async move { service.remove_members(&actor, request).await },
-        )
-        .await
-    }
-
-    async fn list_group_members(
-        &self,
-        request: Request<pb::ListGroupMembersRequest>,
-    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
-        self.unary("ListGroupMembers", request, |service, _, request| {
-            service.list_members(request)
-        })
-        .await
-    }
-
-    async fn list_group_changes(
-        &self,
-        request: Request<pb::ListGroupChangesRequest>,
-    ) -> Result<Response<pb::ListGroupChangesResponse>, Status> {
-        self.unary("ListGroupChanges", request, |service, _, request| {
-            service.list_changes(request)
-        })
-        .await
-    }
-
-    async fn check_membership(
-        &self,
-        request: Request<pb::CheckMembershipRequest>,
-    ) -> Result<Response<pb::CheckMembershipResponse>, Status> {
-        self.unary("CheckMembership", request, |service, _, request| {
-            service.check_membership(request)
-        })
-        .await
-    }
-
-    async fn list_member_groups(
-        &self,
-        request: Request<pb::ListMemberGroupsRequest>,
-    ) -> Result<Response<pb::ListMemberGroupsResponse>, Status> {
-        self.unary("ListMemberGroups", request, |service, _, request| {
-            service.list_member_groups(request)
-        })
-        .await
-    }
+serve_rpcs! {
+    create_group(CreateGroupRequest) -> Group: write create_group;
+    get_group(GetGroupRequest) -> Group: read get_group;
+    list_groups(ListGroupsRequest) -> ListGroupsResponse: read list_groups;
+    update_group(UpdateGroupRequest) -> Group: write update_group;
+    delete_group(DeleteGroupRequest) -> Group: write delete_group;
+    undelete_group(UndeleteGroupRequest) -> Group: write undelete_group;
+    add_group_members(AddGroupMembersRequest) -> Group: write change_members;
+    remove_group_members(RemoveGroupMembersRequest) -> Group: write change_members;
+    list_group_members(ListGroupMembersRequest) -> ListGroupMembersResponse: read list_members;
+    list_group_changes(ListGroupChangesRequest) -> ListGroupChangesResponse: read list_changes;
+    check_membership(CheckMembershipRequest) -> CheckMembershipResponse: read check_membership;
+    list_member_groups(ListMemberGroupsRequest) -> ListMemberGroupsResponse: read list_member_groups;
 }

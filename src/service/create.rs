@@ -1,6 +1,6 @@
 //! CreateGroup, and the creation UpdateGroup does with `allow_missing`.
 
-use super::{GroupService, now_after, read_group, record};
+use super::{GroupService, check_name_free, now_after, read_group, record};
 use crate::{
     domain::{
         ChangeKind, Group, GroupFields, GroupId, Membership, Principal, View, create,
@@ -88,21 +88,11 @@ impl GroupService {
     ) -> Result<Group, Error> {
         let live = tx.live_groups_among(&new.fields.member_of).await?;
         Error::check(validate::dead_parents(&new.fields.member_of, &[], &live))?;
-        if tx
-            .name_taken(&new.fields.scope, &new.fields.name, &new.id)
-            .await?
-        {
-            return Err(Error::name_taken(
-                new.id.as_str(),
-                &new.fields.scope,
-                &new.fields.name,
-            ));
-        }
+        check_name_free(&tx, &new.id, &new.fields).await?;
         let (mut group, delta) =
             create::new_group(new.id, new.fields, new.membership, actor, now_after(None));
         if !new.validate_only {
             tx.insert_group(&group, new.request_id).await?;
-            tx.apply_membership(&group.id, &delta).await?;
             record(&tx, actor, &group, ChangeKind::Create, Vec::new(), &delta).await?;
             tx.commit().await?;
         }

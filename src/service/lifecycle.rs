@@ -1,6 +1,6 @@
 //! GetGroup, and the soft delete and undelete of a group.
 
-use super::{GroupService, check_etag, not_found, read_group, record, touch};
+use super::{GroupService, check_etag, check_name_free, not_found, read_group, record, touch};
 use crate::{
     domain::{
         ChangeKind, Group, Principal, State,
@@ -8,6 +8,7 @@ use crate::{
         requests::{DeleteGroup, GetGroup, UndeleteGroup},
     },
     error::Error,
+    store::WriteTx,
 };
 
 impl GroupService {
@@ -39,19 +40,7 @@ impl GroupService {
         touch(&mut group, actor);
         group.state = State::Deleted;
         group.delete_time = Some(group.update_time);
-        tx.update_group(&group).await?;
-        record(
-            &tx,
-            actor,
-            &group,
-            ChangeKind::Delete,
-            Vec::new(),
-            &MembershipDelta::default(),
-        )
-        .await?;
-        group.members = Some(tx.load_members(id).await?);
-        tx.commit().await?;
-        Ok(group)
+        write_lifecycle(tx, actor, group, ChangeKind::Delete).await
     }
 
     /// Brings a soft-deleted group back, unless a live group has taken its
@@ -72,31 +61,33 @@ impl GroupService {
             });
         }
         check_etag(&group, &request.etag)?;
-        if tx
-            .name_taken(&group.fields.scope, &group.fields.name, id)
-            .await?
-        {
-            return Err(Error::name_taken(
-                id.as_str(),
-                &group.fields.scope,
-                &group.fields.name,
-            ));
-        }
+        check_name_free(&tx, id, &group.fields).await?;
         touch(&mut group, actor);
         group.state = State::Active;
         group.delete_time = None;
-        tx.update_group(&group).await?;
-        record(
-            &tx,
-            actor,
-            &group,
-            ChangeKind::Undelete,
-            Vec::new(),
-            &MembershipDelta::default(),
-        )
-        .await?;
-        group.members = Some(tx.load_members(id).await?);
-        tx.commit().await?;
-        Ok(group)
+        write_lifecycle(tx, actor, group, ChangeKind::Undelete).await
     }
+}
+
+/// Writes a delete or an undelete of `group` (already changed) with its
+/// history entry, commits, and returns the group with its members.
+async fn write_lifecycle(
+    tx: WriteTx,
+    actor: &Principal,
+    mut group: Group,
+    kind: ChangeKind,
+) -> Result<Group, Error> {
+    tx.update_group(&group).await?;
+    record(
+        &tx,
+        actor,
+        &group,
+        kind,
+        Vec::new(),
+        &MembershipDelta::default(),
+    )
+    .await?;
+    group.members = Some(tx.load_members(&group.id).await?);
+    tx.commit().await?;
+    Ok(group)
 }

@@ -2,6 +2,8 @@
 //! Each page is fetched with one extra item to tell whether another page
 //! follows; page tokens are signed and bound to the query they continue.
 
+use serde::de::DeserializeOwned;
+
 use super::{GroupService, not_found};
 use crate::{
     domain::{
@@ -10,7 +12,7 @@ use crate::{
         requests::{ListGroups, ListOfGroup},
     },
     error::Error,
-    store::GroupQuery,
+    store::{GroupQuery, ReadTx},
 };
 
 impl GroupService {
@@ -24,7 +26,7 @@ impl GroupService {
         );
         let after: Option<GroupCursor> = self.tokens.decode(&query_key, &request.page.token)?;
         let tx = self.store.read().await?;
-        let mut groups = tx
+        let groups = tx
             .list_groups(&GroupQuery {
                 show_deleted: request.show_deleted,
                 filter: request.filter.clone(),
@@ -36,78 +38,77 @@ impl GroupService {
         let total = tx
             .count_groups(request.show_deleted, request.filter.as_ref())
             .await?;
-        let next_page_token =
-            self.next_token(&query_key, &mut groups, request.page.size, |last| {
-                GroupCursor::after(last, request.order.field)
-            })?;
+        let mut page = self.page(&query_key, groups, request.page.size, |last| {
+            GroupCursor::after(last, request.order.field)
+        })?;
         if request.view == View::Full {
-            for group in &mut groups {
+            for group in &mut page.items {
                 group.members = Some(tx.load_members(&group.id).await?);
             }
         }
-        Ok(Page {
-            items: groups,
-            next_page_token,
-            total_size: Some(total),
-        })
+        page.total_size = Some(total);
+        Ok(page)
     }
 
     /// Lists a group's direct members a page at a time, sorted by id.
     pub async fn list_members(&self, request: ListOfGroup) -> Result<Page<String>, Error> {
-        let query_key = format!("members|{}", request.id);
-        let after: Option<String> = self.tokens.decode(&query_key, &request.page.token)?;
-        let tx = self.store.read().await?;
-        if !tx.group_exists(&request.id).await? {
-            return Err(not_found(&request.id));
-        }
-        let mut members = tx
+        let (tx, query_key, after) = self
+            .open_group_listing::<String>("members", &request)
+            .await?;
+        let members = tx
             .list_members(&request.id, after.as_deref(), request.page.size + 1)
             .await?;
-        let next_page_token =
-            self.next_token(&query_key, &mut members, request.page.size, Clone::clone)?;
-        Ok(Page {
-            items: members,
-            next_page_token,
-            total_size: None,
-        })
+        self.page(&query_key, members, request.page.size, Clone::clone)
     }
 
     /// Lists a group's history a page at a time, oldest first.
     pub async fn list_changes(&self, request: ListOfGroup) -> Result<Page<GroupChange>, Error> {
-        let query_key = format!("changes|{}", request.id);
-        let after: Option<i64> = self.tokens.decode(&query_key, &request.page.token)?;
+        let (tx, query_key, after) = self.open_group_listing("changes", &request).await?;
+        let changes = tx
+            .list_changes(&request.id, after.unwrap_or(0), request.page.size + 1)
+            .await?;
+        self.page(&query_key, changes, request.page.size, |c| c.version)
+    }
+
+    /// Starts a listing of one group's `kind` of items: the token's cursor
+    /// (tokens are bound to the kind and the group), the key it is bound
+    /// to, and a transaction in which the group exists, live or deleted.
+    async fn open_group_listing<C: DeserializeOwned>(
+        &self,
+        kind: &str,
+        request: &ListOfGroup,
+    ) -> Result<(ReadTx, String, Option<C>), Error> {
+        let query_key = format!("{kind}|{}", request.id);
+        let after = self.tokens.decode(&query_key, &request.page.token)?;
         let tx = self.store.read().await?;
         if !tx.group_exists(&request.id).await? {
             return Err(not_found(&request.id));
         }
-        let mut changes = tx
-            .list_changes(&request.id, after.unwrap_or(0), request.page.size + 1)
-            .await?;
-        let next_page_token =
-            self.next_token(&query_key, &mut changes, request.page.size, |c| c.version)?;
+        Ok((tx, query_key, after))
+    }
+
+    /// The page of `items`, fetched with one extra item to tell whether
+    /// another page follows: trimmed to `page_size`, with the token of the
+    /// next page (empty when there is none) made from the last item's
+    /// `cursor`.
+    pub(super) fn page<T, C: serde::Serialize>(
+        &self,
+        query_key: &str,
+        mut items: Vec<T>,
+        page_size: u64,
+        cursor: impl Fn(&T) -> C,
+    ) -> Result<Page<T>, Error> {
+        let mut next_page_token = String::new();
+        if items.len() > usize::try_from(page_size).unwrap_or(usize::MAX) {
+            items.pop();
+            if let Some(last) = items.last() {
+                next_page_token = self.tokens.encode(query_key, &cursor(last))?;
+            }
+        }
         Ok(Page {
-            items: changes,
+            items,
             next_page_token,
             total_size: None,
         })
-    }
-
-    /// Trims a page fetched with one extra item and returns the token of
-    /// the next page (empty when there is none).
-    pub(super) fn next_token<T, C: serde::Serialize>(
-        &self,
-        query_key: &str,
-        items: &mut Vec<T>,
-        page_size: u64,
-        cursor: impl Fn(&T) -> C,
-    ) -> Result<String, Error> {
-        if items.len() <= usize::try_from(page_size).unwrap_or(usize::MAX) {
-            return Ok(String::new());
-        }
-        items.pop();
-        match items.last() {
-            Some(last) => self.tokens.encode(query_key, &cursor(last)),
-            None => Ok(String::new()),
-        }
     }
 }

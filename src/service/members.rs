@@ -6,47 +6,29 @@ use std::collections::HashSet;
 use super::{GroupService, lock_live, record, touch};
 use crate::{
     domain::{
-        ChangeKind, Group, Principal,
-        membership::{self, MembershipDelta},
-        requests::ChangeMembers,
+        ChangeKind, Group, Principal, membership,
+        requests::{ChangeMembers, SetOperation},
         validate,
     },
     error::Error,
 };
 
 impl GroupService {
-    /// Adds members, and admins (who become members too).
-    pub async fn add_members(
-        &self,
-        actor: &Principal,
-        request: ChangeMembers,
-    ) -> Result<Group, Error> {
-        self.change_members(actor, request, ChangeKind::AddMembers)
-            .await
-    }
-
-    /// Removes members (who stop being admins too), and demotes admins.
-    pub async fn remove_members(
-        &self,
-        actor: &Principal,
-        request: ChangeMembers,
-    ) -> Result<Group, Error> {
-        self.change_members(actor, request, ChangeKind::RemoveMembers)
-            .await
-    }
-
     /// Applies a set operation on membership, reading only the rows of the
     /// principals the request names, and returns the group in the BASIC
     /// view: echoing a membership of up to the group limit back would read
     /// every member to add one. A request that changes nothing writes
     /// nothing, not even a new version.
-    async fn change_members(
+    pub async fn change_members(
         &self,
         actor: &Principal,
         request: ChangeMembers,
-        kind: ChangeKind,
     ) -> Result<Group, Error> {
-        let ChangeMembers { id, membership } = request;
+        let ChangeMembers {
+            id,
+            operation,
+            membership,
+        } = request;
         Error::check(validate::membership_lists(&membership, "", &self.limits))?;
         let tx = self.store.write().await?;
         let mut group = lock_live(&tx, &id).await?;
@@ -59,10 +41,15 @@ impl GroupService {
             .into_iter()
             .collect();
         let existing = tx.members_among(&id, &named).await?;
-        let delta: MembershipDelta = if kind == ChangeKind::AddMembers {
-            membership::add(&existing, &membership.members, &membership.admins)
-        } else {
-            membership::remove(&existing, &membership.members, &membership.admins)
+        let (delta, kind) = match operation {
+            SetOperation::Add => (
+                membership::add(&existing, &membership.members, &membership.admins),
+                ChangeKind::AddMembers,
+            ),
+            SetOperation::Remove => (
+                membership::remove(&existing, &membership.members, &membership.admins),
+                ChangeKind::RemoveMembers,
+            ),
         };
         if delta.is_empty() {
             return Ok(group);
@@ -77,7 +64,6 @@ impl GroupService {
         group.member_count = count;
         touch(&mut group, actor);
         tx.update_group(&group).await?;
-        tx.apply_membership(&id, &delta).await?;
         record(&tx, actor, &group, kind, Vec::new(), &delta).await?;
         tx.commit().await?;
         Ok(group)

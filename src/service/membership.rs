@@ -67,14 +67,9 @@ impl GroupService {
             .take(take)
             .cloned()
             .collect();
-        let mut groups = tx.groups_by_ids(&page_ids).await?;
-        let next_page_token = self.next_token(&query_key, &mut groups, request.page.size, |g| {
+        let groups = tx.groups_by_ids(&page_ids).await?;
+        self.page(&query_key, groups, request.page.size, |g| {
             g.id.as_str().to_owned()
-        })?;
-        Ok(Page {
-            items: groups,
-            next_page_token,
-            total_size: None,
         })
     }
 }

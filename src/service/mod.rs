@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use self::page_token::PageTokens;
 use crate::{
     domain::{
-        ChangeKind, Group, GroupChange, GroupId, Limits, Principal, Timestamp, View,
+        ChangeKind, Group, GroupChange, GroupFields, GroupId, Limits, Principal, Timestamp, View,
         membership::MembershipDelta,
     },
     error::Error,
@@ -100,13 +100,25 @@ fn check_etag(group: &Group, etag: &str) -> Result<(), Error> {
     }
 }
 
+/// ALREADY_EXISTS when a live group other than `id` has `fields`' name in
+/// its scope. The unique index is what guarantees it; this check answers
+/// the common case with the group's id in the error.
+async fn check_name_free(tx: &WriteTx, id: &GroupId, fields: &GroupFields) -> Result<(), Error> {
+    if tx.name_taken(&fields.scope, &fields.name, id).await? {
+        Err(Error::name_taken(id.as_str(), &fields.scope, &fields.name))
+    } else {
+        Ok(())
+    }
+}
+
 /// Marks `group` as written by `actor` now: one more version.
 fn touch(group: &mut Group, actor: &Principal) {
     let now = now_after(Some(group.update_time));
     group.touch(actor, now);
 }
 
-/// Appends the history entry of a write to `group` (already updated).
+/// Writes the membership rows of a write to `group` (already updated) and
+/// appends its history entry; every write ends here, then commits.
 async fn record(
     tx: &WriteTx,
     actor: &Principal,
@@ -115,6 +127,7 @@ async fn record(
     update_mask: Vec<String>,
     delta: &MembershipDelta,
 ) -> Result<(), Error> {
+    tx.apply_membership(&group.id, delta).await?;
     tx.append_change(&GroupChange {
         version: group.version,
         change_time: group.update_time,

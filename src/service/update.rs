@@ -1,7 +1,9 @@
 //! UpdateGroup: field-mask partial updates (see [`crate::domain::update`]
 //! for what an update changes).
 
-use super::{GroupService, check_etag, create::NewGroup, not_found, record, touch};
+use super::{
+    GroupService, check_etag, check_name_free, create::NewGroup, not_found, record, touch,
+};
 use crate::{
     domain::{
         ChangeKind, FieldViolation, Group, Principal, create, requests::UpdateGroup, update,
@@ -91,16 +93,8 @@ impl GroupService {
                 });
             }
         }
-        if plan.renames(&group)
-            && tx
-                .name_taken(&plan.fields.scope, &plan.fields.name, &group.id)
-                .await?
-        {
-            return Err(Error::name_taken(
-                group.id.as_str(),
-                &plan.fields.scope,
-                &plan.fields.name,
-            ));
+        if plan.renames(&group) {
+            check_name_free(&tx, &group.id, &plan.fields).await?;
         }
 
         let current = match current {
@@ -116,7 +110,6 @@ impl GroupService {
                 tx.replace_parents(&group.id, &group.fields.member_of)
                     .await?;
             }
-            tx.apply_membership(&group.id, &plan.delta).await?;
             record(
                 &tx,
                 actor,

@@ -186,10 +186,8 @@ mod tests {
     /// A migrated SQLite database in a fresh file, with a busy timeout of
     /// `busy`, and the file's path (to open it a second time).
     async fn sqlite(busy: Duration) -> (Store, String) {
-        let path = std::env::temp_dir().join(format!(
-            "groupd_store_{}.db",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("groupd_store_{}.db", uuid::Uuid::new_v4().simple()));
         let url = format!("sqlite://{}", path.display());
         let store = connect(&url, busy).await;
         store.migrate().await.unwrap();

@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    Statement, Value,
+    ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, Value,
 };
 
 use super::{BATCH, ReadTx, WriteTx, entities::group_parents, errors::Classify as _};
@@ -60,14 +59,7 @@ impl ReadTx {
                  ) \
                  SELECT child AS group_id, parent AS parent_id FROM up"
             );
-            let rows = self
-                .query_all(Statement::from_sql_and_values(
-                    self.dialect.backend(),
-                    sql,
-                    values,
-                ))
-                .await?;
-            for row in rows {
+            for row in self.query_raw(sql, values).await? {
                 edges.push((
                     row.try_get::<String>("", "group_id")
                         .classify(self.dialect)?,
@@ -116,13 +108,7 @@ impl WriteTx {
         );
         let mut values: Vec<Value> = parents.iter().map(|p| p.clone().into()).collect();
         values.push(id.as_str().into());
-        let rows = self
-            .query_all(Statement::from_sql_and_values(
-                self.dialect.backend(),
-                sql,
-                values,
-            ))
-            .await?;
+        let rows = self.query_raw(sql, values).await?;
         let hits: i64 = match rows.first() {
             Some(row) => row.try_get("", "hits").classify(self.dialect)?,
             None => 0,

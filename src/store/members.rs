@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, Statement, sea_query::Expr,
+    QuerySelect as _, sea_query::Expr,
 };
 
 use super::{BATCH, ReadTx, WriteTx, entities::group_members, errors::Classify as _};
@@ -86,13 +86,7 @@ impl ReadTx {
              ORDER BY m.group_id",
             self.dialect.placeholder(1)
         );
-        let rows = self
-            .query_all(Statement::from_sql_and_values(
-                self.dialect.backend(),
-                sql,
-                [member_id.as_str().into()],
-            ))
-            .await?;
+        let rows = self.query_raw(sql, [member_id.as_str().into()]).await?;
         rows.iter()
             .map(|row| row.try_get::<String>("", "group_id").classify(self.dialect))
             .collect()

@@ -27,8 +27,8 @@ mod secrets;
 use std::{ops::Deref, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction,
-    QueryResult, Statement,
+    ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    QueryResult, Statement, Value,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -127,29 +127,22 @@ impl Store {
 
     /// Starts a write transaction (see the module documentation).
     pub async fn write(&self) -> Result<WriteTx, Error> {
-        let tx = self
-            .dialect
-            .begin_write(&self.db)
-            .await
-            .classify(self.dialect)?;
+        let tx = self.dialect.begin_write(&self.db).await;
         Ok(WriteTx {
-            read: ReadTx {
-                tx,
-                dialect: self.dialect,
-            },
+            read: self.transaction(tx)?,
         })
     }
 
     /// Starts a read-only transaction that sees one consistent snapshot, so
     /// that a group and its members are read as of the same moment.
     pub async fn read(&self) -> Result<ReadTx, Error> {
-        let tx = self
-            .dialect
-            .begin_read(&self.db)
-            .await
-            .classify(self.dialect)?;
+        let tx = self.dialect.begin_read(&self.db).await;
+        self.transaction(tx)
+    }
+
+    fn transaction(&self, begun: Result<DatabaseTransaction, DbErr>) -> Result<ReadTx, Error> {
         Ok(ReadTx {
-            tx,
+            tx: begun.classify(self.dialect)?,
             dialect: self.dialect,
         })
     }
@@ -164,8 +157,14 @@ pub struct ReadTx {
 
 impl ReadTx {
     /// Runs a raw statement (the recursive queries sea-orm's builder does
-    /// not express) and returns its rows.
-    async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, Error> {
+    /// not express), written with this dialect's placeholders, and returns
+    /// its rows.
+    async fn query_raw(
+        &self,
+        sql: String,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Result<Vec<QueryResult>, Error> {
+        let statement = Statement::from_sql_and_values(self.dialect.backend(), sql, values);
         self.tx
             .query_all_raw(statement)
             .await
