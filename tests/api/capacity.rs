@@ -1,6 +1,5 @@
 //! A group at the default member limit (100,000): filled in requests of
-//! 10,000, the limit holds, and small changes stay small (SPEC §3, issue:
-//! "a group can hold 100,000 members").
+//! 10,000, the limit holds, and small changes stay small.
 
 use groupd::pb;
 

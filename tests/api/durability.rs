@@ -1,4 +1,4 @@
-//! Acknowledged writes survive a crash (SPEC §4): the real `groupd` binary
+//! Acknowledged writes survive a crash: the real `groupd` binary
 //! is started as a child process on the test's database, written to, killed
 //! with SIGKILL (no shutdown, no flush), and started again.
 

@@ -1,4 +1,4 @@
-//! Nested groups (issue 4): CheckMembership and ListMemberGroups, direct and
+//! Nested groups: CheckMembership and ListMemberGroups, direct and
 //! transitive through `member_of`, shortest paths, deleted groups breaking
 //! chains, pagination, and cycles refused when two writers race to close
 //! one, through one server or two replicas on one database.

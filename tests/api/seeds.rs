@@ -1,10 +1,12 @@
-//! The five seed documents (`shared/seeds/`): each one's documented
-//! update-group operation, performed over groupd's HTTP/JSON gateway with
-//! the document's example body adapted to groupd's field names, checking
-//! the documented outcome and the documented error statuses that apply.
+//! The update-group operations of five real group APIs (Diffa, Itential
+//! IAP, VinylDNS, Crafter Studio and Oracle Eloqua), each performed over
+//! groupd's HTTP/JSON gateway with its documented example body adapted to
+//! groupd's field names, checking the documented outcome and the documented
+//! error statuses that apply: groupd must be able to stand in for each.
 //!
-//! Ids and values are taken from the examples wherever groupd's patterns
-//! allow them, so a reader can hold each test next to its document.
+//! Ids and values are taken from those examples wherever groupd's patterns
+//! allow them, so a reader can hold each test next to the public
+//! documentation of the API it imitates.
 
 use groupd::pb;
 use reqwest::Method;
