@@ -1,6 +1,6 @@
 //! The service's one error type. Each variant means something to a caller;
 //! `grpc::status` turns it into a `tonic::Status` (the only such
-//! conversion), and `store::classify` is the only place database errors
+//! conversion), and `store`'s error rules (`Dialect::classify`) are the only place database errors
 //! become one.
 
 use crate::domain::FieldViolation;

@@ -25,7 +25,8 @@ pub const MAX_FILTER_LEN: usize = 2048;
 /// Deepest nesting of parentheses and NOTs accepted.
 const MAX_DEPTH: usize = 32;
 
-/// A parsed filter.
+/// A parsed filter: a tree of conditions on a group, which the store turns
+/// into SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
     /// Every part holds.
@@ -36,9 +37,9 @@ pub enum Filter {
     Not(Box<Filter>),
     /// A string field compared with a value.
     Text {
-        /// Which field.
+        /// The field compared.
         field: TextField,
-        /// How.
+        /// The comparison, with its value.
         op: TextOp,
     },
     /// `inactive = true|false` (or `!=`).

@@ -145,9 +145,10 @@ pub struct MemberEntry {
 /// A stored group, as reads return it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
-    /// The identifier.
+    /// The group's id: chosen by its creator or a server-assigned UUID,
+    /// and never changed.
     pub id: GroupId,
-    /// The writable fields.
+    /// The writable fields, except membership.
     pub fields: GroupFields,
     /// Live or deleted.
     pub state: State,
