@@ -1,7 +1,7 @@
 //! The service's one error type. Each variant means something to a caller;
 //! `grpc::status` turns it into a `tonic::Status` (the only such
-//! conversion), and `store`'s error rules (`Dialect::classify`) are the only place database errors
-//! become one.
+//! conversion), and the store's error rules (`Dialect::classify`) are the
+//! only place database errors become one.
 
 use crate::domain::FieldViolation;
 
