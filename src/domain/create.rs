@@ -57,7 +57,12 @@ pub fn check_new_group(
     limits: &Limits,
 ) -> Vec<FieldViolation> {
     let mut violations = validate::group_fields(fields, id);
-    violations.extend(validate::membership_lists(membership, "group.", limits));
+    violations.extend(validate::membership_lists(
+        &membership.members,
+        &membership.admins,
+        "group.",
+        limits,
+    ));
     violations.extend(validate::admins_are_members(membership, "group."));
     violations.extend(validate::member_count(
         membership.members.len(),

@@ -52,14 +52,20 @@ pub struct UpdateGroup {
 }
 
 impl UpdateGroup {
-    /// The member and admin lists the mask names; a list the mask leaves
-    /// out is empty, because it is never read.
-    pub fn masked_membership(&self) -> Membership {
-        let take = |named: bool, list: &Vec<String>| if named { list.clone() } else { Vec::new() };
-        Membership {
-            members: take(self.mask.replaces_members(), &self.membership.members),
-            admins: take(self.mask.replaces_admins(), &self.membership.admins),
-        }
+    /// The member and admin lists the mask names, as sent; a list the mask
+    /// leaves out is empty, because it is never read.
+    pub fn masked_lists(&self) -> (&[String], &[String]) {
+        let members: &[String] = if self.mask.replaces_members() {
+            &self.membership.members
+        } else {
+            &[]
+        };
+        let admins: &[String] = if self.mask.replaces_admins() {
+            &self.membership.admins
+        } else {
+            &[]
+        };
+        (members, admins)
     }
 }
 

@@ -67,14 +67,14 @@ pub fn plan(
     let mut delta = MembershipDelta::default();
     if request.mask.replaces_membership() {
         let current = current.unwrap_or_default();
-        let sent = request.masked_membership();
+        let (sent_members, sent_admins) = request.masked_lists();
         let members: Vec<String> = if request.mask.replaces_members() {
-            sent.members
+            sent_members.to_vec()
         } else {
             current.iter().map(|m| m.id.clone()).collect()
         };
         let admins: Vec<String> = if request.mask.replaces_admins() {
-            sent.admins
+            sent_admins.to_vec()
         } else {
             current
                 .iter()

@@ -158,12 +158,13 @@ fn check_refs(
 /// duplicates within a list, and at most the per-request limit in all.
 /// `prefix` is where the lists sit in the request (`group.` or ``).
 pub fn membership_lists(
-    membership: &Membership,
+    members: &[String],
+    admins: &[String],
     prefix: &str,
     limits: &Limits,
 ) -> Vec<FieldViolation> {
     let mut violations = Vec::new();
-    let total = membership.members.len() + membership.admins.len();
+    let total = members.len() + admins.len();
     if total > limits.max_members_per_request {
         violations.push(FieldViolation::new(
             format!("{prefix}members"),
@@ -174,10 +175,7 @@ pub fn membership_lists(
         ));
         return violations;
     }
-    for (list, ids) in [
-        ("members", &membership.members),
-        ("admins", &membership.admins),
-    ] {
+    for (list, ids) in [("members", members), ("admins", admins)] {
         let mut seen = HashSet::with_capacity(ids.len());
         for (index, id) in ids.iter().enumerate() {
             let at = format!("{prefix}{list}[{index}].id");
@@ -318,7 +316,12 @@ mod tests {
             admins: vec!["b".into()],
         };
         assert_eq!(
-            fields_at(&membership_lists(&membership, "group.", &Limits::default())),
+            fields_at(&membership_lists(
+                &membership.members,
+                &membership.admins,
+                "group.",
+                &Limits::default()
+            )),
             vec!["group.members[1].id", "group.members[2].id"]
         );
         assert_eq!(
@@ -330,7 +333,7 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(
-            membership_lists(&membership, "", &limits)[0].field,
+            membership_lists(&membership.members, &membership.admins, "", &limits)[0].field,
             "members"
         );
     }

@@ -29,7 +29,12 @@ impl GroupService {
             operation,
             membership,
         } = request;
-        Error::check(validate::membership_lists(&membership, "", &self.limits))?;
+        Error::check(validate::membership_lists(
+            &membership.members,
+            &membership.admins,
+            "",
+            &self.limits,
+        ))?;
         let tx = self.store.write().await?;
         let mut group = lock_live(&tx, &id).await?;
         let named: Vec<String> = membership

@@ -21,8 +21,10 @@ impl GroupService {
         actor: &Principal,
         request: UpdateGroup,
     ) -> Result<Group, Error> {
+        let (members, admins) = request.masked_lists();
         Error::check(validate::membership_lists(
-            &request.masked_membership(),
+            members,
+            admins,
             "group.",
             &self.limits,
         ))?;
