@@ -1005,7 +1005,7 @@ mod tests {
     use super::*;
 
     fn pool() -> DescriptorPool {
-        crate::http::descriptor_pool().unwrap()
+        crate::http::descriptors::descriptor_pool().unwrap()
     }
 
     fn field(message: &str, name: &str) -> FieldDescriptor {

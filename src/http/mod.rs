@@ -2,6 +2,7 @@
 //! `google.api.http` binding (see [`gateway`]), plus `/metrics` and
 //! `/openapi.json`.
 
+pub mod descriptors;
 pub mod gateway;
 pub mod openapi;
 pub mod rules;
@@ -17,30 +18,12 @@ use axum::{
     routing::get,
 };
 use http::{HeaderValue, header};
-use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tracing::Instrument as _;
 
-use crate::{
-    metrics::{self, Metrics, Transport},
-    pb,
-};
+use crate::metrics::{self, Metrics, Transport};
 
+pub use descriptors::{contract_service, descriptor_pool};
 pub use gateway::{Gateway, GrpcHandler};
-
-/// groupd's descriptors: the contract, and the `google.rpc` error details
-/// so that error bodies show them as JSON.
-pub fn descriptor_pool() -> anyhow::Result<DescriptorPool> {
-    let mut pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)?;
-    pool.decode_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)?;
-    Ok(pool)
-}
-
-/// groupd's `GroupService` in `pool`.
-pub fn contract_service(pool: &DescriptorPool) -> anyhow::Result<ServiceDescriptor> {
-    let name = pb::group_service_server::SERVICE_NAME;
-    pool.get_service_by_name(name)
-        .ok_or_else(|| anyhow::anyhow!("{name} is not in the descriptor set"))
-}
 
 /// The gateway of groupd's `GroupService`, calling `grpc`.
 pub fn gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gateway> {

@@ -33,7 +33,10 @@ use prost_reflect::{
 };
 use serde_json::{Map, Value, json};
 
-use super::rules::{self, Binding, BodyRule};
+use super::{
+    descriptors,
+    rules::{self, Binding, BodyRule},
+};
 use crate::{domain::validate, error::ERROR_DOMAIN};
 
 /// The OpenAPI version the document follows.
@@ -187,8 +190,9 @@ fn add_links(
 /// The document for groupd's own contract: `groups.v1.GroupService` from
 /// [`crate::pb::FILE_DESCRIPTOR_SET`].
 pub fn contract_document() -> anyhow::Result<Value> {
-    let pool = super::descriptor_pool().context("cannot decode the contract's descriptor set")?;
-    let service = super::contract_service(&pool)?;
+    let pool =
+        descriptors::descriptor_pool().context("cannot decode the contract's descriptor set")?;
+    let service = descriptors::contract_service(&pool)?;
     let bindings = rules::bindings(&pool, &service).map_err(anyhow::Error::msg)?;
     Ok(document(
         &pool,
