@@ -30,7 +30,8 @@ use tonic::{Code, Status};
 use tower::{ServiceExt as _, util::BoxCloneSyncService};
 
 use super::{
-    rules::{self, Binding, BodyRule, Captures},
+    bindings::{self, Binding, BodyRule},
+    path_template::Captures,
     status::{HttpError, json_body},
 };
 
@@ -87,7 +88,7 @@ impl Gateway {
         grpc: GrpcHandler,
         max_body_bytes: usize,
     ) -> Result<Self, String> {
-        let mut routes = rules::bindings(&pool, service)?;
+        let mut routes = bindings::bindings(&pool, service)?;
         // A template with a verb first: `/v1/groups/g:undelete` is the
         // verb on group `g`, not a group named `g:undelete`.
         routes.sort_by_key(|binding| !binding.template.has_verb());

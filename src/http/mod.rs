@@ -2,10 +2,11 @@
 //! `google.api.http` binding (see [`gateway`]), plus `/metrics` and
 //! `/openapi.json`.
 
+pub mod bindings;
 pub mod descriptors;
 pub mod gateway;
 pub mod openapi;
-pub mod rules;
+pub mod path_template;
 pub mod status;
 
 use std::time::Instant;

@@ -34,8 +34,8 @@ use prost_reflect::{
 use serde_json::{Map, Value, json};
 
 use super::{
+    bindings::{self, Binding, BodyRule},
     descriptors,
-    rules::{self, Binding, BodyRule},
 };
 use crate::{domain::validate, error::ERROR_DOMAIN};
 
@@ -193,7 +193,7 @@ pub fn contract_document() -> anyhow::Result<Value> {
     let pool =
         descriptors::descriptor_pool().context("cannot decode the contract's descriptor set")?;
     let service = descriptors::contract_service(&pool)?;
-    let bindings = rules::bindings(&pool, &service).map_err(anyhow::Error::msg)?;
+    let bindings = bindings::bindings(&pool, &service).map_err(anyhow::Error::msg)?;
     Ok(document(
         &pool,
         &service,
@@ -1279,7 +1279,7 @@ mod tests {
     fn contract() -> (Vec<Binding>, Value) {
         let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
         let service = pool.get_service_by_name("groups.v1.GroupService").unwrap();
-        let bindings = rules::bindings(&pool, &service).unwrap();
+        let bindings = bindings::bindings(&pool, &service).unwrap();
         let document = document(&pool, &service, &bindings, &contract_constraints());
         (bindings, document)
     }
@@ -1832,7 +1832,8 @@ mod tests {
         let binding = Binding {
             method,
             http_method: Method::GET,
-            template: rules::PathTemplate::parse("/v1/things/{thing.id}").unwrap(),
+            template: super::super::path_template::PathTemplate::parse("/v1/things/{thing.id}")
+                .unwrap(),
             body: BodyRule::None,
         };
         let document = document(
