@@ -79,9 +79,9 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Transcodes one request. Calls that reached the RPC were counted there;
-/// requests the gateway refused are counted here, under the RPC their
-/// route named or `unmatched`.
+/// Transcodes one request. Calls that reached the RPC were logged and
+/// counted there; a request the gateway refused is logged and counted here,
+/// once, under the RPC its route named or `unmatched`.
 async fn transcode(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let span = tracing::info_span!(
         "http",
@@ -96,7 +96,7 @@ async fn transcode(State(state): State<AppState>, request: axum::extract::Reques
     async move {
         let started = Instant::now();
         let handled = state.gateway.handle(request).await;
-        if !handled.reached_rpc {
+        if let Some(refusal) = &handled.refusal {
             let method = handled.rpc.as_deref().unwrap_or("unmatched");
             let elapsed = started.elapsed();
             state
@@ -105,7 +105,9 @@ async fn transcode(State(state): State<AppState>, request: axum::extract::Reques
             tracing::info!(
                 rpc = method,
                 code = metrics::code_label(handled.code),
+                http_status = handled.response.status().as_u16(),
                 elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                error = refusal.as_str(),
                 "request refused by the gateway"
             );
         }

@@ -103,7 +103,7 @@ mod query;
 mod reply;
 mod routing;
 
-use std::{convert::Infallible, sync::Arc, time::Instant};
+use std::{convert::Infallible, sync::Arc};
 
 use axum::{body::Body as AxumBody, response::Response};
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
@@ -184,47 +184,38 @@ impl Gateway {
         })
     }
 
-    /// Answers one HTTP request. Returns the RPC's name (when a route
-    /// matched), the gRPC code of the outcome, whether the RPC itself was
-    /// called (and so counted), and the response.
+    /// Answers one HTTP request. Returns the response with what the caller
+    /// needs to log and count a refusal: the gateway logs nothing itself
+    /// but internal failures, so that each request is logged once.
     pub async fn handle(&self, request: http::Request<AxumBody>) -> Handled {
-        let started = Instant::now();
         let (parts, body) = request.into_parts();
         let (binding, captures) = match self.inner.routes.find(&parts.method, parts.uri.path()) {
             Ok(found) => found,
-            Err(error) => return self.refused(None, error, started),
+            Err(error) => return self.refused(None, error),
         };
         let rpc = binding.method.name().to_owned();
         match self.call(binding, captures, &parts, body).await {
             Ok(response) => Handled {
                 rpc: Some(rpc),
                 code: Code::Ok,
-                reached_rpc: true,
+                refusal: None,
                 response,
             },
             Err(Failure::Rpc(status)) => Handled {
                 rpc: Some(rpc),
                 code: status.code(),
-                reached_rpc: true,
+                refusal: None,
                 response: HttpError::new(status).into_response(&self.inner.pool),
             },
-            Err(Failure::Gateway(error)) => self.refused(Some(rpc), error, started),
+            Err(Failure::Gateway(error)) => self.refused(Some(rpc), error),
         }
     }
 
-    fn refused(&self, rpc: Option<String>, error: HttpError, started: Instant) -> Handled {
-        tracing::info!(
-            rpc = rpc.as_deref().unwrap_or(""),
-            code = crate::metrics::code_label(error.status.code()),
-            http_status = error.http_status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            error = error.status.message(),
-            "HTTP request refused"
-        );
+    fn refused(&self, rpc: Option<String>, error: HttpError) -> Handled {
         Handled {
             rpc,
             code: error.status.code(),
-            reached_rpc: false,
+            refusal: Some(error.status.message().to_owned()),
             response: error.into_response(&self.inner.pool),
         }
     }
@@ -281,8 +272,10 @@ pub struct Handled {
     pub rpc: Option<String>,
     /// The outcome as a gRPC code, the metrics' `code` label.
     pub code: Code,
-    /// Whether the RPC ran (it then logged and counted itself).
-    pub reached_rpc: bool,
+    /// Why the gateway refused the request, as its error message says, when
+    /// the RPC never ran. `None` when it ran: it then logged and counted
+    /// itself.
+    pub refusal: Option<String>,
     /// The response to send, error responses included.
     pub response: Response,
 }
