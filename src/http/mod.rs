@@ -26,26 +26,33 @@ use crate::metrics::{self, Metrics, Transport};
 pub use descriptors::{contract_service, descriptor_pool};
 pub use gateway::{Gateway, GrpcHandler};
 
-/// The gateway of groupd's `GroupService`, calling `grpc`.
+/// The gateway of groupd's `GroupService`, calling `grpc` (the tonic server
+/// of the service) and refusing request bodies over `max_body_bytes`. Its
+/// descriptor pool is the one [`router`] generates the OpenAPI document
+/// from, so that it is decoded once.
 pub fn gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gateway> {
     let pool = descriptor_pool()?;
     let service = contract_service(&pool)?;
     Gateway::new(pool, &service, grpc, max_body_bytes).map_err(anyhow::Error::msg)
 }
 
-/// What the HTTP handlers share.
+/// What the handlers of the router share; cloned for every request, so
+/// every member is cheap to clone.
 #[derive(Debug, Clone)]
 struct AppState {
     gateway: Gateway,
     metrics: Metrics,
-    /// The OpenAPI document, rendered once.
+    /// The OpenAPI document, serialised once at start: it cannot change
+    /// while the process runs.
     openapi: Bytes,
 }
 
 /// The HTTP application: `/metrics`, `/openapi.json`, and every other path
-/// transcoded.
+/// transcoded. The OpenAPI document is generated here, once, from the
+/// gateway's own descriptor pool.
 pub fn router(gateway: Gateway, metrics: Metrics) -> anyhow::Result<Router> {
-    let openapi = Bytes::from(serde_json::to_vec(&openapi::contract_document()?)?);
+    let document = openapi::contract_document_in(gateway.pool())?;
+    let openapi = Bytes::from(serde_json::to_vec(&document)?);
     Ok(Router::new()
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(render_openapi))

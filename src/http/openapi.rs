@@ -188,18 +188,21 @@ fn add_links(
 }
 
 /// The document for groupd's own contract: `groups.v1.GroupService` from
-/// [`crate::pb::FILE_DESCRIPTOR_SET`].
+/// [`crate::pb::FILE_DESCRIPTOR_SET`], decoded for the occasion (what
+/// `groupd openapi` prints).
 pub fn contract_document() -> anyhow::Result<Value> {
     let pool =
         descriptors::descriptor_pool().context("cannot decode the contract's descriptor set")?;
-    let service = descriptors::contract_service(&pool)?;
-    let bindings = bindings::bindings(&pool, &service).map_err(anyhow::Error::msg)?;
-    Ok(document(
-        &pool,
-        &service,
-        &bindings,
-        &contract_constraints(),
-    ))
+    contract_document_in(&pool)
+}
+
+/// The document for groupd's own contract in `pool`, a pool made by
+/// [`descriptors::descriptor_pool`]: the server passes the gateway's, so
+/// that the descriptors are decoded once.
+pub fn contract_document_in(pool: &DescriptorPool) -> anyhow::Result<Value> {
+    let service = descriptors::contract_service(pool)?;
+    let bindings = bindings::bindings(pool, &service).map_err(anyhow::Error::msg)?;
+    Ok(document(pool, &service, &bindings, &contract_constraints()))
 }
 
 /// Schema keywords to add to fields, by full field name: the validation

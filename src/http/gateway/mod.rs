@@ -184,6 +184,13 @@ impl Gateway {
         })
     }
 
+    /// The descriptor pool the gateway routes by: the OpenAPI document is
+    /// generated from it too, so that the document describes exactly what
+    /// is served and the descriptors are decoded once.
+    pub fn pool(&self) -> &DescriptorPool {
+        &self.inner.pool
+    }
+
     /// Answers one HTTP request. Returns the response with what the caller
     /// needs to log and count a refusal: the gateway logs nothing itself
     /// but internal failures, so that each request is logged once.
