@@ -4,16 +4,26 @@
 //! validation, the deadline from the forwarded `grpc-timeout`, the call's
 //! log line and its metrics.
 
+use std::convert::Infallible;
+
 use axum::body::Bytes;
 use http::{HeaderMap, Method, header};
 use http_body_util::BodyExt as _;
 use prost::Message as _;
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Status};
-use tower::ServiceExt as _;
+use tower::{ServiceExt as _, util::BoxCloneSyncService};
 
-use super::{Failure, GrpcHandler, internal, internal_error};
+use super::failure::{Failure, internal, internal_error};
 use crate::http::bindings::Binding;
+
+/// The in-process gRPC service the gateway calls: the tonic server of the
+/// service, boxed so that the gateway does not depend on its type.
+pub type GrpcHandler = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    Infallible,
+>;
 
 /// Request headers passed on to the RPC as metadata: the caller's
 /// credentials, the request id the logs are correlated by, and the

@@ -95,6 +95,7 @@
 //! failing the reply. No CORS headers are sent.
 
 mod body;
+mod failure;
 mod field_mask;
 mod if_match;
 mod invoke;
@@ -103,28 +104,22 @@ mod query;
 mod reply;
 mod routing;
 
-use std::{convert::Infallible, sync::Arc};
+use std::sync::Arc;
 
 use axum::{body::Body as AxumBody, response::Response};
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use serde_json::{Map, Value as Json};
-use tonic::{Code, Status};
-use tower::util::BoxCloneSyncService;
+use tonic::Code;
 
 use super::{
     bindings::{self, Binding, BodyRule},
     path_template::Captures,
     status::HttpError,
 };
+use failure::Failure;
 use routing::Routes;
 
-/// The in-process gRPC service the gateway calls: the tonic server of the
-/// service, boxed so that the gateway does not depend on its type.
-pub type GrpcHandler = BoxCloneSyncService<
-    http::Request<tonic::body::Body>,
-    http::Response<tonic::body::Body>,
-    Infallible,
->;
+pub use invoke::GrpcHandler;
 
 /// The HTTP/JSON transcoder of one gRPC service. Cloning it is cheap: the
 /// clones share the routes, the pool and the service they call.
@@ -147,19 +142,6 @@ impl std::fmt::Debug for Gateway {
         f.debug_struct("Gateway")
             .field("routes", &self.inner.routes.count())
             .finish_non_exhaustive()
-    }
-}
-
-/// Why a request got no RPC response: the gateway refused it, or the RPC
-/// failed (and has logged and counted itself).
-enum Failure {
-    Gateway(HttpError),
-    Rpc(Status),
-}
-
-impl From<HttpError> for Failure {
-    fn from(error: HttpError) -> Self {
-        Self::Gateway(error)
     }
 }
 
@@ -285,17 +267,4 @@ pub struct Handled {
     pub refusal: Option<String>,
     /// The response to send, error responses included.
     pub response: Response,
-}
-
-/// A failure of the gateway itself (a reply it cannot read or write): the
-/// cause is logged here, and the client gets a bare INTERNAL, as the
-/// service answers its own internal errors.
-fn internal_error(message: &str) -> HttpError {
-    tracing::error!(message, "HTTP gateway failure");
-    HttpError::gateway(Code::Internal, "INTERNAL", "internal error", Vec::new())
-}
-
-/// [`internal_error`] as the [`Failure`] the call steps return.
-fn internal(message: &str) -> Failure {
-    Failure::Gateway(internal_error(message))
 }

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use prost_reflect::{DynamicMessage, ReflectMessage as _, SerializeOptions};
 
-use super::internal_error;
+use super::failure::internal_error;
 use crate::http::status::json_body;
 
 /// The 200 response: the reply as canonical proto3 JSON, with an `ETag`
