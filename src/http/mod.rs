@@ -1,5 +1,5 @@
 //! The HTTP/JSON face of the service: every RPC served through its
-//! `google.api.http` binding (see [`gateway`]), plus `/metrics` and
+//! `google.api.http` binding (see [`mod@gateway`]), plus `/metrics` and
 //! `/openapi.json`.
 
 pub mod bindings;

@@ -17,7 +17,8 @@ use crate::http::{
 /// Places the query parameters: every request field not bound by the path
 /// or the body may be given, by proto or JSON name, dotted for nested
 /// fields, repeated for repeated fields. Field masks are returned instead
-/// (field path, mask paths), for [`set_mask`]: see [`mask_paths`].
+/// (field path, mask paths), for [`super::field_mask::set_mask`]: see
+/// [`mask_paths`].
 pub(super) fn apply_query(
     root: &mut Map<String, Json>,
     input: &MessageDescriptor,

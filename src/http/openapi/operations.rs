@@ -14,7 +14,10 @@ use super::{
 use crate::http::bindings::{Binding, BodyRule};
 
 impl Generator {
-    /// The OpenAPI operation of one binding.
+    /// The OpenAPI operation of one binding, named `id` and tagged `tag`:
+    /// summary and description from the RPC's comment and what HTTP adds
+    /// to it, the path, query and header parameters, the request body and
+    /// the responses.
     pub(super) fn operation(&mut self, binding: &Binding, id: &str, tag: &str) -> Value {
         let method = &binding.method;
         let input = method.input();
@@ -97,7 +100,9 @@ impl Generator {
         }
     }
 
-    /// The parameter of one path variable.
+    /// The parameter of one path variable, called `name` (see
+    /// `PathTemplate::parameter_name`): always required, and typed and
+    /// constrained as the field it sets.
     fn path_parameter(
         &mut self,
         input: &MessageDescriptor,

@@ -121,7 +121,7 @@ struct QueryWalk<'a> {
     body_field: Option<&'a str>,
     /// The messages being expanded, to stop at recursive types.
     visiting: Vec<String>,
-    /// The parameters found.
+    /// Where the parameters found are added, in the order of the fields.
     parameters: &'a mut Vec<Value>,
 }
 

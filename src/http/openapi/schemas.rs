@@ -100,7 +100,9 @@ impl Generator {
         schema_ref(&name)
     }
 
-    /// The schema of one value of `kind`.
+    /// The schema of one value of `kind`: inline for scalars and the
+    /// well-known types, a reference (the component queued to be written)
+    /// for messages and enums.
     pub(super) fn value_schema(&mut self, kind: &Kind) -> Value {
         match kind {
             Kind::Double => json!({"type": "number", "format": "double"}),
