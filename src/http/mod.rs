@@ -1,10 +1,12 @@
 //! The HTTP/JSON face of the service: every RPC served through its
-//! `google.api.http` binding (see [`gateway`]), plus `/metrics` and
+//! `google.api.http` binding (see [`mod@gateway`]), plus `/metrics` and
 //! `/openapi.json`.
 
+pub mod bindings;
+pub mod descriptors;
 pub mod gateway;
 pub mod openapi;
-pub mod rules;
+pub mod path_template;
 pub mod status;
 
 use std::time::Instant;
@@ -17,51 +19,40 @@ use axum::{
     routing::get,
 };
 use http::{HeaderValue, header};
-use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tracing::Instrument as _;
 
-use crate::{
-    metrics::{self, Metrics, Transport},
-    pb,
-};
+use crate::metrics::{self, Metrics, Transport};
 
+pub use descriptors::{contract_service, descriptor_pool};
 pub use gateway::{Gateway, GrpcHandler};
 
-/// groupd's descriptors: the contract, and the `google.rpc` error details
-/// so that error bodies show them as JSON.
-pub fn descriptor_pool() -> anyhow::Result<DescriptorPool> {
-    let mut pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)?;
-    pool.decode_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)?;
-    Ok(pool)
-}
-
-/// groupd's `GroupService` in `pool`.
-pub fn contract_service(pool: &DescriptorPool) -> anyhow::Result<ServiceDescriptor> {
-    let name = pb::group_service_server::SERVICE_NAME;
-    pool.get_service_by_name(name)
-        .ok_or_else(|| anyhow::anyhow!("{name} is not in the descriptor set"))
-}
-
-/// The gateway of groupd's `GroupService`, calling `grpc`.
+/// The gateway of groupd's `GroupService`, calling `grpc` (the tonic server
+/// of the service) and refusing request bodies over `max_body_bytes`. Its
+/// descriptor pool is the one [`router`] generates the OpenAPI document
+/// from, so that it is decoded once.
 pub fn gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gateway> {
     let pool = descriptor_pool()?;
     let service = contract_service(&pool)?;
     Gateway::new(pool, &service, grpc, max_body_bytes).map_err(anyhow::Error::msg)
 }
 
-/// What the HTTP handlers share.
+/// What the handlers of the router share; cloned for every request, so
+/// every member is cheap to clone.
 #[derive(Debug, Clone)]
 struct AppState {
     gateway: Gateway,
     metrics: Metrics,
-    /// The OpenAPI document, rendered once.
+    /// The OpenAPI document, serialised once at start: it cannot change
+    /// while the process runs.
     openapi: Bytes,
 }
 
 /// The HTTP application: `/metrics`, `/openapi.json`, and every other path
-/// transcoded.
+/// transcoded. The OpenAPI document is generated here, once, from the
+/// gateway's own descriptor pool.
 pub fn router(gateway: Gateway, metrics: Metrics) -> anyhow::Result<Router> {
-    let openapi = Bytes::from(serde_json::to_vec(&openapi::contract_document()?)?);
+    let document = openapi::contract_document_in(gateway.pool())?;
+    let openapi = Bytes::from(serde_json::to_vec(&document)?);
     Ok(Router::new()
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(render_openapi))
@@ -95,9 +86,9 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Transcodes one request. Calls that reached the RPC were counted there;
-/// requests the gateway refused are counted here, under the RPC their
-/// route named or `unmatched`.
+/// Transcodes one request. Calls that reached the RPC were logged and
+/// counted there; a request the gateway refused is logged and counted here,
+/// once, under the RPC its route named or `unmatched`.
 async fn transcode(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let span = tracing::info_span!(
         "http",
@@ -112,7 +103,7 @@ async fn transcode(State(state): State<AppState>, request: axum::extract::Reques
     async move {
         let started = Instant::now();
         let handled = state.gateway.handle(request).await;
-        if !handled.reached_rpc {
+        if let Some(refusal) = &handled.refusal {
             let method = handled.rpc.as_deref().unwrap_or("unmatched");
             let elapsed = started.elapsed();
             state
@@ -121,7 +112,9 @@ async fn transcode(State(state): State<AppState>, request: axum::extract::Reques
             tracing::info!(
                 rpc = method,
                 code = metrics::code_label(handled.code),
+                http_status = handled.response.status().as_u16(),
                 elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                error = refusal.as_str(),
                 "request refused by the gateway"
             );
         }

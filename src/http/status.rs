@@ -44,7 +44,8 @@ pub fn http_status(code: Code) -> StatusCode {
 pub struct HttpError {
     /// What went wrong, as the gRPC call would have said it.
     pub status: Status,
-    /// Overrides [`http_status`] of the code.
+    /// Replaces the standard [`http_status`] of the code, for the HTTP
+    /// failures gRPC has no code for (413, 415, 405).
     pub http: Option<StatusCode>,
     /// Extra response headers (`Allow` on a 405).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
@@ -92,13 +93,14 @@ impl HttpError {
         self
     }
 
-    /// Adds a response header.
+    /// Adds a header to the response, such as `Allow` on a 405.
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self
     }
 
-    /// The HTTP status the error is sent with.
+    /// The HTTP status the error is sent with: the override when there is
+    /// one, else the standard status of its code.
     pub fn http_status(&self) -> StatusCode {
         self.http.unwrap_or_else(|| http_status(self.status.code()))
     }

@@ -1,5 +1,6 @@
-//! The HTTP bindings of a gRPC service, read from its `google.api.http`
-//! annotations, and the path templates they route by.
+//! The path templates of `google.api.http` rules: parsed once at start,
+//! then matched against each request path, and written in OpenAPI's form
+//! for the document.
 //!
 //! Template syntax (from `google/api/http.proto`):
 //!
@@ -13,137 +14,6 @@
 //! ```
 
 use std::fmt;
-
-use http::Method;
-use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
-
-use crate::pb::google::api::{HttpRule, http_rule::Pattern};
-
-/// The full name of the annotation the bindings come from.
-const HTTP_EXTENSION: &str = "google.api.http";
-
-/// One HTTP binding of one RPC: `PATCH /v1/groups/{group.id}` with body
-/// `group`, say. An RPC has one per rule and additional binding.
-#[derive(Debug, Clone)]
-pub struct Binding {
-    /// The RPC the binding calls.
-    pub method: MethodDescriptor,
-    /// The HTTP method it answers.
-    pub http_method: Method,
-    /// The path it answers.
-    pub template: PathTemplate,
-    /// Where the request body goes.
-    pub body: BodyRule,
-}
-
-/// The `body` of an HTTP rule: which part of the request message the HTTP
-/// body fills.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyRule {
-    /// No body: the fields not bound by the path come from the query.
-    None,
-    /// `body: "*"`: the whole request, except the path variables.
-    Whole,
-    /// `body: "field"`: that top-level field of the request.
-    Field(String),
-}
-
-/// Reads the bindings of every RPC of `service` that has a
-/// `google.api.http` annotation. Errors name the RPC and what is wrong
-/// with its rule; they are programming errors in the contract, found at
-/// start (and by the unit tests).
-pub fn bindings(
-    pool: &DescriptorPool,
-    service: &ServiceDescriptor,
-) -> Result<Vec<Binding>, String> {
-    let Some(extension) = pool.get_extension_by_name(HTTP_EXTENSION) else {
-        return Ok(Vec::new());
-    };
-    let mut bindings = Vec::new();
-    for method in service.methods() {
-        let options = method.options();
-        if !options.has_extension(&extension) {
-            continue;
-        }
-        let rule: HttpRule = match options.get_extension(&extension).as_message() {
-            Some(message) => message.transcode_to().map_err(|error| {
-                format!("{}: unreadable HTTP rule: {error}", method.full_name())
-            })?,
-            None => continue,
-        };
-        for rule in std::iter::once(&rule).chain(rule.additional_bindings.iter()) {
-            bindings.push(binding(&method, rule)?);
-        }
-    }
-    Ok(bindings)
-}
-
-fn binding(method: &MethodDescriptor, rule: &HttpRule) -> Result<Binding, String> {
-    let context = |error: String| format!("{}: {error}", method.full_name());
-    let (http_method, path) = match &rule.pattern {
-        Some(Pattern::Get(path)) => (Method::GET, path.as_str()),
-        Some(Pattern::Put(path)) => (Method::PUT, path.as_str()),
-        Some(Pattern::Post(path)) => (Method::POST, path.as_str()),
-        Some(Pattern::Delete(path)) => (Method::DELETE, path.as_str()),
-        Some(Pattern::Patch(path)) => (Method::PATCH, path.as_str()),
-        Some(Pattern::Custom(custom)) => (
-            Method::from_bytes(custom.kind.as_bytes())
-                .map_err(|_| context(format!("bad custom method {:?}", custom.kind)))?,
-            custom.path.as_str(),
-        ),
-        None => return Err(context("HTTP rule without a pattern".to_owned())),
-    };
-    let template = PathTemplate::parse(path).map_err(context)?;
-    let input = method.input();
-    for variable in template.variables() {
-        check_field_path(&input, variable).map_err(context)?;
-    }
-    let body = match rule.body.as_str() {
-        "" => BodyRule::None,
-        "*" => BodyRule::Whole,
-        field => {
-            if input.get_field_by_name(field).is_none() {
-                return Err(context(format!("body names no field: {field:?}")));
-            }
-            BodyRule::Field(field.to_owned())
-        }
-    };
-    Ok(Binding {
-        method: method.clone(),
-        http_method,
-        template,
-        body,
-    })
-}
-
-/// Checks that a path variable names a singular non-message field,
-/// through singular message fields.
-fn check_field_path(
-    message: &prost_reflect::MessageDescriptor,
-    path: &[String],
-) -> Result<(), String> {
-    let mut message = message.clone();
-    for (index, name) in path.iter().enumerate() {
-        let field = message
-            .get_field_by_name(name)
-            .ok_or_else(|| format!("path variable {:?} names no field", path.join(".")))?;
-        if field.is_list() || field.is_map() {
-            return Err(format!("path variable {:?} is repeated", path.join(".")));
-        }
-        match field.kind().as_message() {
-            Some(inner) if index + 1 < path.len() => message = inner.clone(),
-            Some(_) => return Err(format!("path variable {:?} is a message", path.join("."))),
-            None if index + 1 < path.len() => {
-                return Err(format!(
-                    "path variable {:?} traverses a scalar",
-                    path.join(".")
-                ));
-            }
-            None => {}
-        }
-    }
-    Ok(())
-}
 
 /// One step of a compiled path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,14 +29,20 @@ enum Token {
 /// A variable: the field it sets and the tokens it captures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Variable {
+    /// The request field the captured text is written to, by proto names.
     field_path: Vec<String>,
+    /// `tokens[start..end]` are the tokens the variable spans: one for
+    /// `{id}`, as many as its pattern has for `{name=groups/*}`.
     start: usize,
     end: usize,
 }
 
-/// A compiled path template.
+/// A compiled path template: the literal segments and wildcards a path
+/// must match in order, which of them variables capture, and the custom
+/// verb that must end the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate {
+    /// The template as written in the proto; what `Display` shows.
     source: String,
     tokens: Vec<Token>,
     variables: Vec<Variable>,
@@ -410,59 +286,48 @@ fn decode_keeping_slash(segment: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn captures(template: &str, path: &str) -> Option<Vec<(String, String)>> {
-        PathTemplate::parse(template)
-            .unwrap()
-            .matches(path)
-            .map(|c| c.into_iter().map(|(f, v)| (f.join("."), v)).collect())
-    }
-
     #[test]
-    fn literal_paths_match_exactly() {
-        assert_eq!(captures("/v1/groups", "/v1/groups"), Some(vec![]));
-        assert_eq!(captures("/v1/groups", "/v1/groups/"), None);
-        assert_eq!(captures("/v1/groups", "/v1/group"), None);
-        assert_eq!(captures("/v1/groups", "/v1/groups/x"), None);
-    }
-
-    #[test]
-    fn variables_capture_one_decoded_segment() {
-        assert_eq!(
-            captures("/v1/groups/{group.id}", "/v1/groups/a%20b"),
-            Some(vec![("group.id".into(), "a b".into())])
-        );
-        assert_eq!(captures("/v1/groups/{id}", "/v1/groups/"), None);
-        assert_eq!(captures("/v1/groups/{id}", "/v1/groups/a/b"), None);
-        assert_eq!(captures("/v1/groups/{id}", "/v1/groups/%FF"), None);
-    }
-
-    #[test]
-    fn verbs_are_split_off_the_last_segment() {
-        assert_eq!(
-            captures("/v1/groups/{id}:undelete", "/v1/groups/g1:undelete"),
-            Some(vec![("id".into(), "g1".into())])
-        );
-        assert_eq!(captures("/v1/groups/{id}:undelete", "/v1/groups/g1"), None);
-        assert_eq!(
-            captures("/v1/groups/{id}:undelete", "/v1/groups/g1:other"),
-            None
-        );
-        assert_eq!(
-            captures("/v1/groups/{id}:undelete", "/v1/groups/:undelete"),
-            None
-        );
-    }
-
-    #[test]
-    fn patterns_capture_several_segments() {
-        assert_eq!(
-            captures("/v1/{name=groups/*}/x", "/v1/groups/g/x"),
-            Some(vec![("name".into(), "groups/g".into())])
-        );
-        assert_eq!(
-            captures("/v1/{name=files/**}", "/v1/files/a/b%2Fc"),
-            Some(vec![("name".into(), "files/a/b%2Fc".into())])
-        );
+    fn request_paths_match_templates_segment_by_segment() {
+        // (template, request path, what it captures as `field=value` pairs
+        // joined by `&`, or `None` when the path does not fit). One case a
+        // line, so that the table reads as one.
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            // Literal segments match exactly, and only all of them.
+            ("/v1/groups", "/v1/groups", Some("")),
+            ("/v1/groups", "/v1/groups/", None),
+            ("/v1/groups", "/v1/group", None),
+            ("/v1/groups", "/v1/groups/x", None),
+            // A variable captures one non-empty segment, percent-decoded;
+            // a segment that is not UTF-8 once decoded fits nothing.
+            ("/v1/groups/{group.id}", "/v1/groups/a%20b", Some("group.id=a b")),
+            ("/v1/groups/{id}", "/v1/groups/", None),
+            ("/v1/groups/{id}", "/v1/groups/a/b", None),
+            ("/v1/groups/{id}", "/v1/groups/%FF", None),
+            ("/v1/{a.b}/{c}", "/v1/x/y", Some("a.b=x&c=y")),
+            // The verb is split off the last segment and must be the same.
+            ("/v1/groups/{id}:undelete", "/v1/groups/g1:undelete", Some("id=g1")),
+            ("/v1/groups/{id}:undelete", "/v1/groups/g1", None),
+            ("/v1/groups/{id}:undelete", "/v1/groups/g1:other", None),
+            ("/v1/groups/{id}:undelete", "/v1/groups/:undelete", None),
+            // A pattern captures several segments with their '/'; an
+            // encoded '/' inside a segment stays encoded.
+            ("/v1/{name=groups/*}/x", "/v1/groups/g/x", Some("name=groups/g")),
+            ("/v1/{name=files/**}", "/v1/files/a/b%2Fc", Some("name=files/a/b%2Fc")),
+        ];
+        for (template, path, expected) in cases {
+            let captured = PathTemplate::parse(template)
+                .unwrap()
+                .matches(path)
+                .map(|captures| {
+                    let pairs: Vec<String> = captures
+                        .iter()
+                        .map(|(field, value)| format!("{}={value}", field.join(".")))
+                        .collect();
+                    pairs.join("&")
+                });
+            assert_eq!(captured.as_deref(), *expected, "{template} against {path}");
+        }
     }
 
     #[test]
@@ -485,39 +350,5 @@ mod tests {
         assert_eq!(template.openapi_path(), "/v1/groups/{id}:undelete");
         let template = PathTemplate::parse("/v1/{a.id}/{b.id}/{c}").unwrap();
         assert_eq!(template.openapi_path(), "/v1/{a_id}/{b_id}/{c}");
-    }
-
-    #[test]
-    fn every_rpc_of_the_contract_has_a_valid_binding() {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
-        let service = pool.get_service_by_name("groups.v1.GroupService").unwrap();
-        let bindings = bindings(&pool, &service).unwrap();
-        assert_eq!(bindings.len(), service.methods().len() + 1);
-        let update: Vec<_> = bindings
-            .iter()
-            .filter(|b| b.method.name() == "UpdateGroup")
-            .map(|b| {
-                (
-                    b.http_method.clone(),
-                    b.template.to_string(),
-                    b.body.clone(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            update,
-            vec![
-                (
-                    Method::PATCH,
-                    "/v1/groups/{group.id}".into(),
-                    BodyRule::Field("group".into())
-                ),
-                (
-                    Method::PUT,
-                    "/v1/groups/{group.id}".into(),
-                    BodyRule::Field("group".into())
-                ),
-            ]
-        );
     }
 }

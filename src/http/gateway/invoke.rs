@@ -1,0 +1,98 @@
+//! The in-process call: the request message goes to the same tonic service
+//! gRPC clients reach, through its `tower` interface rather than a socket,
+//! so that the RPC runs on the same code path as theirs: the same
+//! validation, the deadline from the forwarded `grpc-timeout`, the call's
+//! log line and its metrics.
+
+use std::convert::Infallible;
+
+use axum::body::Bytes;
+use http::{HeaderMap, Method, header};
+use http_body_util::BodyExt as _;
+use prost::Message as _;
+use prost_reflect::DynamicMessage;
+use tonic::{Code, Status};
+use tower::{ServiceExt as _, util::BoxCloneSyncService};
+
+use super::failure::{Failure, internal, internal_error};
+use crate::http::bindings::Binding;
+
+/// The in-process gRPC service the gateway calls: the tonic server of the
+/// service, boxed so that the gateway does not depend on its type.
+pub type GrpcHandler = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    Infallible,
+>;
+
+/// Request headers passed on to the RPC as metadata: the caller's
+/// credentials, the request id the logs are correlated by, and the
+/// client's deadline.
+const FORWARDED_HEADERS: [&str; 3] = ["authorization", "x-request-id", "grpc-timeout"];
+
+/// Calls the RPC in process, as a gRPC client would over the network:
+/// `message` framed as a unary gRPC request to `grpc`, the reply unframed
+/// and decoded as the RPC's output. A status other than OK, in the headers
+/// or the trailers, is the RPC's failure.
+pub(super) async fn invoke(
+    grpc: &GrpcHandler,
+    binding: &Binding,
+    message: DynamicMessage,
+    headers: &HeaderMap,
+) -> Result<DynamicMessage, Failure> {
+    let path = format!(
+        "/{}/{}",
+        binding.method.parent_service().full_name(),
+        binding.method.name()
+    );
+    let mut frame = Vec::with_capacity(5 + message.encoded_len());
+    let length = u32::try_from(message.encoded_len()).map_err(|_| internal("too large"))?;
+    frame.push(0);
+    frame.extend_from_slice(&length.to_be_bytes());
+    message
+        .encode(&mut frame)
+        .map_err(|_| internal("cannot encode the request"))?;
+
+    let mut request = http::Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .version(http::Version::HTTP_2)
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header(header::TE, "trailers")
+        // Tells the RPC's metrics and log that the call came over HTTP.
+        .extension(crate::metrics::Transport::Http);
+    for name in FORWARDED_HEADERS {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value);
+        }
+    }
+    let request = request
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            Bytes::from(frame),
+        )))
+        .map_err(|_| internal("cannot build the request"))?;
+
+    let Ok(response) = grpc.clone().oneshot(request).await;
+    let (parts, body) = response.into_parts();
+    if let Some(status) = Status::from_header_map(&parts.headers)
+        && status.code() != Code::Ok
+    {
+        return Err(Failure::Rpc(status));
+    }
+    let collected = body
+        .collect()
+        .await
+        .map_err(|_| internal("the reply could not be read"))?;
+    if let Some(status) = collected.trailers().and_then(Status::from_header_map)
+        && status.code() != Code::Ok
+    {
+        return Err(Failure::Rpc(status));
+    }
+    let data = collected.to_bytes();
+    let message = data
+        .get(5..)
+        .filter(|_| data.first() == Some(&0))
+        .ok_or_else(|| internal("the reply is not one uncompressed message"))?;
+    DynamicMessage::decode(binding.method.output(), message)
+        .map_err(|_| Failure::Gateway(internal_error("the reply could not be decoded")))
+}
