@@ -152,7 +152,7 @@ impl Application {
             self.settings.request_timeout,
         )
         .into_server(self.settings.max_message_bytes);
-        let gateway = http::gateway(
+        let gateway = http::contract_gateway(
             GrpcHandler::new(groups.clone()),
             self.settings.max_message_bytes,
         )?;

@@ -30,7 +30,7 @@ pub use gateway::{Gateway, GrpcHandler};
 /// of the service) and refusing request bodies over `max_body_bytes`. Its
 /// descriptor pool is the one [`router`] generates the OpenAPI document
 /// from, so that it is decoded once.
-pub fn gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gateway> {
+pub fn contract_gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gateway> {
     let pool = descriptor_pool()?;
     let service = contract_service(&pool)?;
     Gateway::new(pool, &service, grpc, max_body_bytes).map_err(anyhow::Error::msg)
