@@ -30,18 +30,17 @@ impl GroupService {
     ) -> Result<Group, Error> {
         let request_id = request.request_id.clone();
         match self.try_create_group(actor, request).await {
-            // A concurrent retry with the same request_id won the race:
-            // answer with the group it created, as a later retry would get.
-            Err(Error::AlreadyExists {
-                reason: "REQUEST_ID_TAKEN",
-                ..
-            }) if !request_id.is_empty() => {
+            // A concurrent call with the same request_id (a retry racing
+            // the first attempt) committed first, and this one ran into one
+            // of the constraints its group holds: the request id, or the
+            // name and id the retry repeats. Answer with the group that
+            // call created, as a later retry would get.
+            Err(error @ Error::AlreadyExists { .. }) if !request_id.is_empty() => {
                 let tx = self.store.read().await?;
-                let id = tx
-                    .find_by_request_id(&request_id)
-                    .await?
-                    .ok_or_else(|| Error::internal("request_id conflict without a group"))?;
-                read_group(&tx, &id, View::Full).await
+                match tx.find_by_request_id(&request_id).await? {
+                    Some(id) => read_group(&tx, &id, View::Full).await,
+                    None => Err(error),
+                }
             }
             other => other,
         }
