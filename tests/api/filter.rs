@@ -13,6 +13,7 @@ both_backends!(
     filters_combine_with_and_or_not_and_parentheses,
     the_has_operator_matches_substrings_ignoring_case_and_label_presence,
     like_wildcards_in_a_filter_value_match_only_themselves,
+    a_backslash_in_a_has_filter_value_matches_only_a_backslash,
     a_state_filter_selects_deleted_groups_when_they_are_shown,
     pages_of_a_filtered_listing_hold_every_match_once_and_total_size_counts_matches,
     a_page_token_cannot_be_reused_with_a_different_filter,
@@ -173,6 +174,47 @@ async fn like_wildcards_in_a_filter_value_match_only_themselves(app: TestApp) {
     create_named(&app, "a_b").await;
     create_named(&app, "axb").await;
     assert_selects(&app, &[("name:\"a_b\"", &["a_b"]), ("name:\"%\"", &[])]).await;
+}
+
+/// The LIKE escape character itself must be escaped too: a `\` in the
+/// value is a backslash to find, not an escape of the character after it.
+async fn a_backslash_in_a_has_filter_value_matches_only_a_backslash(app: TestApp) {
+    for (name, text) in [
+        ("one", r"a\b"),
+        ("plain", "ab"),
+        ("two", r"a\\b"),
+        ("trailing", r"x\"),
+        ("none", "xyz"),
+    ] {
+        create(
+            &app,
+            with_labels(
+                pb::Group {
+                    name: name.to_owned(),
+                    provenance: text.to_owned(),
+                    ..Default::default()
+                },
+                &[("path", text)],
+            ),
+        )
+        .await;
+    }
+    // In the filter language a quoted `\\` is one backslash.
+    assert_selects(
+        &app,
+        &[
+            (r#"provenance:"a\\b""#, &["one"]),
+            (r#"labels.path:"a\\b""#, &["one"]),
+            (r#"provenance:"A\\B""#, &["one"]),
+            (r#"provenance:"a\\\\b""#, &["two"]),
+            (r#"labels.path:"a\\\\b""#, &["two"]),
+            (r#"provenance:"\\""#, &["one", "two", "trailing"]),
+            (r#"labels.path:"\\""#, &["one", "two", "trailing"]),
+            (r#"provenance:"x\\""#, &["trailing"]),
+            (r#"provenance:"ab""#, &["plain"]),
+        ],
+    )
+    .await;
 }
 
 async fn a_state_filter_selects_deleted_groups_when_they_are_shown(app: TestApp) {
