@@ -1,5 +1,5 @@
 //! Concurrent writers on one group, through one server or through two
-//! replicas on the same database: no lost update (SPEC §2 rule 14), etag
+//! replicas on the same database: no lost update (disjoint masks all land), etag
 //! compare-and-set, and unique names under races.
 
 use std::collections::BTreeSet;

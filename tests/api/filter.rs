@@ -1,4 +1,4 @@
-//! ListGroups filters (the AIP-160 subset of SPEC §1): every field and
+//! ListGroups filters (the subset of AIP-160 groupd accepts): every field and
 //! operator, boolean structure, paging under a filter, and rejection of
 //! what the filter language does not understand.
 
@@ -337,7 +337,7 @@ async fn a_filter_it_does_not_understand_is_invalid_argument_on_the_filter_field
 }
 
 // ---------------------------------------------------------------------------
-// The filter table (issue 4): one seeded set, many filters.
+// The filter table: one seeded set, many filters.
 // ---------------------------------------------------------------------------
 
 /// What a filter of the table must do.

@@ -1,4 +1,4 @@
-//! What operators rely on (issue 5): request ids, deadlines, draining on
+//! What operators rely on: request ids, deadlines, draining on
 //! SIGTERM, health through a database network cut, configuration that is
 //! checked and logged without secrets.
 //!

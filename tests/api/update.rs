@@ -1,9 +1,11 @@
-//! UpdateGroup: the 15 rules of SPEC §2, one or more scenarios each, named
+//! UpdateGroup: the 15 rules of a masked update (mask paths, no mask, `*`,
+//! repeated fields and label keys, bad paths, output-only fields, scope,
+//! etags, allow_missing, validate_only, validation of the merged group,
+//! deleted groups, concurrency, history), one or more scenarios each, named
 //! `rule_NN_...` so that a failure points at the rule it breaks.
 //!
 //! Rule 3 (HTTP PATCH without a mask uses the JSON body's keys, PUT means
-//! `*`) concerns the HTTP/JSON gateway, which the server does not expose yet
-//! (no `--http-addr` in `Settings`); it has no scenario here.
+//! `*`) concerns the HTTP/JSON gateway: its scenarios are in `http.rs`.
 
 use groupd::pb;
 use tonic::Code;
