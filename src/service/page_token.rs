@@ -123,4 +123,22 @@ mod tests {
         assert!(tokens().decode::<i64>("q", "not base64!").is_err());
         assert!(tokens().decode::<i64>("q", "AAAA").is_err());
     }
+
+    #[test]
+    fn a_forged_cursor_under_the_old_mac_is_rejected() {
+        let token = tokens().encode("q", &42_i64).unwrap_or_default();
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap_or_default();
+        let (payload, tag) = bytes.split_at(bytes.len() - MAC_LEN);
+        assert_eq!(payload, br#"{"q":"q","c":42}"#);
+        // Still valid JSON for the same query, with another cursor: only
+        // the MAC tells the forgery apart.
+        let mut forged = br#"{"q":"q","c":97}"#.to_vec();
+        forged.extend_from_slice(tag);
+        let forged = URL_SAFE_NO_PAD.encode(forged);
+        let refused = tokens().decode::<i64>("q", &forged);
+        assert!(
+            matches!(refused, Err(Error::InvalidArgument { .. })),
+            "{refused:?}"
+        );
+    }
 }

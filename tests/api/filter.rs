@@ -1,4 +1,4 @@
-//! ListGroups filters (the AIP-160 subset of SPEC §1): every field and
+//! ListGroups filters (the subset of AIP-160 groupd accepts): every field and
 //! operator, boolean structure, paging under a filter, and rejection of
 //! what the filter language does not understand.
 
@@ -13,6 +13,7 @@ both_backends!(
     filters_combine_with_and_or_not_and_parentheses,
     the_has_operator_matches_substrings_ignoring_case_and_label_presence,
     like_wildcards_in_a_filter_value_match_only_themselves,
+    a_backslash_in_a_has_filter_value_matches_only_a_backslash,
     a_state_filter_selects_deleted_groups_when_they_are_shown,
     pages_of_a_filtered_listing_hold_every_match_once_and_total_size_counts_matches,
     a_page_token_cannot_be_reused_with_a_different_filter,
@@ -175,6 +176,47 @@ async fn like_wildcards_in_a_filter_value_match_only_themselves(app: TestApp) {
     assert_selects(&app, &[("name:\"a_b\"", &["a_b"]), ("name:\"%\"", &[])]).await;
 }
 
+/// The LIKE escape character itself must be escaped too: a `\` in the
+/// value is a backslash to find, not an escape of the character after it.
+async fn a_backslash_in_a_has_filter_value_matches_only_a_backslash(app: TestApp) {
+    for (name, text) in [
+        ("one", r"a\b"),
+        ("plain", "ab"),
+        ("two", r"a\\b"),
+        ("trailing", r"x\"),
+        ("none", "xyz"),
+    ] {
+        create(
+            &app,
+            with_labels(
+                pb::Group {
+                    name: name.to_owned(),
+                    provenance: text.to_owned(),
+                    ..Default::default()
+                },
+                &[("path", text)],
+            ),
+        )
+        .await;
+    }
+    // In the filter language a quoted `\\` is one backslash.
+    assert_selects(
+        &app,
+        &[
+            (r#"provenance:"a\\b""#, &["one"]),
+            (r#"labels.path:"a\\b""#, &["one"]),
+            (r#"provenance:"A\\B""#, &["one"]),
+            (r#"provenance:"a\\\\b""#, &["two"]),
+            (r#"labels.path:"a\\\\b""#, &["two"]),
+            (r#"provenance:"\\""#, &["one", "two", "trailing"]),
+            (r#"labels.path:"\\""#, &["one", "two", "trailing"]),
+            (r#"provenance:"x\\""#, &["trailing"]),
+            (r#"provenance:"ab""#, &["plain"]),
+        ],
+    )
+    .await;
+}
+
 async fn a_state_filter_selects_deleted_groups_when_they_are_shown(app: TestApp) {
     let kept = create_named(&app, "kept").await;
     let gone = create_named(&app, "gone").await;
@@ -295,7 +337,7 @@ async fn a_filter_it_does_not_understand_is_invalid_argument_on_the_filter_field
 }
 
 // ---------------------------------------------------------------------------
-// The filter table (issue 4): one seeded set, many filters.
+// The filter table: one seeded set, many filters.
 // ---------------------------------------------------------------------------
 
 /// What a filter of the table must do.
@@ -363,54 +405,61 @@ type SeedRow = (
 /// Eight groups (one deleted) with distinct values in every filterable
 /// field, and label values holding quotes, LIKE wildcards, a backslash and
 /// non-ASCII capitals.
+const SEED_ROWS: [SeedRow; 8] = [
+    (
+        "alpha",
+        "site-a",
+        "alpha@example.com",
+        "ldap",
+        true,
+        &[("team", "sre"), ("tier", "1"), ("note", "it's")],
+    ),
+    ("ALPHA", "site-b", "", "local", false, &[("team", "dev")]),
+    (
+        "Beta",
+        "site-a",
+        "",
+        "local",
+        false,
+        &[("team", "dev"), ("note", "50%_off")],
+    ),
+    (
+        "gamma",
+        "site-b",
+        "gamma@example.org",
+        "",
+        false,
+        &[("quote", "say \"hi\""), ("city", "ÉCOLE")],
+    ),
+    (
+        "delta",
+        "",
+        "ops@example.com",
+        "scim",
+        true,
+        &[("tier", "2"), ("path", "back\\slash")],
+    ),
+    ("a_b", "", "", "", false, &[]),
+    ("axb", "", "", "", false, &[]),
+    (
+        "omega",
+        "site-b",
+        "omega@example.com",
+        "ldap",
+        false,
+        &[("team", "sre")],
+    ),
+];
+
+/// The group seeded as deleted.
+const DELETED_SEED: &str = "omega";
+
+/// Creates [`SEED_ROWS`] (each with member alice) and deletes
+/// [`DELETED_SEED`]; returns the groups as the writes answered them, the
+/// deleted one as DeleteGroup answered it.
 async fn table_seed(app: &TestApp) -> Vec<pb::Group> {
-    let rows: [SeedRow; 8] = [
-        (
-            "alpha",
-            "site-a",
-            "alpha@example.com",
-            "ldap",
-            true,
-            &[("team", "sre"), ("tier", "1"), ("note", "it's")],
-        ),
-        ("ALPHA", "site-b", "", "local", false, &[("team", "dev")]),
-        (
-            "Beta",
-            "site-a",
-            "",
-            "local",
-            false,
-            &[("team", "dev"), ("note", "50%_off")],
-        ),
-        (
-            "gamma",
-            "site-b",
-            "gamma@example.org",
-            "",
-            false,
-            &[("quote", "say \"hi\""), ("city", "ÉCOLE")],
-        ),
-        (
-            "delta",
-            "",
-            "ops@example.com",
-            "scim",
-            true,
-            &[("tier", "2"), ("path", "back\\slash")],
-        ),
-        ("a_b", "", "", "", false, &[]),
-        ("axb", "", "", "", false, &[]),
-        (
-            "omega",
-            "site-b",
-            "omega@example.com",
-            "ldap",
-            false,
-            &[("team", "sre")],
-        ),
-    ];
     let mut created = Vec::new();
-    for (name, scope, email, provenance, inactive, labels) in rows {
+    for (name, scope, email, provenance, inactive, labels) in SEED_ROWS {
         created.push(
             create(
                 app,
@@ -430,13 +479,11 @@ async fn table_seed(app: &TestApp) -> Vec<pb::Group> {
             .await,
         );
     }
-    let omega = created
+    let deleted = created
         .iter()
-        .find(|g| g.name == "omega")
-        .unwrap()
-        .id
-        .clone();
-    delete(app, &omega).await;
+        .position(|g| g.name == DELETED_SEED)
+        .expect("the seed has the group to delete");
+    created[deleted] = delete(app, &created[deleted].id).await;
     created
 }
 
@@ -699,7 +746,8 @@ async fn the_filter_table_every_field_operator_precedence_quoting_and_injection(
         failures.join("\n  ")
     );
 
-    // The table is intact: every group is still there, unchanged.
+    // The table is intact: every group is still there, exactly as the
+    // seeding writes answered it...
     let after = list_all(
         &app,
         pb::ListGroupsRequest {
@@ -709,26 +757,42 @@ async fn the_filter_table_every_field_operator_precedence_quoting_and_injection(
         },
     )
     .await;
-    let mut before: Vec<pb::Group> = Vec::new();
-    for group in &seeded {
-        before.push(get(&app, &group.id).await);
-    }
     assert_eq!(
         after.len(),
         seeded.len(),
         "every seeded group is still listed"
     );
-    for group in &before {
-        let listed = after.iter().find(|g| g.id == group.id).unwrap();
-        assert_eq!(listed, group, "{} changed", group.name);
-        let original = seeded.iter().find(|g| g.id == group.id).unwrap();
+    for written in &seeded {
+        let listed = after
+            .iter()
+            .find(|g| g.id == written.id)
+            .unwrap_or_else(|| panic!("{} is gone", written.name));
+        assert_eq!(listed, written, "{} changed", written.name);
+    }
+    // ...and as the seed rows say, independently of what the server answered.
+    for (name, scope, email, provenance, inactive, labels) in SEED_ROWS {
+        let listed = after
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap_or_else(|| panic!("{name} is gone"));
         assert_eq!(
-            labels_of(group),
-            labels_of(original),
-            "{} labels",
-            group.name
+            (
+                listed.scope.as_str(),
+                listed.email.as_str(),
+                listed.provenance.as_str(),
+                listed.inactive,
+            ),
+            (scope, email, provenance, inactive),
+            "{name}"
         );
-        assert_eq!(ids(&group.members), ["alice"], "{} members", group.name);
+        assert_eq!(labels_of(listed), label_map(labels), "{name} labels");
+        assert_eq!(ids(&listed.members), ["alice"], "{name} members");
+        let state = if name == DELETED_SEED {
+            pb::State::Deleted
+        } else {
+            pb::State::Active
+        };
+        assert_eq!(listed.state(), state, "{name} state");
     }
     // And still writable.
     create_named(&app, "after-the-table").await;

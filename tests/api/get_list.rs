@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use groupd::pb;
+use sea_orm::ConnectionTrait as _;
 
 use crate::helpers::*;
 
@@ -23,10 +24,18 @@ both_backends!(
     list_orders_by_update_time,
     list_rejects_an_unknown_order_by,
     list_rejects_a_tampered_or_garbage_page_token,
+    list_rejects_a_page_token_whose_cursor_was_forged_under_its_old_mac,
+    list_orders_mixed_case_names_byte_wise,
     list_rejects_a_page_token_reused_with_a_different_order_by,
     list_rejects_a_page_token_reused_with_a_different_show_deleted,
     list_hides_deleted_groups_unless_show_deleted,
 );
+
+// The test makes a database of its own whose default collation is not
+// byte-wise (PostgreSQL only: SQLite has no such setting).
+postgres_only!(list_orders_names_byte_wise_whatever_the_databases_default_collation);
+
+type Client = pb::group_service_client::GroupServiceClient<tonic::transport::Channel>;
 
 async fn create_many(app: &TestApp, count: usize, prefix: &str) -> Vec<pb::Group> {
     let mut groups = Vec::with_capacity(count);
@@ -361,8 +370,8 @@ async fn list_orders_by_update_time(app: TestApp) {
     )
     .await;
     assert!(
-        instant(touched.update_time.as_ref()) >= instant(third.update_time.as_ref()),
-        "update_time does not go backwards"
+        instant(touched.update_time.as_ref()) > instant(third.update_time.as_ref()),
+        "update_time moves forward"
     );
 
     let by_update = list_all(
@@ -443,6 +452,219 @@ async fn list_rejects_a_tampered_or_garbage_page_token(app: TestApp) {
         .await
         .unwrap_err();
         assert_invalid_argument(&status, "page_token");
+    }
+}
+
+async fn list_rejects_a_page_token_whose_cursor_was_forged_under_its_old_mac(app: TestApp) {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    for name in ["alpha", "bravo", "charlie"] {
+        create_named(&app, name).await;
+    }
+    let request = pb::ListGroupsRequest {
+        page_size: 1,
+        order_by: "name".to_owned(),
+        ..Default::default()
+    };
+    let first = list(&app, request.clone()).await;
+    assert_eq!(names(&first.groups), ["alpha"]);
+
+    // The token is JSON followed by a 16-byte MAC. Move its cursor past
+    // "bravo" and keep the old MAC: still valid JSON, for the same query.
+    let bytes = URL_SAFE_NO_PAD
+        .decode(&first.next_page_token)
+        .expect("a base64url token");
+    let (payload, mac) = bytes.split_at(bytes.len() - 16);
+    let payload = String::from_utf8(payload.to_vec()).expect("a JSON payload");
+    assert_eq!(payload.matches("\"alpha\"").count(), 1, "{payload}");
+    let forged_payload = payload.replace("\"alpha\"", "\"bz\"");
+    serde_json::from_str::<serde_json::Value>(&forged_payload).expect("still JSON");
+    let mut forged = forged_payload.into_bytes();
+    forged.extend_from_slice(mac);
+    let forged = URL_SAFE_NO_PAD.encode(forged);
+
+    let status = try_list(
+        &app,
+        pb::ListGroupsRequest {
+            page_token: forged,
+            ..request.clone()
+        },
+    )
+    .await
+    .expect_err("a forged cursor is refused, not followed (it would skip bravo)");
+    assert_invalid_argument(&status, "page_token");
+
+    // The genuine token still continues where the first page ended.
+    let second = list(
+        &app,
+        pb::ListGroupsRequest {
+            page_token: first.next_page_token,
+            ..request
+        },
+    )
+    .await;
+    assert_eq!(names(&second.groups), ["bravo"]);
+}
+
+/// Valid names, distinct ignoring case (as names in one scope must be),
+/// whose byte-wise order (digits, then capitals, then small letters)
+/// differs from any case-insensitive or linguistic order.
+const MIXED_CASE_NAMES: [&str; 8] = ["c", "B", "Z", "a", "0x", "e9", "D", "aB"];
+
+/// [`MIXED_CASE_NAMES`] in byte-wise order, written out.
+const BYTE_WISE: [&str; 8] = ["0x", "B", "D", "Z", "a", "aB", "c", "e9"];
+
+/// Creates [`MIXED_CASE_NAMES`] through `client`, and checks that ListGroups
+/// orders them byte-wise, ascending and descending, in one page and across
+/// pages (where the cursor comparison must agree with the order).
+async fn assert_names_ordered_byte_wise(client: &mut Client) {
+    for name in MIXED_CASE_NAMES {
+        client
+            .create_group(pb::CreateGroupRequest {
+                group: Some(named(name)),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|status| panic!("CreateGroup {name}: {status:?}"));
+    }
+    let mut descending = BYTE_WISE;
+    descending.reverse();
+    for (order_by, expected) in [("name", BYTE_WISE), ("name desc", descending)] {
+        for page_size in [1000, 3] {
+            let mut listed = Vec::new();
+            let mut token = String::new();
+            for _ in 0..100 {
+                let page = client
+                    .list_groups(pb::ListGroupsRequest {
+                        order_by: order_by.to_owned(),
+                        page_size,
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("ListGroups")
+                    .into_inner();
+                listed.extend(names(&page.groups));
+                token = page.next_page_token;
+                if token.is_empty() {
+                    break;
+                }
+            }
+            assert!(token.is_empty(), "the pages never ended: {listed:?}");
+            assert_eq!(
+                listed, expected,
+                "order_by {order_by:?}, pages of {page_size}"
+            );
+        }
+    }
+}
+
+async fn list_orders_mixed_case_names_byte_wise(app: TestApp) {
+    assert_names_ordered_byte_wise(&mut app.client()).await;
+}
+
+/// Creates, next to the test's own database, one whose default collation
+/// orders text linguistically (ICU's root locale, else en_US), and returns
+/// its URL.
+async fn create_linguistic_database(app: &TestApp, name: &str) -> String {
+    let admin = connect_admin(app.database_url())
+        .await
+        .expect("the test connects");
+    let mut refusals = Vec::new();
+    for locale in [
+        "LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8'",
+        "LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8'",
+    ] {
+        match admin
+            .execute_unprepared(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE template0 {locale}"
+            ))
+            .await
+        {
+            Ok(_) => break,
+            Err(error) => refusals.push(format!("{locale}: {error}")),
+        }
+    }
+    admin.close().await.expect("the test's connection closes");
+    assert!(
+        refusals.len() < 2,
+        "this PostgreSQL offers no linguistic collation to test against: {refusals:?}"
+    );
+    let url = app.database_url();
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').expect("a database URL");
+    let url = match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    };
+    // The premise: in this database, plain text comparisons ignore case
+    // first, so that only the schema's own collation can order byte-wise.
+    let db = connect_admin(&url).await.expect("the new database answers");
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 'a' < 'B' AS linguistic",
+        ))
+        .await
+        .expect("a comparison")
+        .expect("a row");
+    let linguistic: bool = row.try_get("", "linguistic").expect("a boolean");
+    assert!(linguistic, "the new database orders text byte-wise");
+    db.close().await.expect("the test's connection closes");
+    url
+}
+
+async fn list_orders_names_byte_wise_whatever_the_databases_default_collation(app: TestApp) {
+    use tokio_util::sync::CancellationToken;
+
+    let name = format!("groupd_test_icu_{}", uuid::Uuid::new_v4().simple());
+    let url = create_linguistic_database(&app, &name).await;
+    let shutdown = CancellationToken::new();
+    let scenario = {
+        let (url, shutdown) = (url.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            // A server of its own on that database: it applies the
+            // migrations there.
+            let settings = groupd::config::Settings::parse_from_args([
+                "groupd",
+                "--database-url",
+                &url,
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .expect("settings");
+            let application = groupd::startup::Application::build(settings)
+                .await
+                .expect("groupd starts on the new database");
+            let addr = application.grpc_addr();
+            let server = tokio::spawn(application.run(shutdown.clone()));
+            let mut client = Client::connect(format!("http://{addr}"))
+                .await
+                .expect("connects");
+            assert_names_ordered_byte_wise(&mut client).await;
+            shutdown.cancel();
+            server
+                .await
+                .expect("the server task")
+                .expect("run() returns Ok");
+        })
+    };
+    let outcome = scenario.await;
+    shutdown.cancel();
+    let admin = connect_admin(app.database_url())
+        .await
+        .expect("the test connects");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .expect("DROP DATABASE");
+    admin.close().await.expect("the test's connection closes");
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
     }
 }
 

@@ -1,9 +1,11 @@
-//! UpdateGroup: the 15 rules of SPEC §2, one or more scenarios each, named
+//! UpdateGroup: the 15 rules of a masked update (mask paths, no mask, `*`,
+//! repeated fields and label keys, bad paths, output-only fields, scope,
+//! etags, allow_missing, validate_only, validation of the merged group,
+//! deleted groups, concurrency, history), one or more scenarios each, named
 //! `rule_NN_...` so that a failure points at the rule it breaks.
 //!
 //! Rule 3 (HTTP PATCH without a mask uses the JSON body's keys, PUT means
-//! `*`) concerns the HTTP/JSON gateway, which the server does not expose yet
-//! (no `--http-addr` in `Settings`); it has no scenario here.
+//! `*`) concerns the HTTP/JSON gateway: its scenarios are in `http.rs`.
 
 use groupd::pb;
 use tonic::Code;
@@ -53,6 +55,7 @@ both_backends!(
     rule_14_two_concurrent_updates_with_disjoint_masks_both_take_effect,
     rule_15_every_update_appends_one_history_entry_with_its_effective_mask,
     update_is_a_write_new_etag_later_update_time_same_create_time,
+    every_write_moves_update_time_forward_even_when_the_clock_is_behind_it,
     update_with_an_empty_group_id_is_invalid,
     update_without_a_group_is_invalid,
 );
@@ -429,7 +432,7 @@ async fn rule_07_output_only_fields_are_ignored_in_the_body_and_the_mask(app: Te
     assert_eq!(updated.description, "after");
     assert_eq!(updated.state(), pb::State::Active);
     assert_eq!(updated.create_time, group.create_time);
-    assert!(instant(updated.update_time.as_ref()) >= instant(group.update_time.as_ref()));
+    assert!(instant(updated.update_time.as_ref()) > instant(group.update_time.as_ref()));
     assert!(updated.delete_time.is_none());
     assert_eq!(updated.created_by, ANONYMOUS);
     assert_eq!(updated.updated_by, ANONYMOUS);
@@ -1364,10 +1367,100 @@ async fn update_is_a_write_new_etag_later_update_time_same_create_time(app: Test
 
     assert_ne!(updated.etag, group.etag);
     assert_quoted_etag(&updated.etag);
-    assert!(instant(updated.update_time.as_ref()) >= instant(group.update_time.as_ref()));
+    assert!(instant(updated.update_time.as_ref()) > instant(group.update_time.as_ref()));
     assert_eq!(updated.create_time, group.create_time);
     assert_eq!(updated.updated_by, ANONYMOUS);
     assert_eq!(get(&app, &group.id).await, updated);
+}
+
+/// A timestamp in microseconds since the Unix epoch.
+fn micros(timestamp: Option<&prost_types::Timestamp>) -> i64 {
+    let (seconds, nanos) = instant(timestamp);
+    seconds * 1_000_000 + i64::from(nanos) / 1000
+}
+
+async fn every_write_moves_update_time_forward_even_when_the_clock_is_behind_it(app: TestApp) {
+    use sea_orm::ConnectionTrait as _;
+
+    let group = create_named(&app, "ahead").await;
+    // The group was last written, as far as the database says, a day from
+    // now (by a replica whose clock is ahead, say). This server's clock is
+    // behind that, and every write must still move update_time forward.
+    let ahead = micros(group.update_time.as_ref()) + 86_400_000_000;
+    let db = connect_admin(app.database_url())
+        .await
+        .expect("the test connects");
+    let moved = db
+        .execute_unprepared(&format!(
+            "UPDATE groups SET update_time = {ahead} WHERE id = '{}'",
+            group.id
+        ))
+        .await
+        .expect("UPDATE");
+    assert_eq!(moved.rows_affected(), 1);
+    db.close().await.expect("the test's connection closes");
+    assert_eq!(
+        micros(get(&app, &group.id).await.update_time.as_ref()),
+        ahead
+    );
+
+    let mut last = ahead;
+    let mut step = |name: &str, written: &pb::Group| {
+        let time = micros(written.update_time.as_ref());
+        assert!(
+            time > last,
+            "{name}: update_time {time} is not after the previous {last}"
+        );
+        last = time;
+    };
+    let updated = update(
+        &app,
+        pb::Group {
+            description: "first".to_owned(),
+            ..patch(&group.id)
+        },
+        Some(&["description"]),
+    )
+    .await;
+    step("UpdateGroup", &updated);
+    let updated = update(
+        &app,
+        pb::Group {
+            description: "second".to_owned(),
+            ..patch(&group.id)
+        },
+        Some(&["description"]),
+    )
+    .await;
+    step("a second UpdateGroup", &updated);
+    step(
+        "AddGroupMembers",
+        &add(&app, &group.id, &["alice"], &[]).await,
+    );
+    step(
+        "RemoveGroupMembers",
+        &remove(&app, &group.id, &["alice"], &[]).await,
+    );
+    let deleted = delete(&app, &group.id).await;
+    step("DeleteGroup", &deleted);
+    assert_eq!(deleted.delete_time, deleted.update_time);
+    let undeleted = try_undelete(&app, &group.id, "")
+        .await
+        .unwrap_or_else(|status| panic!("UndeleteGroup failed: {status:?}"));
+    step("UndeleteGroup", &undeleted);
+    assert_eq!(get(&app, &group.id).await, undeleted);
+
+    // The history's change times are the writes' update times, so they
+    // strictly increase too.
+    let history = changes(&app, &group.id).await;
+    let times: Vec<i64> = history
+        .iter()
+        .skip(1)
+        .map(|change| micros(change.change_time.as_ref()))
+        .collect();
+    assert_eq!(times.len(), 6, "{history:?}");
+    assert!(times[0] > ahead, "{times:?}");
+    assert!(times.windows(2).all(|pair| pair[0] < pair[1]), "{times:?}");
 }
 
 async fn update_with_an_empty_group_id_is_invalid(app: TestApp) {
