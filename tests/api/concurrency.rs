@@ -18,39 +18,13 @@ both_backends!(
     concurrent_creates_of_the_same_name_let_exactly_one_win,
     concurrent_creates_with_one_request_id_all_answer_the_one_group_they_create,
     a_page_token_from_one_replica_works_on_another,
+    // Identical retries racing the first attempt: on PostgreSQL a retry that
+    // looked the request_id up before the first attempt committed then
+    // meets the first attempt's name (in the name check, or on the live-name
+    // unique index, which PostgreSQL may check before the request_id's) and
+    // must still answer with the group the first attempt created.
+    concurrent_identical_retries_of_a_create_all_answer_the_one_group_it_created,
 );
-
-// Identical retries racing the first attempt: on PostgreSQL a retry that
-// looked the request_id up before the first attempt committed then meets
-// the first attempt's name (in the name check, or on the live-name unique
-// index, which PostgreSQL checks before the request_id index) and answers
-// ALREADY_EXISTS GROUP_NAME_TAKEN instead of the group. The service
-// recovers only from REQUEST_ID_TAKEN, so the PostgreSQL variant fails
-// until it also looks the request_id up after a name (or id) conflict.
-mod concurrent_identical_retries_of_a_create_all_answer_the_one_group_it_created {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        crate::helpers::run_scenario(crate::helpers::Backend::Sqlite, &[], |app| async move {
-            super::concurrent_identical_retries_of_a_create_all_answer_the_one_group_it_created(
-                app,
-            )
-            .await;
-        })
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "fails: on PostgreSQL a retry racing the first attempt answers GROUP_NAME_TAKEN (CreateGroup recovers only from REQUEST_ID_TAKEN)"]
-    async fn postgres() {
-        crate::helpers::run_scenario(crate::helpers::Backend::Postgres, &[], |app| async move {
-            super::concurrent_identical_retries_of_a_create_all_answer_the_one_group_it_created(
-                app,
-            )
-            .await;
-        })
-        .await;
-    }
-}
 
 const TASKS: usize = 16;
 
