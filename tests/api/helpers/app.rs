@@ -5,7 +5,6 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::{Arc, Mutex, Once, OnceLock},
     time::Duration,
 };
@@ -13,13 +12,12 @@ use std::{
 use groupd::{
     config::Settings, pb::group_service_client::GroupServiceClient, startup::Application,
 };
-use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+use sea_orm::ConnectionTrait;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-/// The admin URL used to create and drop one PostgreSQL database per test.
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use super::scratch_db::{ScratchDb, ScratchError, connect_admin, postgres_admin_url};
 
 /// How long cleanup waits for the server to stop after cancellation. This is
 /// a bound against hangs, not a timing assertion: a healthy server with the
@@ -181,12 +179,7 @@ async fn start_server(
 /// that a panic cannot lose it.
 pub struct Resources {
     servers: Servers,
-    database: TestDatabase,
-}
-
-enum TestDatabase {
-    Sqlite { path: PathBuf },
-    Postgres { admin_url: String, name: String },
+    database: ScratchDb,
 }
 
 impl Resources {
@@ -214,25 +207,9 @@ impl Resources {
                 }
             }
         }
-        match self.database {
-            TestDatabase::Sqlite { path } => {
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let mut file = path.clone().into_os_string();
-                    file.push(suffix);
-                    let _ = std::fs::remove_file(file);
-                }
-            }
-            TestDatabase::Postgres { admin_url, name } => {
-                if let Ok(admin) = connect_admin(&admin_url).await {
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            }
-        }
+        // A database left behind is litter in the temporary directory or on
+        // the test server, not a wrong result: the scenario's outcome stands.
+        let _ = self.database.drop_database().await;
         problem
     }
 }
@@ -253,33 +230,15 @@ fn init_logging() {
     });
 }
 
-pub async fn connect_admin(url: &str) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .max_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
-    Database::connect(options).await
-}
-
 /// Starts groupd on `backend` with extra command-line flags. Returns `None`
 /// when PostgreSQL is wanted but absent outside CI (the test is skipped);
 /// panics when it is absent in CI.
 pub async fn spawn_app(backend: Backend, extra_args: &[&str]) -> Option<(TestApp, Resources)> {
     init_logging();
     let (url, database) = match backend {
-        Backend::Sqlite => {
-            let path = std::env::temp_dir()
-                .join(format!("groupd_test_{}.db", uuid::Uuid::new_v4().simple()));
-            (
-                format!("sqlite://{}", path.display()),
-                TestDatabase::Sqlite { path },
-            )
-        }
+        Backend::Sqlite => ScratchDb::sqlite("groupd_test"),
         Backend::Postgres => {
-            let admin_url = std::env::var("GROUPD_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+            let admin_url = postgres_admin_url(&[]);
             // A failed probe is remembered, so that a machine without
             // PostgreSQL skips every PostgreSQL test at once instead of
             // waiting for a connect timeout in each.
@@ -294,28 +253,21 @@ pub async fn spawn_app(backend: Backend, extra_args: &[&str]) -> Option<(TestApp
             if let Some(error) = UNREACHABLE.get() {
                 return unreachable(error);
             }
-            let admin = match connect_admin(&admin_url).await {
-                Ok(admin) => admin,
-                Err(error) => {
+            match ScratchDb::postgres(&admin_url, "groupd_test").await {
+                Ok(created) => created,
+                Err(ScratchError::Unreachable { error, .. }) => {
                     let error = UNREACHABLE.get_or_init(|| error.to_string());
                     return unreachable(error);
                 }
-            };
-            let name = format!("groupd_test_{}", uuid::Uuid::new_v4().simple());
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
-            let _ = admin.close().await;
-            let url = database_url(&admin_url, &name);
-            (url, TestDatabase::Postgres { admin_url, name })
+                Err(problem) => panic!("{problem}"),
+            }
         }
     };
 
     let extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
     let postgres = match &database {
-        TestDatabase::Postgres { admin_url, name } => Some((admin_url.clone(), name.clone())),
-        TestDatabase::Sqlite { .. } => None,
+        ScratchDb::Postgres { admin_url, name } => Some((admin_url.clone(), name.clone())),
+        ScratchDb::Sqlite { .. } => None,
     };
     let servers = Servers::default();
     let resources = Resources {
@@ -343,25 +295,6 @@ pub async fn spawn_app(backend: Backend, extra_args: &[&str]) -> Option<(TestApp
         servers,
     };
     Some((app, resources))
-}
-
-/// The URL of database `name` on the server of `admin_url`.
-fn database_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (admin_url, None),
-    };
-    // Replace the path after the authority (`scheme://authority/path`).
-    let after_scheme = base.find("://").map_or(0, |at| at + 3);
-    let path_start = base[after_scheme..]
-        .find('/')
-        .map_or(base.len(), |at| after_scheme + at);
-    let mut url = format!("{}/{name}", &base[..path_start]);
-    if let Some(query) = query {
-        url.push('?');
-        url.push_str(query);
-    }
-    url
 }
 
 /// Runs one scenario against a fresh server on `backend`, in its own task so

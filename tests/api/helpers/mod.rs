@@ -12,5 +12,7 @@ mod assertions;
 mod child;
 mod grpc;
 mod http;
+#[path = "../../support/scratch_db.rs"]
+mod scratch_db;
 
-pub use self::{app::*, assertions::*, child::*, grpc::*, http::*};
+pub use self::{app::*, assertions::*, child::*, grpc::*, http::*, scratch_db::connect_admin};
