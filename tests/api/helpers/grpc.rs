@@ -262,6 +262,47 @@ pub async fn try_undelete(app: &TestApp, id: &str, etag: &str) -> Result<pb::Gro
         .map(tonic::Response::into_inner)
 }
 
+/// The two calls that edit a group's member lists. Their requests carry
+/// the same fields, so one helper sends either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembersCall {
+    /// AddGroupMembers: adds members and admins.
+    Add,
+    /// RemoveGroupMembers: removes members and demotes admins.
+    Remove,
+}
+
+/// Sends AddGroupMembers or RemoveGroupMembers for the given principal ids.
+pub async fn try_members_call(
+    app: &TestApp,
+    call: MembersCall,
+    id: &str,
+    member_ids: &[&str],
+    admin_ids: &[&str],
+) -> Result<pb::Group, Status> {
+    let (id, members, admins) = (id.to_owned(), members(member_ids), members(admin_ids));
+    let mut client = app.client();
+    let reply = match call {
+        MembersCall::Add => {
+            let request = pb::AddGroupMembersRequest {
+                id,
+                members,
+                admins,
+            };
+            client.add_group_members(request).await
+        }
+        MembersCall::Remove => {
+            let request = pb::RemoveGroupMembersRequest {
+                id,
+                members,
+                admins,
+            };
+            client.remove_group_members(request).await
+        }
+    };
+    reply.map(tonic::Response::into_inner)
+}
+
 /// Adds members and admins.
 pub async fn try_add(
     app: &TestApp,
@@ -269,14 +310,7 @@ pub async fn try_add(
     member_ids: &[&str],
     admin_ids: &[&str],
 ) -> Result<pb::Group, Status> {
-    app.client()
-        .add_group_members(pb::AddGroupMembersRequest {
-            id: id.to_owned(),
-            members: members(member_ids),
-            admins: members(admin_ids),
-        })
-        .await
-        .map(tonic::Response::into_inner)
+    try_members_call(app, MembersCall::Add, id, member_ids, admin_ids).await
 }
 
 /// Adds members and admins, panicking on error.
@@ -293,14 +327,7 @@ pub async fn try_remove(
     member_ids: &[&str],
     admin_ids: &[&str],
 ) -> Result<pb::Group, Status> {
-    app.client()
-        .remove_group_members(pb::RemoveGroupMembersRequest {
-            id: id.to_owned(),
-            members: members(member_ids),
-            admins: members(admin_ids),
-        })
-        .await
-        .map(tonic::Response::into_inner)
+    try_members_call(app, MembersCall::Remove, id, member_ids, admin_ids).await
 }
 
 /// Removes members and demotes admins, panicking on error.
