@@ -2,7 +2,7 @@
 
 use groupd::pb;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
+use tonic_types::{FieldViolation, StatusExt};
 
 use super::{TestApp, changes, labels_of, try_get_view};
 
@@ -64,7 +64,7 @@ pub fn assert_error(status: &Status, code: Code, reason: &str) {
 }
 
 /// The field violations of a status's BadRequest.
-pub fn violations(status: &Status) -> Vec<tonic_types::FieldViolation> {
+pub fn violations(status: &Status) -> Vec<FieldViolation> {
     status
         .get_details_bad_request()
         .unwrap_or_else(|| panic!("no BadRequest in {status:?}"))
@@ -72,58 +72,53 @@ pub fn violations(status: &Status) -> Vec<tonic_types::FieldViolation> {
 }
 
 /// Asserts INVALID_ARGUMENT with reason INVALID_ARGUMENT and a BadRequest
-/// field violation on exactly `field`.
+/// field violation that `wanted` accepts; `expected` describes it for the
+/// failure message.
 #[track_caller]
-pub fn assert_invalid_argument(status: &Status, field: &str) {
+fn assert_invalid_where(status: &Status, expected: &str, wanted: impl Fn(&FieldViolation) -> bool) {
     assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
     let violations = violations(status);
     assert!(
-        violations.iter().any(|violation| violation.field == field),
-        "expected a field violation on {field:?}, got {violations:?}"
+        violations.iter().any(wanted),
+        "expected {expected}, got {violations:?}"
     );
+}
+
+/// Asserts INVALID_ARGUMENT with reason INVALID_ARGUMENT and a BadRequest
+/// field violation on exactly `field`.
+#[track_caller]
+pub fn assert_invalid_argument(status: &Status, field: &str) {
+    let expected = format!("a field violation on {field:?}");
+    assert_invalid_where(status, &expected, |v| v.field == field);
 }
 
 /// Asserts INVALID_ARGUMENT with a field violation on a field starting with
 /// `prefix` (for fields whose index or key the behaviour doc leaves open).
 #[track_caller]
 pub fn assert_invalid_argument_on(status: &Status, prefix: &str) {
-    assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
-    let violations = violations(status);
-    assert!(
-        violations
-            .iter()
-            .any(|violation| violation.field.starts_with(prefix)),
-        "expected a field violation under {prefix:?}, got {violations:?}"
-    );
+    let expected = format!("a field violation under {prefix:?}");
+    assert_invalid_where(status, &expected, |v| v.field.starts_with(prefix));
 }
 
 /// Asserts INVALID_ARGUMENT with a violation on `group.labels` (or
 /// `group.labels[...]`) that names `key` in its field or description.
 #[track_caller]
 pub fn assert_invalid_label(status: &Status, key: &str) {
-    assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
-    let violations = violations(status);
-    assert!(
-        violations.iter().any(|violation| {
-            violation.field.starts_with("group.labels")
-                && (violation.field.contains(key) || violation.description.contains(key))
-        }),
-        "expected a violation on group.labels naming {key:?}, got {violations:?}"
-    );
+    let expected = format!("a violation on group.labels naming {key:?}");
+    assert_invalid_where(status, &expected, |v| {
+        v.field.starts_with("group.labels")
+            && (v.field.contains(key) || v.description.contains(key))
+    });
 }
 
 /// Asserts INVALID_ARGUMENT with a violation on `update_mask` whose
 /// description quotes `path`.
 #[track_caller]
 pub fn assert_bad_mask_path(status: &Status, path: &str) {
-    assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
-    let violations = violations(status);
-    assert!(
-        violations.iter().any(|violation| {
-            violation.field == "update_mask" && violation.description.contains(path)
-        }),
-        "expected an update_mask violation quoting {path:?}, got {violations:?}"
-    );
+    let expected = format!("an update_mask violation quoting {path:?}");
+    assert_invalid_where(status, &expected, |v| {
+        v.field == "update_mask" && v.description.contains(path)
+    });
 }
 
 /// Asserts NOT_FOUND / GROUP_NOT_FOUND with the group id in the metadata.
