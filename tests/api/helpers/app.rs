@@ -326,25 +326,8 @@ macro_rules! both_backends {
     (args $args:tt; $($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    $crate::helpers::run_scenario(
-                        $crate::helpers::Backend::Sqlite,
-                        &$args,
-                        |app| async move { super::$name(app).await },
-                    )
-                    .await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    $crate::helpers::run_scenario(
-                        $crate::helpers::Backend::Postgres,
-                        &$args,
-                        |app| async move { super::$name(app).await },
-                    )
-                    .await;
-                }
+                scenario_test!(sqlite, Sqlite, $args, $name);
+                scenario_test!(postgres, Postgres, $args, $name);
             }
         )+
     };
@@ -360,19 +343,28 @@ macro_rules! postgres_only {
     (args $args:tt; $($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    $crate::helpers::run_scenario(
-                        $crate::helpers::Backend::Postgres,
-                        &$args,
-                        |app| async move { super::$name(app).await },
-                    )
-                    .await;
-                }
+                scenario_test!(postgres, Postgres, $args, $name);
             }
         )+
     };
     ($($name:ident),+ $(,)?) => {
         postgres_only!(args []; $($name),+);
+    };
+}
+
+/// One test function `$test` that runs scenario `super::$name` on
+/// `Backend::$backend` with the server flags `$args`: what
+/// [`both_backends!`] and [`postgres_only!`] write once per backend.
+macro_rules! scenario_test {
+    ($test:ident, $backend:ident, $args:tt, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            $crate::helpers::run_scenario(
+                $crate::helpers::Backend::$backend,
+                &$args,
+                |app| async move { super::$name(app).await },
+            )
+            .await;
+        }
     };
 }
