@@ -1,4 +1,5 @@
-//! The membership benchmark of issue 4 ("Scale"): a measurement, not a test.
+//! The membership benchmark (README, "Performance"): a measurement, not a
+//! test.
 //!
 //! It starts the real [`Application`] in process on `127.0.0.1:0`, builds a
 //! dataset through the gRPC API, and times calls end to end over loopback
@@ -15,9 +16,10 @@
 //! Then it reports count, p50, p99 and max of `CheckMembership` (transitive
 //! true and false answers, direct), `ListMemberGroups` (transitive), and of
 //! AddGroupMembers adding one new principal to the big and to the small
-//! group, with PASS/MISS against the issue's targets. A MISS is printed
-//! loudly but does not fail the process. Answers are checked against the
-//! dataset too, and wrong ones are reported (without failing either).
+//! group, with PASS/MISS against the targets the README states. A MISS is
+//! printed loudly but does not fail the process. Answers are checked
+//! against the dataset too, and wrong ones are reported (without failing
+//! either).
 //!
 //! `cargo bench --bench membership` runs the full sizes. Without `--bench`
 //! (as `cargo test --benches` runs it) it does a quick smoke run instead.
@@ -85,9 +87,9 @@ const SECOND_PARENT: f64 = 0.3;
 /// The share of direct memberships that go to a leaf group.
 const LEAF_MEMBERSHIP: f64 = 0.9;
 
-/// The issue's target for transitive CheckMembership p99 on SQLite.
+/// The target for transitive CheckMembership p99 on SQLite.
 const CHECK_P99_TARGET: Duration = Duration::from_millis(2);
-/// The issue's target for p50(add one to the big group) / p50(… small one).
+/// The target for p50(add one to the big group) / p50(… small one).
 const ADD_RATIO_TARGET: f64 = 2.0;
 
 fn main() {
