@@ -5,7 +5,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex, Once, OnceLock},
+    sync::{Arc, Mutex, Once},
     time::Duration,
 };
 
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::scratch_db::{ScratchDb, ScratchError, connect_admin, postgres_admin_url};
+use super::scratch_db::{ScratchDb, connect_admin};
 
 /// How long cleanup waits for the server to stop after cancellation. This is
 /// a bound against hangs, not a timing assertion: a healthy server with the
@@ -231,37 +231,14 @@ fn init_logging() {
 }
 
 /// Starts groupd on `backend` with extra command-line flags. Returns `None`
-/// when PostgreSQL is wanted but absent outside CI (the test is skipped);
-/// panics when it is absent in CI.
+/// when the PostgreSQL half of the suite is skipped and `backend` is
+/// PostgreSQL; panics when PostgreSQL is wanted and does not answer (see
+/// the `postgres` module).
 pub async fn spawn_app(backend: Backend, extra_args: &[&str]) -> Option<(TestApp, Resources)> {
     init_logging();
     let (url, database) = match backend {
         Backend::Sqlite => ScratchDb::sqlite("groupd_test"),
-        Backend::Postgres => {
-            let admin_url = postgres_admin_url(&[]);
-            // A failed probe is remembered, so that a machine without
-            // PostgreSQL skips every PostgreSQL test at once instead of
-            // waiting for a connect timeout in each.
-            static UNREACHABLE: OnceLock<String> = OnceLock::new();
-            let unreachable = |error: &str| -> Option<(TestApp, Resources)> {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("no PostgreSQL at {admin_url} in CI: {error}");
-                }
-                eprintln!("skipped: no PostgreSQL at {admin_url} ({error})");
-                None
-            };
-            if let Some(error) = UNREACHABLE.get() {
-                return unreachable(error);
-            }
-            match ScratchDb::postgres(&admin_url, "groupd_test").await {
-                Ok(created) => created,
-                Err(ScratchError::Unreachable { error, .. }) => {
-                    let error = UNREACHABLE.get_or_init(|| error.to_string());
-                    return unreachable(error);
-                }
-                Err(problem) => panic!("{problem}"),
-            }
-        }
+        Backend::Postgres => super::postgres::scratch_database().await?,
     };
 
     let extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
@@ -305,6 +282,8 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let Some((app, resources)) = spawn_app(backend, extra_args).await else {
+        // The PostgreSQL half is skipped on request, which has been said
+        // where the output shows it (see the `postgres` module).
         return;
     };
     let outcome = tokio::spawn(scenario(app)).await;

@@ -12,7 +12,11 @@ mod assertions;
 mod child;
 mod grpc;
 mod http;
+mod postgres;
 #[path = "../../support/scratch_db.rs"]
 mod scratch_db;
 
-pub use self::{app::*, assertions::*, child::*, grpc::*, http::*, scratch_db::connect_admin};
+pub use self::{
+    app::*, assertions::*, child::*, grpc::*, http::*, postgres::check_postgres_half,
+    scratch_db::connect_admin,
+};
