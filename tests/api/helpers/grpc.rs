@@ -370,6 +370,19 @@ pub async fn list_all(app: &TestApp, mut request: pb::ListGroupsRequest) -> Vec<
     panic!("ListGroups did not reach its last page after 1000 pages");
 }
 
+/// The number of groups stored, deleted ones included.
+pub async fn group_count(app: &TestApp) -> usize {
+    list_all(
+        app,
+        pb::ListGroupsRequest {
+            show_deleted: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .len()
+}
+
 /// One page of ListGroupChanges.
 pub async fn try_changes_page(
     app: &TestApp,
