@@ -8,7 +8,7 @@ use reqwest::{Method, header};
 use serde_json::json;
 use tonic::Code;
 
-use super::http_update;
+use super::{assert_query_refused, http_update, http_update_ok};
 use crate::helpers::*;
 
 both_backends!(
@@ -142,13 +142,7 @@ async fn a_known_path_with_a_wrong_method_is_405_with_allow(app: TestApp) {
         ),
     ];
     for (method, path, allow) in cases {
-        let reply = http_call(&app, method.clone(), &path, None).await;
-        assert_http_error(&reply, 405, Code::Unimplemented, "METHOD_NOT_ALLOWED");
-        assert_eq!(
-            reply.header("allow"),
-            Some(allow),
-            "Allow of {method} {path}"
-        );
+        assert_method_not_allowed(&app, method, &path, allow).await;
     }
     assert_unchanged(&app, &before).await;
 }
@@ -167,15 +161,21 @@ async fn a_verb_path_with_a_wrong_method_is_405_not_a_call_on_an_id_holding_the_
         (Method::POST, "checkMembership", "GET"),
     ] {
         let path = format!("{}:{verb}", group_path(&group.id));
-        let reply = http_call(&app, method.clone(), &path, None).await;
-        assert_http_error(&reply, 405, Code::Unimplemented, "METHOD_NOT_ALLOWED");
-        assert_eq!(
-            reply.header("allow"),
-            Some(allow),
-            "Allow of {method} {path}"
-        );
+        assert_method_not_allowed(&app, method, &path, allow).await;
     }
     assert_unchanged(&app, &before).await;
+}
+
+/// Asserts that `method path` is 405 METHOD_NOT_ALLOWED, with the methods
+/// the path does take in `Allow`.
+async fn assert_method_not_allowed(app: &TestApp, method: Method, path: &str, allow: &str) {
+    let reply = http_call(app, method.clone(), path, None).await;
+    assert_http_error(&reply, 405, Code::Unimplemented, "METHOD_NOT_ALLOWED");
+    assert_eq!(
+        reply.header("allow"),
+        Some(allow),
+        "Allow of {method} {path}"
+    );
 }
 
 async fn a_query_value_that_does_not_decode_is_400_naming_the_parameter(app: TestApp) {
@@ -335,16 +335,14 @@ async fn a_body_over_the_limit_is_413_request_too_large(app: TestApp) {
 
     // A body under the limit is served.
     let small = "y".repeat(1000);
-    let answer = http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            &group.id,
-            "",
-            &json!({"description": small}),
-        )
-        .await,
-    );
+    let answer = http_update_ok(
+        &app,
+        Method::PATCH,
+        &group.id,
+        "",
+        &json!({"description": small}),
+    )
+    .await;
     assert_eq!(answer["description"], json!(small));
 }
 
@@ -412,26 +410,10 @@ async fn a_non_boolean_value_for_a_boolean_query_parameter_is_400(app: TestApp) 
 
     let group = rich_group(&app).await;
     let before = snapshot(&app, &group.id).await;
-    let reply = http_update(
-        &app,
-        Method::PATCH,
-        &group.id,
-        "?validateOnly=perhaps",
-        &json!({"description": "x"}),
-    )
-    .await;
-    assert_http_invalid(&reply, "validateOnly");
-    assert_unchanged(&app, &before).await;
-
-    let reply = http_call(
-        &app,
-        Method::DELETE,
-        &format!("{}?allowMissing=sure", group_path(&group.id)),
-        None,
-    )
-    .await;
-    assert_http_invalid(&reply, "allowMissing");
-    assert_unchanged(&app, &before).await;
+    let query = "?validateOnly=perhaps";
+    assert_query_refused(&app, &before, Method::PATCH, query, "validateOnly").await;
+    let query = "?allowMissing=sure";
+    assert_query_refused(&app, &before, Method::DELETE, query, "allowMissing").await;
 }
 
 async fn a_negative_or_non_numeric_page_size_is_400(app: TestApp) {

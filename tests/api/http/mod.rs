@@ -163,3 +163,33 @@ async fn http_update(
     )
     .await
 }
+
+/// PATCH (or PUT) a group over HTTP with a JSON body, asserting 200; the
+/// group answered.
+async fn http_update_ok(
+    app: &TestApp,
+    method: Method,
+    id: &str,
+    query: &str,
+    body: &Value,
+) -> Value {
+    http_ok(http_update(app, method, id, query, body).await)
+}
+
+/// Sends a PATCH (with a description to write) or a DELETE to the group of
+/// `before` with `query`, and asserts that it is refused 400 with a
+/// violation on `parameter` and changed nothing.
+async fn assert_query_refused(
+    app: &TestApp,
+    before: &Snapshot,
+    method: Method,
+    query: &str,
+    parameter: &str,
+) {
+    let path = format!("{}{query}", group_path(&before.group.id));
+    let body = json!({"description": "refused"});
+    let body = (method == Method::PATCH).then_some(&body);
+    let reply = http_call(app, method, &path, body).await;
+    assert_http_invalid(&reply, parameter);
+    assert_unchanged(app, before).await;
+}

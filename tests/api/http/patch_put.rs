@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 use tonic::Code;
 
-use super::{assert_same_group, http_update};
+use super::{assert_same_group, http_update, http_update_ok};
 use crate::helpers::*;
 
 both_backends!(
@@ -34,22 +34,20 @@ both_backends!(
 async fn patch_without_mask_clears_zero_valued_keys(app: TestApp) {
     let group = rich_group(&app).await;
 
-    let answer = http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            &group.id,
-            "",
-            &json!({
-                "description": "",
-                "inactive": false,
-                "members": [],
-                "admins": [],
-                "assignedRoles": [],
-            }),
-        )
-        .await,
-    );
+    let answer = http_update_ok(
+        &app,
+        Method::PATCH,
+        &group.id,
+        "",
+        &json!({
+            "description": "",
+            "inactive": false,
+            "members": [],
+            "admins": [],
+            "assignedRoles": [],
+        }),
+    )
+    .await;
 
     let stored = get(&app, &group.id).await;
     assert_eq!(stored.description, "");
@@ -85,16 +83,14 @@ async fn patch_without_mask_clears_zero_valued_keys(app: TestApp) {
 async fn patch_without_mask_clears_null_valued_keys(app: TestApp) {
     let group = rich_group(&app).await;
 
-    http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            &group.id,
-            "",
-            &json!({"description": null, "email": null, "memberOf": null}),
-        )
-        .await,
-    );
+    http_update_ok(
+        &app,
+        Method::PATCH,
+        &group.id,
+        "",
+        &json!({"description": null, "email": null, "memberOf": null}),
+    )
+    .await;
 
     let stored = get(&app, &group.id).await;
     assert_eq!(stored.description, "");
@@ -106,8 +102,7 @@ async fn patch_without_mask_clears_null_valued_keys(app: TestApp) {
 async fn patch_without_mask_clears_labels_with_an_empty_object(app: TestApp) {
     let group = rich_group(&app).await;
 
-    let answer =
-        http_ok(http_update(&app, Method::PATCH, &group.id, "", &json!({"labels": {}})).await);
+    let answer = http_update_ok(&app, Method::PATCH, &group.id, "", &json!({"labels": {}})).await;
 
     assert!(answer.get("labels").is_none(), "{answer}");
     let stored = get(&app, &group.id).await;
@@ -118,16 +113,14 @@ async fn patch_without_mask_clears_labels_with_an_empty_object(app: TestApp) {
 async fn patch_without_mask_keeps_fields_absent_from_the_body(app: TestApp) {
     let group = rich_group(&app).await;
 
-    let answer = http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            &group.id,
-            "",
-            &json!({"provenance": "scim", "labels": {"c": "3"}}),
-        )
-        .await,
-    );
+    let answer = http_update_ok(
+        &app,
+        Method::PATCH,
+        &group.id,
+        "",
+        &json!({"provenance": "scim", "labels": {"c": "3"}}),
+    )
+    .await;
 
     let stored = get(&app, &group.id).await;
     assert_eq!(stored.provenance, "scim");
@@ -140,22 +133,20 @@ async fn patch_without_mask_keeps_fields_absent_from_the_body(app: TestApp) {
 async fn patch_with_update_mask_updates_only_the_masked_fields(app: TestApp) {
     let group = rich_group(&app).await;
 
-    let answer = http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            &group.id,
-            "?updateMask=description",
-            &json!({
-                "description": "masked",
-                "email": "ignored@example.com",
-                "provenance": "",
-                "labels": {},
-                "members": [],
-            }),
-        )
-        .await,
-    );
+    let answer = http_update_ok(
+        &app,
+        Method::PATCH,
+        &group.id,
+        "?updateMask=description",
+        &json!({
+            "description": "masked",
+            "email": "ignored@example.com",
+            "provenance": "",
+            "labels": {},
+            "members": [],
+        }),
+    )
+    .await;
 
     assert_eq!(answer["description"], "masked");
     let stored = get(&app, &group.id).await;
@@ -188,24 +179,22 @@ async fn patch_with_a_bad_update_mask_path_is_400_and_changes_nothing(app: TestA
 async fn patch_ignores_output_only_fields_in_the_body(app: TestApp) {
     let group = rich_group(&app).await;
 
-    let answer = http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            &group.id,
-            "",
-            &json!({
-                "description": "after",
-                "state": "STATE_DELETED",
-                "createTime": "2000-01-01T00:00:00Z",
-                "deleteTime": "2000-01-01T00:00:00Z",
-                "createdBy": "mallory",
-                "updatedBy": "mallory",
-                "memberCount": 99,
-            }),
-        )
-        .await,
-    );
+    let answer = http_update_ok(
+        &app,
+        Method::PATCH,
+        &group.id,
+        "",
+        &json!({
+            "description": "after",
+            "state": "STATE_DELETED",
+            "createTime": "2000-01-01T00:00:00Z",
+            "deleteTime": "2000-01-01T00:00:00Z",
+            "createdBy": "mallory",
+            "updatedBy": "mallory",
+            "memberCount": 99,
+        }),
+    )
+    .await;
 
     assert_eq!(answer["state"], "STATE_ACTIVE");
     assert_eq!(answer["memberCount"], 2);
@@ -230,16 +219,14 @@ async fn patch_with_allow_missing_creates_the_group(app: TestApp) {
     assert_http_error(&reply, 404, Code::NotFound, "GROUP_NOT_FOUND");
     assert_eq!(group_count(&app).await, 0);
 
-    let created = http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            "fresh",
-            "?allowMissing=true",
-            &json!({"name": "fresh", "description": "new"}),
-        )
-        .await,
-    );
+    let created = http_update_ok(
+        &app,
+        Method::PATCH,
+        "fresh",
+        "?allowMissing=true",
+        &json!({"name": "fresh", "description": "new"}),
+    )
+    .await;
     assert_eq!(created["id"], "fresh");
     let stored = get(&app, "fresh").await;
     assert_eq!(stored.description, "new");
@@ -254,16 +241,14 @@ async fn patch_with_validate_only_answers_the_would_be_group_and_writes_nothing(
     let group = rich_group(&app).await;
     let before = snapshot(&app, &group.id).await;
 
-    let answer = http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            &group.id,
-            "?validateOnly=true",
-            &json!({"description": "dry run"}),
-        )
-        .await,
-    );
+    let answer = http_update_ok(
+        &app,
+        Method::PATCH,
+        &group.id,
+        "?validateOnly=true",
+        &json!({"description": "dry run"}),
+    )
+    .await;
     assert_eq!(answer["description"], "dry run");
     assert_eq!(answer["email"], "before@example.com");
     assert_unchanged(&app, &before).await;
@@ -284,16 +269,14 @@ async fn patch_with_validate_only_answers_the_would_be_group_and_writes_nothing(
 async fn put_without_mask_replaces_the_whole_group(app: TestApp) {
     let group = rich_group(&app).await;
 
-    let answer = http_ok(
-        http_update(
-            &app,
-            Method::PUT,
-            &group.id,
-            "",
-            &json!({"name": "rich", "description": "only this"}),
-        )
-        .await,
-    );
+    let answer = http_update_ok(
+        &app,
+        Method::PUT,
+        &group.id,
+        "",
+        &json!({"name": "rich", "description": "only this"}),
+    )
+    .await;
 
     let stored = get(&app, &group.id).await;
     assert_eq!(stored.name, "rich");
@@ -321,16 +304,14 @@ async fn put_without_mask_replaces_the_whole_group(app: TestApp) {
 async fn put_with_update_mask_behaves_as_masked(app: TestApp) {
     let group = rich_group(&app).await;
 
-    http_ok(
-        http_update(
-            &app,
-            Method::PUT,
-            &group.id,
-            "?updateMask=email",
-            &json!({"name": "rich", "email": "after@example.com"}),
-        )
-        .await,
-    );
+    http_update_ok(
+        &app,
+        Method::PUT,
+        &group.id,
+        "?updateMask=email",
+        &json!({"name": "rich", "email": "after@example.com"}),
+    )
+    .await;
 
     let stored = get(&app, &group.id).await;
     assert_eq!(stored.email, "after@example.com");
@@ -377,16 +358,14 @@ async fn a_body_id_that_differs_from_the_path_id_is_400(app: TestApp) {
 async fn a_body_id_equal_to_the_path_id_is_accepted(app: TestApp) {
     let group = rich_group(&app).await;
 
-    let answer = http_ok(
-        http_update(
-            &app,
-            Method::PATCH,
-            &group.id,
-            "",
-            &json!({"id": group.id, "description": "same id"}),
-        )
-        .await,
-    );
+    let answer = http_update_ok(
+        &app,
+        Method::PATCH,
+        &group.id,
+        "",
+        &json!({"id": group.id, "description": "same id"}),
+    )
+    .await;
 
     assert_eq!(answer["id"], json!(group.id));
     let stored = get(&app, &group.id).await;
