@@ -3,9 +3,15 @@
 //! PostgreSQL (`<scenario>::sqlite`, `<scenario>::postgres`).
 //!
 //! PostgreSQL comes from `GROUPD_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); without it the PostgreSQL
-//! variants are skipped, except in CI (`CI=true`) where they fail. Set
-//! `TEST_LOG=1` to see the server's logs.
+//! `postgres://postgres@127.0.0.1:5432/postgres`), and each PostgreSQL
+//! scenario gets a fresh database on it. When no server answers there,
+//! every `::postgres` test and `postgres_half_of_the_suite` fail with a
+//! message naming the URL and saying how to start a server or opt out.
+//! `GROUPD_TEST_SKIP_POSTGRES=1` opts out: the `::postgres` tests return
+//! without running (libtest still lists them `ok`) and a notice that only
+//! SQLite was tested is printed in the test output. Under `CI=true` the
+//! opt-out is refused, and those tests fail. Set `TEST_LOG=1` to see the
+//! server's logs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,3 +35,11 @@ mod operations;
 mod seeds;
 mod serving;
 mod update;
+
+/// Fails when the PostgreSQL half of the suite cannot run and was not
+/// skipped on purpose, and prints the skip notice when it was: one test
+/// that says what became of the `::postgres` tests, whatever the filter.
+#[tokio::test]
+async fn postgres_half_of_the_suite() {
+    helpers::check_postgres_half().await;
+}

@@ -34,19 +34,6 @@ fn update_time(group: &Value) -> (i64, i32) {
     instant(timestamp(group, "updateTime").as_ref())
 }
 
-/// The number of groups stored, deleted ones included.
-async fn group_count(app: &TestApp) -> usize {
-    list_all(
-        app,
-        pb::ListGroupsRequest {
-            show_deleted: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .len()
-}
-
 // ---------------------------------------------------------------------------
 // Diffa: PUT config/groups/:id, body {"key": "important-group"}.
 // ---------------------------------------------------------------------------
