@@ -16,6 +16,7 @@ both_backends!(
     etag_compare_and_set_counter_through_two_replicas_never_loses_an_increment,
     concurrent_additions_of_distinct_members_all_land,
     concurrent_creates_of_the_same_name_let_exactly_one_win,
+    concurrent_creates_of_one_chosen_id_let_exactly_one_win,
     concurrent_creates_with_one_request_id_all_answer_the_one_group_they_create,
     a_page_token_from_one_replica_works_on_another,
     // Identical retries racing the first attempt: on PostgreSQL a retry that
@@ -242,6 +243,51 @@ async fn concurrent_creates_of_the_same_name_let_exactly_one_win(app: TestApp) {
     assert_eq!(winners, 1);
     let listed = list(&app, pb::ListGroupsRequest::default()).await;
     assert_eq!(listed.total_size, 1);
+}
+
+/// Racing creates of one chosen id under different names: the losers pass
+/// the existence check before the winner commits, so on PostgreSQL it is
+/// the primary key that refuses them, and the database's error must still
+/// answer GROUP_ID_TAKEN.
+async fn concurrent_creates_of_one_chosen_id_let_exactly_one_win(app: TestApp) {
+    const RACERS: usize = 8;
+    const ROUNDS: usize = 4;
+
+    let replica = app.spawn_replica().await;
+    for round in 0..ROUNDS {
+        let id = format!("chosen-{round}");
+        let mut tasks = Vec::new();
+        for i in 0..RACERS {
+            let mut client = if i % 2 == 0 {
+                app.client()
+            } else {
+                replica.client.clone()
+            };
+            let request = pb::CreateGroupRequest {
+                group: Some(named(&format!("racer-{round}-{i}"))),
+                group_id: id.clone(),
+                ..Default::default()
+            };
+            tasks.push(tokio::spawn(async move {
+                client
+                    .create_group(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(group) => winners.push(group),
+                Err(status) => assert_already_exists(&status, "GROUP_ID_TAKEN"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(get(&app, &id).await.name, winners[0].name);
+        assert_eq!(changes(&app, &id).await.len(), 1);
+    }
+    let listed = list(&app, pb::ListGroupsRequest::default()).await;
+    assert_eq!(listed.total_size, i32::try_from(ROUNDS).unwrap());
 }
 
 async fn concurrent_creates_with_one_request_id_all_answer_the_one_group_they_create(app: TestApp) {
