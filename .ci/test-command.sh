@@ -61,8 +61,9 @@ check_test_command() {
 
 # Reads libtest's output in the file $1 and prints how many tests ran, in
 # how many test binaries. Fails when a binary reported a failed test, when
-# a test was filtered out (nothing in an allowed command filters), when no
-# test ran at all, or when cargo reported an error.
+# a test was filtered out (nothing in an allowed command filters) or
+# ignored (a skipped test must not pass for a tested one), when no test ran
+# at all, or when cargo reported an error.
 count_test_results() {
   awk '
     /^test result: / {
@@ -84,6 +85,7 @@ count_test_results() {
       if (bad) exit 1
       if (passed == 0) { print "no test ran" > "/dev/stderr"; exit 1 }
       if (filtered) { print filtered " tests were filtered out" > "/dev/stderr"; exit 1 }
+      if (ignored) { print ignored " tests were ignored: CI runs every test" > "/dev/stderr"; exit 1 }
     }
   ' "$1"
 }
