@@ -10,6 +10,7 @@ use crate::{
         validate,
     },
     error::Error,
+    store::WriteTx,
 };
 
 impl GroupService {
@@ -38,27 +39,7 @@ impl GroupService {
         }
         let mut group = match tx.lock_group(&request.id).await? {
             Some(group) if group.is_live() => group,
-            None if request.allow_missing => {
-                if !request.etag.is_empty() {
-                    return Err(Error::EtagMismatch {
-                        id: request.id.as_str().to_owned(),
-                    });
-                }
-                Error::check(create::check_new_group(
-                    request.id.as_str(),
-                    &request.fields,
-                    &request.membership,
-                    &self.limits,
-                ))?;
-                let new = NewGroup {
-                    id: request.id.clone(),
-                    fields: request.fields.clone(),
-                    membership: &request.membership,
-                    validate_only: request.validate_only,
-                    request_id: None,
-                };
-                return self.insert_new_group(tx, actor, new).await;
-            }
+            None if request.allow_missing => return self.create_missing(tx, actor, request).await,
             _ => return Err(not_found(&request.id)),
         };
         check_etag(&group, &request.etag)?;
@@ -125,6 +106,38 @@ impl GroupService {
         }
         group.members = Some(plan.delta.apply(current));
         Ok(group)
+    }
+}
+
+impl GroupService {
+    /// UpdateGroup with `allow_missing` on a group that does not exist:
+    /// creates it from the request, as CreateGroup would (the mask is
+    /// ignored). An etag cannot match a group that does not exist.
+    async fn create_missing(
+        &self,
+        tx: WriteTx,
+        actor: &Principal,
+        request: UpdateGroup,
+    ) -> Result<Group, Error> {
+        if !request.etag.is_empty() {
+            return Err(Error::EtagMismatch {
+                id: request.id.as_str().to_owned(),
+            });
+        }
+        Error::check(create::check_new_group(
+            request.id.as_str(),
+            &request.fields,
+            &request.membership,
+            &self.limits,
+        ))?;
+        let new = NewGroup {
+            id: request.id,
+            fields: request.fields,
+            membership: &request.membership,
+            validate_only: request.validate_only,
+            request_id: None,
+        };
+        self.insert_new_group(tx, actor, new).await
     }
 }
 
