@@ -219,23 +219,13 @@ async fn concurrent_additions_of_distinct_members_all_land(app: TestApp) {
 async fn concurrent_creates_of_the_same_name_let_exactly_one_win(app: TestApp) {
     const RACERS: usize = 8;
 
-    let mut tasks = Vec::new();
-    for i in 0..RACERS {
-        let mut client = app.client();
-        tasks.push(tokio::spawn(async move {
-            let name = if i % 2 == 0 { "Racer" } else { "racer" };
-            client
-                .create_group(pb::CreateGroupRequest {
-                    group: Some(named(name)),
-                    ..Default::default()
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        }));
-    }
+    let requests = (0..RACERS).map(|i| pb::CreateGroupRequest {
+        group: Some(named(if i % 2 == 0 { "Racer" } else { "racer" })),
+        ..Default::default()
+    });
     let mut winners = 0;
-    for task in tasks {
-        match task.await.unwrap() {
+    for answer in race_creates(&[app.client()], requests).await {
+        match answer {
             Ok(_) => winners += 1,
             Err(status) => assert_already_exists(&status, "GROUP_NAME_TAKEN"),
         }
@@ -254,30 +244,17 @@ async fn concurrent_creates_of_one_chosen_id_let_exactly_one_win(app: TestApp) {
     const ROUNDS: usize = 4;
 
     let replica = app.spawn_replica().await;
+    let clients = [app.client(), replica.client];
     for round in 0..ROUNDS {
         let id = format!("chosen-{round}");
-        let mut tasks = Vec::new();
-        for i in 0..RACERS {
-            let mut client = if i % 2 == 0 {
-                app.client()
-            } else {
-                replica.client.clone()
-            };
-            let request = pb::CreateGroupRequest {
-                group: Some(named(&format!("racer-{round}-{i}"))),
-                group_id: id.clone(),
-                ..Default::default()
-            };
-            tasks.push(tokio::spawn(async move {
-                client
-                    .create_group(request)
-                    .await
-                    .map(tonic::Response::into_inner)
-            }));
-        }
+        let requests = (0..RACERS).map(|i| pb::CreateGroupRequest {
+            group: Some(named(&format!("racer-{round}-{i}"))),
+            group_id: id.clone(),
+            ..Default::default()
+        });
         let mut winners = Vec::new();
-        for task in tasks {
-            match task.await.unwrap() {
+        for answer in race_creates(&clients, requests).await {
+            match answer {
                 Ok(group) => winners.push(group),
                 Err(status) => assert_already_exists(&status, "GROUP_ID_TAKEN"),
             }
@@ -317,32 +294,25 @@ async fn racing_creates_with_one_request_id(app: &TestApp, name: impl Fn(usize, 
     let mut created_ids = BTreeSet::new();
     for round in 0..ROUNDS {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let mut tasks = Vec::new();
-        for attempt in 0..TASKS {
-            let mut client = clients[attempt % clients.len()].clone();
-            let request = pb::CreateGroupRequest {
-                group: Some(pb::Group {
-                    description: "sent once, retried many times".to_owned(),
-                    members: members(&["alice", "bob"]),
-                    admins: members(&["alice"]),
-                    ..named(&name(round, attempt))
-                }),
-                request_id: request_id.clone(),
-                ..Default::default()
-            };
-            tasks.push(tokio::spawn(async move {
-                client
-                    .create_group(request)
-                    .await
-                    .map(tonic::Response::into_inner)
-            }));
-        }
-        let mut answers = Vec::new();
-        for task in tasks {
-            answers.push(task.await.unwrap().unwrap_or_else(|status| {
-                panic!("round {round}: an attempt of one request failed: {status:?}")
-            }));
-        }
+        let requests = (0..TASKS).map(|attempt| pb::CreateGroupRequest {
+            group: Some(pb::Group {
+                description: "sent once, retried many times".to_owned(),
+                members: members(&["alice", "bob"]),
+                admins: members(&["alice"]),
+                ..named(&name(round, attempt))
+            }),
+            request_id: request_id.clone(),
+            ..Default::default()
+        });
+        let answers: Vec<pb::Group> = race_creates(&clients, requests)
+            .await
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|status| {
+                    panic!("round {round}: an attempt of one request failed: {status:?}")
+                })
+            })
+            .collect();
         let created = &answers[0];
         for answer in &answers {
             assert_eq!(
@@ -376,6 +346,32 @@ async fn racing_creates_with_one_request_id(app: &TestApp, name: impl Fn(usize, 
         created_ids
     );
     assert_eq!(stored.len(), ROUNDS);
+}
+
+/// Sends `requests` all at once, spread over `clients`, and returns their
+/// answers in request order.
+async fn race_creates(
+    clients: &[Client],
+    requests: impl IntoIterator<Item = pb::CreateGroupRequest>,
+) -> Vec<Result<pb::Group, tonic::Status>> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, request)| {
+            let mut client = clients[i % clients.len()].clone();
+            tokio::spawn(async move {
+                client
+                    .create_group(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
 }
 
 async fn a_page_token_from_one_replica_works_on_another(app: TestApp) {
