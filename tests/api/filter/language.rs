@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use groupd::pb;
 
-use super::set;
+use super::{SeedRow, seed_group, set};
 use crate::helpers::*;
 
 both_backends!(
@@ -23,7 +23,7 @@ both_backends!(
 
 /// Four groups with distinct values in every filterable field.
 async fn seed(app: &TestApp) {
-    let groups = [
+    let groups: [SeedRow; 4] = [
         (
             "alpha",
             "site-a",
@@ -50,22 +50,8 @@ async fn seed(app: &TestApp) {
             &[("tier", "2")][..],
         ),
     ];
-    for (name, scope, email, provenance, inactive, labels) in groups {
-        create(
-            app,
-            with_labels(
-                pb::Group {
-                    name: name.to_owned(),
-                    scope: scope.to_owned(),
-                    email: email.to_owned(),
-                    provenance: provenance.to_owned(),
-                    inactive,
-                    ..Default::default()
-                },
-                labels,
-            ),
-        )
-        .await;
+    for row in &groups {
+        create(app, seed_group(row, Vec::new())).await;
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use groupd::pb;
 
-use super::set;
+use super::{SeedRow, seed_group, set};
 use crate::helpers::*;
 
 both_backends!(the_filter_table_every_field_operator_precedence_quoting_and_injection);
@@ -65,16 +65,6 @@ fn nothing_or_rejected(filter: &str) -> Case {
 
 /// Every live group of [`table_seed`].
 const LIVE: &[&str] = &["ALPHA", "Beta", "a_b", "alpha", "axb", "delta", "gamma"];
-
-/// name, scope, email, provenance, inactive, labels.
-type SeedRow = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    bool,
-    &'static [(&'static str, &'static str)],
-);
 
 /// Eight groups (one deleted) with distinct values in every filterable
 /// field, and label values holding quotes, LIKE wildcards, a backslash and
@@ -133,25 +123,8 @@ const DELETED_SEED: &str = "omega";
 /// deleted one as DeleteGroup answered it.
 async fn table_seed(app: &TestApp) -> Vec<pb::Group> {
     let mut created = Vec::new();
-    for (name, scope, email, provenance, inactive, labels) in SEED_ROWS {
-        created.push(
-            create(
-                app,
-                with_labels(
-                    pb::Group {
-                        name: name.to_owned(),
-                        scope: scope.to_owned(),
-                        email: email.to_owned(),
-                        provenance: provenance.to_owned(),
-                        inactive,
-                        members: members(&["alice"]),
-                        ..Default::default()
-                    },
-                    labels,
-                ),
-            )
-            .await,
-        );
+    for row in &SEED_ROWS {
+        created.push(create(app, seed_group(row, members(&["alice"]))).await);
     }
     let deleted = created
         .iter()
