@@ -44,15 +44,7 @@ async fn a_group_holds_100000_members_and_small_changes_leave_them_alone(app: Te
 
     // Changing the description keeps every member and records no
     // membership change.
-    let updated = update(
-        &app,
-        pb::Group {
-            description: "all staff".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let updated = set_description(&app, &group.id, "all staff").await;
     assert_eq!(updated.description, "all staff");
     assert_eq!(usize::try_from(updated.member_count).unwrap(), LIMIT);
     assert_eq!(updated.members.len(), LIMIT);

@@ -55,15 +55,7 @@ async fn a_new_group_has_one_create_entry_at_version_1(app: TestApp) {
 
 async fn every_kind_of_write_appends_one_entry_with_the_next_version(app: TestApp) {
     let created = create_named(&app, "lifecycle").await;
-    let updated = update(
-        &app,
-        pb::Group {
-            description: "updated".to_owned(),
-            ..patch(&created.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let updated = set_description(&app, &created.id, "updated").await;
     let added = add(&app, &created.id, &["alice"], &[]).await;
     let removed = remove(&app, &created.id, &["alice"], &[]).await;
     let deleted = delete(&app, &created.id).await;
@@ -364,15 +356,7 @@ async fn changes_of_a_missing_group_are_not_found(app: TestApp) {
 
 async fn changes_reject_a_negative_page_size_and_a_tampered_token(app: TestApp) {
     let group = create_named(&app, "guarded").await;
-    update(
-        &app,
-        pb::Group {
-            description: "second".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    set_description(&app, &group.id, "second").await;
 
     let status = try_changes_page(&app, &group.id, -1, "").await.unwrap_err();
     assert_invalid_argument(&status, "page_size");

@@ -66,15 +66,7 @@ async fn delete_soft_deletes_and_returns_the_group_in_state_deleted(app: TestApp
 async fn delete_with_a_stale_etag_is_aborted_and_with_the_current_one_succeeds(app: TestApp) {
     let group = create_named(&app, "guarded").await;
     let stale = group.etag.clone();
-    let current = update(
-        &app,
-        pb::Group {
-            description: "moved on".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let current = set_description(&app, &group.id, "moved on").await;
     let before = snapshot(&app, &group.id).await;
 
     for etag in [stale.as_str(), "\"made-up\""] {
@@ -332,15 +324,7 @@ async fn a_deleted_group_rejects_updates_and_membership_changes_as_not_found(app
 
 async fn a_deleted_group_keeps_its_history_readable(app: TestApp) {
     let group = create_named(&app, "archived").await;
-    update(
-        &app,
-        pb::Group {
-            description: "once".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    set_description(&app, &group.id, "once").await;
     delete(&app, &group.id).await;
 
     let history = changes(&app, &group.id).await;

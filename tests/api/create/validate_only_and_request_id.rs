@@ -109,15 +109,7 @@ async fn create_retried_with_the_same_request_id_returns_the_first_group(app: Te
 
     // The retry returns the group as it stands now, not a copy of the first
     // answer.
-    let updated = update(
-        &app,
-        pb::Group {
-            description: "changed since".to_owned(),
-            ..patch(&first.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let updated = set_description(&app, &first.id, "changed since").await;
     let late_retry = create_request(&app, request).await.unwrap();
     assert_eq!(late_retry.id, first.id);
     assert_eq!(late_retry.description, "changed since");

@@ -86,15 +86,7 @@ async fn list_orders_by_update_time(app: TestApp) {
     let first = create_named(&app, "first").await;
     let second = create_named(&app, "second").await;
     let third = create_named(&app, "third").await;
-    let touched = update(
-        &app,
-        pb::Group {
-            description: "touched last".to_owned(),
-            ..patch(&first.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let touched = set_description(&app, &first.id, "touched last").await;
     assert!(
         instant(touched.update_time.as_ref()) > instant(third.update_time.as_ref()),
         "update_time moves forward"

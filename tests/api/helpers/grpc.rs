@@ -206,6 +206,20 @@ pub async fn try_update(
     .await
 }
 
+/// Sets group `id`'s description with the mask `description`, and returns
+/// the updated group.
+pub async fn set_description(app: &TestApp, id: &str, description: &str) -> pb::Group {
+    update(
+        app,
+        pb::Group {
+            description: description.to_owned(),
+            ..patch(id)
+        },
+        Some(&["description"]),
+    )
+    .await
+}
+
 /// Updates a group, panicking on error.
 pub async fn update(app: &TestApp, group: pb::Group, paths: Option<&[&str]>) -> pb::Group {
     try_update(app, group, paths)

@@ -22,15 +22,7 @@ both_backends!(
 /// carries is stale.
 async fn group_with_a_stale_etag(app: &TestApp) -> pb::Group {
     let group = rich_group(app).await;
-    update(
-        app,
-        pb::Group {
-            description: "moved on".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    set_description(app, &group.id, "moved on").await;
     group
 }
 

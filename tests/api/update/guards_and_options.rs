@@ -88,15 +88,7 @@ async fn rule_08_the_same_scope_is_ignored(app: TestApp) {
 async fn rule_09_a_stale_etag_is_aborted_whether_or_not_the_mask_names_etag(app: TestApp) {
     let group = rich_group(&app).await;
     let stale = group.etag.clone();
-    update(
-        &app,
-        pb::Group {
-            description: "someone else".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    set_description(&app, &group.id, "someone else").await;
     let before = snapshot(&app, &group.id).await;
     assert_ne!(before.group.etag, stale);
 
@@ -368,15 +360,7 @@ async fn rule_11_validate_only_still_checks_everything(app: TestApp) {
     )
     .await;
     let stale = group.etag.clone();
-    update(
-        &app,
-        pb::Group {
-            description: "moved on".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    set_description(&app, &group.id, "moved on").await;
     let before = snapshot(&app, &group.id).await;
 
     let dry = |group: pb::Group, paths: &[&str]| pb::UpdateGroupRequest {

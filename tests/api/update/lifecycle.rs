@@ -38,15 +38,7 @@ async fn rule_13_updating_a_deleted_group_is_not_found_until_it_is_undeleted(app
     assert_unchanged(&app, &before).await;
 
     try_undelete(&app, &group.id, "").await.unwrap();
-    let updated = update(
-        &app,
-        pb::Group {
-            description: "after undelete".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let updated = set_description(&app, &group.id, "after undelete").await;
     assert_eq!(updated.description, "after undelete");
     assert_eq!(updated.state(), pb::State::Active);
 }
@@ -141,15 +133,7 @@ async fn rule_15_every_update_appends_one_history_entry_with_its_effective_mask(
 async fn update_is_a_write_new_etag_later_update_time_same_create_time(app: TestApp) {
     let group = rich_group(&app).await;
 
-    let updated = update(
-        &app,
-        pb::Group {
-            description: "write".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let updated = set_description(&app, &group.id, "write").await;
 
     assert_ne!(updated.etag, group.etag);
     assert_quoted_etag(&updated.etag);
@@ -199,25 +183,9 @@ async fn every_write_moves_update_time_forward_even_when_the_clock_is_behind_it(
         );
         last = time;
     };
-    let updated = update(
-        &app,
-        pb::Group {
-            description: "first".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let updated = set_description(&app, &group.id, "first").await;
     step("UpdateGroup", &updated);
-    let updated = update(
-        &app,
-        pb::Group {
-            description: "second".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let updated = set_description(&app, &group.id, "second").await;
     step("a second UpdateGroup", &updated);
     step(
         "AddGroupMembers",

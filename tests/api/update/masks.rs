@@ -45,15 +45,7 @@ async fn rule_01_mask_paths_are_relative_to_the_group(app: TestApp) {
     assert_bad_mask_path(&status, "group.description");
     assert_unchanged(&app, &before).await;
 
-    let updated = update(
-        &app,
-        pb::Group {
-            description: "relative".to_owned(),
-            ..patch(&group.id)
-        },
-        Some(&["description"]),
-    )
-    .await;
+    let updated = set_description(&app, &group.id, "relative").await;
     assert_eq!(updated.description, "relative");
     assert_only_changed(&before.group, &updated, &["description"]);
 }
