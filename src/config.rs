@@ -216,6 +216,9 @@ impl Settings {
                 ),
             );
         }
+        if let Err(problem) = self.limits().check() {
+            return invalid(ErrorKind::ArgumentConflict, problem);
+        }
         Ok(())
     }
 
@@ -250,6 +253,7 @@ impl Settings {
         Limits {
             max_members_per_request: self.max_members_per_request,
             max_members_per_group: self.max_members_per_group,
+            max_reply_bytes: self.max_message_bytes,
         }
     }
 }

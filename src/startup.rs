@@ -150,8 +150,9 @@ impl Application {
             self.service,
             self.metrics.clone(),
             self.settings.request_timeout,
+            self.settings.max_message_bytes,
         )
-        .into_server(self.settings.max_message_bytes);
+        .into_server();
         let gateway = http::contract_gateway(
             GrpcHandler::new(groups.clone()),
             self.settings.max_message_bytes,

@@ -244,6 +244,9 @@ pub struct GroupChange {
     pub admins_added: Vec<String>,
     /// Principals that stopped being admins.
     pub admins_removed: Vec<String>,
+    /// Whether the four lists above were cut short to fit a reply (see
+    /// [`super::reply::fit_change`]).
+    pub delta_truncated: bool,
 }
 
 /// The etag of version `version` of group `id`, in RFC 7232 quoted form.

@@ -11,6 +11,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The longest name, scope or group id, in bytes (all ASCII).
+pub const NAME_MAX_BYTES: usize = 128;
+/// The longest principal id, in bytes.
+pub const PRINCIPAL_ID_MAX_BYTES: usize = 256;
+/// The longest role id, in bytes.
+pub const ROLE_ID_MAX_BYTES: usize = 256;
+
 /// The pattern of names, scopes and group ids ([`is_name`]).
 pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
 /// The pattern of principal ids ([`PrincipalId`]).
@@ -48,7 +55,7 @@ fn is_token(text: &str, max_len: usize, extra: &[u8]) -> bool {
 /// [`NAME_PATTERN`]: group names and scopes (and group ids, which follow
 /// the same rule).
 pub fn is_name(text: &str) -> bool {
-    is_token(text, 128, b"._-")
+    is_token(text, NAME_MAX_BYTES, b"._-")
 }
 
 /// [`LABEL_KEY_PATTERN`]: label keys.
@@ -148,13 +155,13 @@ identifier!(
 identifier!(
     /// A principal's id (a user or a service): [`PRINCIPAL_ID_PATTERN`].
     PrincipalId,
-    |text: &str| is_token(text, 256, b"._@-")
+    |text: &str| is_token(text, PRINCIPAL_ID_MAX_BYTES, b"._@-")
 );
 
 identifier!(
     /// An opaque role id: [`ROLE_ID_PATTERN`].
     RoleId,
-    |text: &str| is_token(text, 256, b"._@:/-")
+    |text: &str| is_token(text, ROLE_ID_MAX_BYTES, b"._@:/-")
 );
 
 #[cfg(test)]

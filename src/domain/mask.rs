@@ -34,6 +34,11 @@ pub enum MaskPath {
     Label(String),
 }
 
+/// Most paths one mask may name: enough to name every writable field and
+/// to delete every label of a group while setting as many new ones, and
+/// small enough that the history entry recording the mask stays small.
+pub const MAX_MASK_PATHS: usize = 200;
+
 /// The writable top-level fields, in proto order; what `*` stands for.
 const WRITABLE: [(&str, MaskPath); 11] = [
     ("name", MaskPath::Name),
@@ -110,6 +115,15 @@ impl UpdateMask {
                     "\"*\" must be the only path of the mask",
                 )])
             };
+        }
+        if paths.len() > MAX_MASK_PATHS {
+            return Err(vec![FieldViolation::new(
+                "update_mask",
+                format!(
+                    "a mask may name at most {MAX_MASK_PATHS} paths; this one names {}",
+                    paths.len()
+                ),
+            )]);
         }
         let mut parsed = BTreeSet::new();
         let mut violations = Vec::new();
@@ -189,6 +203,25 @@ impl UpdateMask {
     /// membership must be read.
     pub fn replaces_membership(&self) -> bool {
         self.replaces_members() || self.replaces_admins()
+    }
+
+    /// The paths the history records for an update from `before` to
+    /// `after` under this mask: the normalized paths, except `labels.<key>`
+    /// paths that changed nothing (deleting a label that was not there, or
+    /// setting one to the value it had), so that a mask naming many absent
+    /// labels records nothing for them.
+    pub fn effective_paths(&self, before: &GroupFields, after: &GroupFields) -> Vec<String> {
+        if self.full_replacement {
+            return vec!["*".to_owned()];
+        }
+        self.paths
+            .iter()
+            .filter(|path| match path {
+                MaskPath::Label(key) => before.labels.get(key) != after.labels.get(key),
+                _ => true,
+            })
+            .map(MaskPath::to_path)
+            .collect()
     }
 
     /// Whether the mask touches `member_of`, which needs the parents checked.

@@ -30,6 +30,15 @@ impl MembershipDelta {
             && self.demote.is_empty()
     }
 
+    /// How many principals the history entry of this delta lists: the
+    /// members added and removed, and the admins added and removed (an
+    /// admin who is also a new member is listed twice).
+    pub fn entries(&self) -> usize {
+        let admins_added = self.insert.iter().filter(|m| m.is_admin).count() + self.promote.len();
+        let admins_removed = self.deleted_admins.len() + self.demote.len();
+        self.insert.len() + self.delete.len() + admins_added + admins_removed
+    }
+
     /// How the member count changes.
     pub fn count_change(&self) -> i64 {
         len_i64(self.insert.len()) - len_i64(self.delete.len())
@@ -202,6 +211,7 @@ mod tests {
         assert_eq!(delta.members_added(), ids(&["c", "d"]));
         assert_eq!(delta.admins_added(), ids(&["a", "d"]));
         assert_eq!(delta.count_change(), 2);
+        assert_eq!(delta.entries(), 4);
     }
 
     #[test]
@@ -212,6 +222,7 @@ mod tests {
         assert_eq!(delta.demote, ids(&["b"]));
         assert_eq!(delta.admins_removed(), ids(&["a", "b"]));
         assert_eq!(delta.count_change(), -1);
+        assert_eq!(delta.entries(), 3);
         assert!(remove(&existing, &ids(&["x"]), &ids(&[])).is_empty());
     }
 

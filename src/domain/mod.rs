@@ -13,6 +13,7 @@ pub mod ids;
 pub mod listing;
 pub mod mask;
 pub mod membership;
+pub mod reply;
 pub mod requests;
 pub mod update;
 pub mod validate;
@@ -42,13 +43,16 @@ impl Principal {
     }
 }
 
-/// Configurable limits on request and group sizes.
+/// Configurable limits on request, group and reply sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Most principals one request may carry.
+    /// Most principals one request may carry, and most memberships and
+    /// admin roles one write may change.
     pub max_members_per_request: usize,
     /// Most direct members a group may have.
     pub max_members_per_group: usize,
+    /// Largest reply, in bytes of its binary form.
+    pub max_reply_bytes: usize,
 }
 
 impl Default for Limits {
@@ -56,6 +60,27 @@ impl Default for Limits {
         Self {
             max_members_per_request: 10_000,
             max_members_per_group: 100_000,
+            max_reply_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Whether every reply these limits allow fits `max_reply_bytes`: a
+    /// write's history entry grows with the memberships one request may
+    /// change, and must always be readable. The error says how large the
+    /// reply limit must be.
+    pub fn check(&self) -> Result<(), String> {
+        let needed = reply::smallest_reply_limit(self);
+        if self.max_reply_bytes >= needed {
+            Ok(())
+        } else {
+            Err(format!(
+                "a reply limit of {} bytes is too small for {} members per request: a write's \
+                 history entry may take up to {needed} bytes; raise --max-message-bytes to at \
+                 least {needed} or lower --max-members-per-request",
+                self.max_reply_bytes, self.max_members_per_request
+            ))
         }
     }
 }

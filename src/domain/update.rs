@@ -34,7 +34,8 @@ pub struct UpdatePlan {
     pub fields: GroupFields,
     /// The membership rows to change.
     pub delta: MembershipDelta,
-    /// The effective mask, as the history records it.
+    /// The effective mask, as the history records it (see
+    /// [`super::UpdateMask::effective_paths`]).
     pub mask_paths: Vec<String>,
 }
 
@@ -90,15 +91,16 @@ pub fn plan(
             limits,
         ));
         delta = membership::replace(current, &target.members, &target.admins);
+        violations.extend(validate::change_size(&delta, "group.members", limits));
     }
     if !violations.is_empty() {
         return Err(violations);
     }
     fields.normalize();
     Ok(UpdatePlan {
+        mask_paths: request.mask.effective_paths(&stored.fields, &fields),
         fields,
         delta,
-        mask_paths: request.mask.to_paths(),
     })
 }
 
@@ -211,6 +213,41 @@ mod tests {
             ids(&["description", "labels.b", "labels.c"])
         );
         assert!(!plan.renames(&stored()) && !plan.changes_parents(&stored()));
+    }
+
+    #[test]
+    fn label_paths_that_change_nothing_are_not_recorded() {
+        let fields = GroupFields {
+            labels: BTreeMap::from([("a".into(), "1".into()), ("c".into(), "3".into())]),
+            ..GroupFields::default()
+        };
+        let paths = [
+            "labels.a",
+            "labels.b",
+            "labels.c",
+            "labels.absent",
+            "description",
+        ];
+        let plan = plan_fields(&paths, fields).unwrap();
+        // `a` keeps its value and `absent` stays absent: neither is recorded.
+        assert_eq!(
+            plan.mask_paths,
+            ids(&["description", "labels.b", "labels.c"])
+        );
+    }
+
+    #[test]
+    fn a_write_may_change_no_more_memberships_than_a_request_may_carry() {
+        let limits = Limits {
+            max_members_per_request: 2,
+            ..Limits::default()
+        };
+        // Replacing ann (an admin) and bob with cat removes two members and
+        // an admin role and adds one member: four changes.
+        let violations = plan_members(&["members", "admins"], &["cat"], &[], &limits).unwrap_err();
+        assert_eq!(fields_at(&violations), ["group.members"]);
+        assert!(violations[0].description.contains("at most 2"));
+        assert!(plan_members(&["members"], &["ann", "bob", "cat"], &[], &limits).is_ok());
     }
 
     #[test]

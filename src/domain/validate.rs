@@ -10,11 +10,13 @@
 use std::collections::HashSet;
 
 pub use super::ids::{
-    LABEL_KEY_PATTERN, NAME_PATTERN, PRINCIPAL_ID_PATTERN, ROLE_ID_PATTERN, is_label_key, is_name,
+    LABEL_KEY_PATTERN, NAME_MAX_BYTES, NAME_PATTERN, PRINCIPAL_ID_PATTERN, ROLE_ID_MAX_BYTES,
+    ROLE_ID_PATTERN, is_label_key, is_name,
 };
 use super::{
     FieldViolation, GroupFields, Limits, Membership,
     ids::{GroupId, PrincipalId, RoleId},
+    membership::MembershipDelta,
 };
 
 /// Longest description, in characters.
@@ -27,6 +29,11 @@ pub const MAX_LABELS: usize = 64;
 pub const MAX_LABEL_VALUE_CHARS: usize = 256;
 /// Most parent groups and most roles on a group.
 pub const MAX_REFS: usize = 1000;
+/// The longest email address, display name included, in bytes.
+pub const MAX_EMAIL_BYTES: usize = 512;
+/// The longest group id, in bytes: ids follow the name pattern.
+pub const GROUP_ID_MAX_BYTES: usize = NAME_MAX_BYTES;
+
 /// Why text with a NUL character is refused: PostgreSQL cannot store it,
 /// and no client means to send it.
 const NUL_NOT_ALLOWED: &str = "must not contain NUL characters";
@@ -55,7 +62,12 @@ pub fn group_fields(fields: &GroupFields, id: &str) -> Vec<FieldViolation> {
             format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
-    if !fields.email.is_empty() && !email_address::EmailAddress::is_valid(&fields.email) {
+    if fields.email.len() > MAX_EMAIL_BYTES {
+        violations.push(FieldViolation::new(
+            "group.email",
+            format!("email must be at most {MAX_EMAIL_BYTES} bytes"),
+        ));
+    } else if !fields.email.is_empty() && !email_address::EmailAddress::is_valid(&fields.email) {
         violations.push(FieldViolation::new(
             "group.email",
             format!("{:?} is not a valid email address", fields.email),
@@ -202,6 +214,28 @@ pub fn member_count(count: usize, field: &str, limits: &Limits) -> Option<FieldV
             format!(
                 "a group has at most {} members; this request would leave it with {count}",
                 limits.max_members_per_group
+            ),
+        )
+    })
+}
+
+/// The one check of how much membership one write may change: as many
+/// memberships and admin roles as a request may carry principals, so that
+/// the write's history entry always fits a reply.
+pub fn change_size(
+    delta: &MembershipDelta,
+    field: &str,
+    limits: &Limits,
+) -> Option<FieldViolation> {
+    let entries = delta.entries();
+    (entries > limits.max_members_per_request).then(|| {
+        FieldViolation::new(
+            field,
+            format!(
+                "one request may change at most {} memberships and admin roles (a new member \
+                 who is also a new admin counts twice); this one would change {entries}: split \
+                 it, e.g. with AddGroupMembers and RemoveGroupMembers",
+                limits.max_members_per_request
             ),
         )
     })

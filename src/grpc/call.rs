@@ -59,7 +59,7 @@ impl GrpcService {
     /// metrics, logs its outcome, and converts its error into a `Status`.
     /// Every RPC, over gRPC or through the HTTP gateway, passes here exactly
     /// once, so this is where calls are counted.
-    pub(super) async fn call<T>(
+    pub(super) async fn call<T: prost::Message>(
         &self,
         method: &'static str,
         context: CallContext,
@@ -84,6 +84,7 @@ impl GrpcService {
         span.in_scope(|| tracing::debug!("call started"));
         let result = deadline::run(context.deadline, work.instrument(span.clone()))
             .await
+            .and_then(|response| self.deliverable(response))
             .map_err(|error| {
                 let status = status(&error);
                 (error, status)
@@ -112,6 +113,25 @@ impl GrpcService {
                 }
                 Err(status)
             }
+        }
+    }
+}
+
+impl GrpcService {
+    /// `response`, unless it is too large to send: then an internal error,
+    /// so that the call is logged and counted with the code its caller
+    /// receives (the transport would otherwise refuse the reply after the
+    /// call was recorded as a success). The service sizes its replies to
+    /// fit, so this is a guard against a bug, not a path taken.
+    fn deliverable<T: prost::Message>(&self, response: T) -> Result<T, Error> {
+        let bytes = response.encoded_len();
+        if bytes > self.max_message_bytes {
+            Err(Error::internal(format!(
+                "the reply takes {bytes} bytes, more than the {} a message may take",
+                self.max_message_bytes
+            )))
+        } else {
+            Ok(response)
         }
     }
 }

@@ -354,6 +354,7 @@ impl From<GroupChange> for pb::GroupChange {
             members_removed: members(change.members_removed),
             admins_added: members(change.admins_added),
             admins_removed: members(change.admins_removed),
+            delta_truncated: change.delta_truncated,
         }
     }
 }
@@ -417,5 +418,125 @@ mod tests {
         assert_eq!((t.seconds, t.nanos), (1, 500_001_000));
         let t = timestamp(Timestamp::from_micros(-1));
         assert_eq!((t.seconds, t.nanos), (-1, 999_999_000));
+    }
+
+    mod reply_bounds {
+        use proptest::prelude::*;
+        use prost::Message as _;
+
+        use crate::domain::{
+            ChangeKind, Group, GroupChange, GroupFields, GroupId, MemberEntry, State, Timestamp,
+            reply,
+        };
+        use crate::pb;
+
+        /// Text of any length up to `max` characters, multibyte ones
+        /// included, so that byte lengths differ from character counts.
+        fn text(max: usize) -> impl Strategy<Value = String> {
+            proptest::collection::vec(prop_oneof![Just('a'), Just('é'), Just('😀')], 0..max)
+                .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        fn ids(max: usize) -> impl Strategy<Value = Vec<String>> {
+            proptest::collection::vec("[a-z0-9]{1,300}", 0..max)
+        }
+
+        fn group() -> impl Strategy<Value = Group> {
+            (
+                (
+                    text(200),
+                    text(200),
+                    text(2000),
+                    text(100),
+                    ids(20),
+                    ids(20),
+                ),
+                (
+                    text(300),
+                    proptest::collection::btree_map("[a-z]{1,63}", text(300), 0..10),
+                    proptest::option::of(proptest::collection::vec(
+                        ("[a-z0-9]{1,300}", any::<bool>()),
+                        0..50,
+                    )),
+                    any::<i64>(),
+                    any::<i64>(),
+                    any::<bool>(),
+                ),
+            )
+                .prop_map(
+                    |(
+                        (name, scope, description, email, member_of, assigned_roles),
+                        (provenance, labels, members, version, count, deleted),
+                    )| Group {
+                        id: GroupId::parse("g-1").unwrap(),
+                        fields: GroupFields {
+                            name,
+                            scope,
+                            description,
+                            email,
+                            member_of,
+                            assigned_roles,
+                            inactive: deleted,
+                            provenance,
+                            labels,
+                        },
+                        state: if deleted {
+                            State::Deleted
+                        } else {
+                            State::Active
+                        },
+                        create_time: Timestamp::from_micros(version),
+                        update_time: Timestamp::from_micros(count),
+                        delete_time: deleted.then(|| Timestamp::from_micros(version)),
+                        created_by: "someone@example.com".into(),
+                        updated_by: "anonymous".into(),
+                        member_count: count,
+                        version,
+                        members: members.map(|list| {
+                            list.into_iter()
+                                .map(|(id, is_admin)| MemberEntry { id, is_admin })
+                                .collect()
+                        }),
+                    },
+                )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// The service sizes replies with the domain's bounds before it
+            /// commits; the encoding must never be larger.
+            #[test]
+            fn a_group_never_encodes_larger_than_its_bound(group in group()) {
+                let bound = reply::group(&group);
+                let encoded = pb::Group::from(group).encoded_len();
+                prop_assert!(encoded <= bound, "{encoded} > {bound}");
+            }
+
+            #[test]
+            fn a_change_never_encodes_larger_than_its_bound(
+                mut group in group(),
+                mask in proptest::collection::vec("[a-z_.]{1,70}", 0..20),
+                lists in (ids(30), ids(30), ids(30), ids(30)),
+            ) {
+                group.members = None;
+                let change = GroupChange {
+                    version: 7,
+                    change_time: Timestamp::from_micros(-5),
+                    actor: "anonymous".into(),
+                    kind: ChangeKind::Update,
+                    update_mask: mask,
+                    group,
+                    members_added: lists.0,
+                    members_removed: lists.1,
+                    admins_added: lists.2,
+                    admins_removed: lists.3,
+                    delta_truncated: true,
+                };
+                let bound = reply::change(&change);
+                let encoded = pb::GroupChange::from(change).encoded_len();
+                prop_assert!(encoded <= bound, "{encoded} > {bound}");
+            }
+        }
     }
 }

@@ -31,24 +31,30 @@ pub struct GrpcService {
     service: GroupService,
     metrics: Metrics,
     request_timeout: Duration,
+    max_message_bytes: usize,
 }
 
 impl GrpcService {
     /// The gRPC face of `service`, recording every call in `metrics`; no
-    /// call runs longer than `request_timeout`.
-    pub fn new(service: GroupService, metrics: Metrics, request_timeout: Duration) -> Self {
+    /// call runs longer than `request_timeout`, and no message, request or
+    /// reply, takes more than `max_message_bytes`.
+    pub fn new(
+        service: GroupService,
+        metrics: Metrics,
+        request_timeout: Duration,
+        max_message_bytes: usize,
+    ) -> Self {
         Self {
             service,
             metrics,
             request_timeout,
+            max_message_bytes,
         }
     }
 
     /// The server to register with a tonic router.
-    pub fn into_server(
-        self,
-        max_message_bytes: usize,
-    ) -> group_service_server::GroupServiceServer<Self> {
+    pub fn into_server(self) -> group_service_server::GroupServiceServer<Self> {
+        let max_message_bytes = self.max_message_bytes;
         group_service_server::GroupServiceServer::new(self)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes)

@@ -1,9 +1,9 @@
 //! CreateGroup, and the creation UpdateGroup does with `allow_missing`.
 
-use super::{GroupService, check_name_free, now_after, read_group, record};
+use super::{GroupService, answer_group, check_name_free, now_after, record};
 use crate::{
     domain::{
-        ChangeKind, Group, GroupFields, GroupId, Membership, Principal, View, create,
+        ChangeKind, Group, GroupFields, GroupId, Membership, Principal, create,
         requests::CreateGroup, validate,
     },
     error::Error,
@@ -38,7 +38,7 @@ impl GroupService {
             Err(error @ Error::AlreadyExists { .. }) if !request_id.is_empty() => {
                 let tx = self.store.read().await?;
                 match tx.find_by_request_id(&request_id).await? {
-                    Some(id) => read_group(&tx, &id, View::Full).await,
+                    Some(id) => answer_group(self, &tx, &id).await,
                     None => Err(error),
                 }
             }
@@ -62,7 +62,7 @@ impl GroupService {
         if !request.request_id.is_empty()
             && let Some(existing) = tx.find_by_request_id(&request.request_id).await?
         {
-            return read_group(&tx, &existing, View::Full).await;
+            return answer_group(self, &tx, &existing).await;
         }
         if tx.group_exists(&id).await? {
             return Err(Error::id_taken(id.as_str()));
@@ -95,7 +95,7 @@ impl GroupService {
             record(&tx, actor, &group, ChangeKind::Create, Vec::new(), &delta).await?;
             tx.commit().await?;
         }
-        group.members = Some(delta.insert);
+        self.attach_if_it_fits(&mut group, delta.insert);
         Ok(group)
     }
 }

@@ -4,11 +4,12 @@
 
 use serde::de::DeserializeOwned;
 
-use super::{GroupService, not_found};
+use super::{GroupService, attach_members, not_found};
 use crate::{
     domain::{
         Group, GroupChange, View,
         listing::{GroupCursor, Page},
+        reply,
         requests::{ListGroups, ListOfGroup},
     },
     error::Error,
@@ -38,14 +39,27 @@ impl GroupService {
         let total = tx
             .count_groups(request.show_deleted, request.filter.as_ref())
             .await?;
-        let mut page = self.page(&query_key, groups, request.page.size, |last| {
-            GroupCursor::after(last, request.order.field)
-        })?;
+        let mut groups = groups;
         if request.view == View::Full {
-            for group in &mut page.items {
-                group.members = Some(tx.load_members(&group.id).await?);
+            // Members for the groups the page has room for; a group whose
+            // members alone would not fit any page is listed without them.
+            let room = self.page_room();
+            let mut used = 0;
+            for group in &mut groups {
+                attach_members(&tx, group, room).await?;
+                used += reply::field(reply::group(group));
+                if used > room {
+                    break;
+                }
             }
         }
+        let mut page = self.page(
+            &query_key,
+            groups,
+            request.page.size,
+            reply::group,
+            |last| GroupCursor::after(last, request.order.field),
+        )?;
         page.total_size = Some(total);
         Ok(page)
     }
@@ -58,16 +72,28 @@ impl GroupService {
         let members = tx
             .list_members(&request.id, after.as_deref(), request.page.size + 1)
             .await?;
-        self.page(&query_key, members, request.page.size, Clone::clone)
+        self.page(
+            &query_key,
+            members,
+            request.page.size,
+            |id| reply::reference(id.len()),
+            Clone::clone,
+        )
     }
 
     /// Lists a group's history a page at a time, oldest first.
     pub async fn list_changes(&self, request: ListOfGroup) -> Result<Page<GroupChange>, Error> {
         let (tx, query_key, after) = self.open_group_listing("changes", &request).await?;
-        let changes = tx
+        let mut changes = tx
             .list_changes(&request.id, after.unwrap_or(0), request.page.size + 1)
             .await?;
-        self.page(&query_key, changes, request.page.size, |c| c.version)
+        let room = self.page_room();
+        for change in &mut changes {
+            reply::fit_change(change, room);
+        }
+        self.page(&query_key, changes, request.page.size, reply::change, |c| {
+            c.version
+        })
     }
 
     /// Starts a listing of one group's `kind` of items: the token's cursor
@@ -88,19 +114,31 @@ impl GroupService {
     }
 
     /// The page of `items`, fetched with one extra item to tell whether
-    /// another page follows: trimmed to `page_size`, with the token of the
-    /// next page (empty when there is none) made from the last item's
-    /// `cursor`.
+    /// another page follows: at most `page_size` items, and as many as fit
+    /// in a reply by their `size` (at least one), with the token of the next
+    /// page (empty when there is none) made from the last item's `cursor`.
     pub(super) fn page<T, C: serde::Serialize>(
         &self,
         query_key: &str,
         mut items: Vec<T>,
         page_size: u64,
+        size: impl Fn(&T) -> usize,
         cursor: impl Fn(&T) -> C,
     ) -> Result<Page<T>, Error> {
+        let wanted = usize::try_from(page_size).unwrap_or(usize::MAX);
+        let room = self.page_room();
+        let mut used = 0;
+        let mut kept = 0;
+        for item in &items {
+            used += reply::field(size(item));
+            if kept == wanted || (kept > 0 && used > room) {
+                break;
+            }
+            kept += 1;
+        }
         let mut next_page_token = String::new();
-        if items.len() > usize::try_from(page_size).unwrap_or(usize::MAX) {
-            items.pop();
+        if items.len() > kept {
+            items.truncate(kept);
             if let Some(last) = items.last() {
                 next_page_token = self.tokens.encode(query_key, &cursor(last))?;
             }

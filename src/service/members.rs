@@ -59,6 +59,11 @@ impl GroupService {
         if delta.is_empty() {
             return Ok(group);
         }
+        if let Some(violation) = validate::change_size(&delta, "members", &self.limits) {
+            return Err(Error::InvalidArgument {
+                violations: vec![violation],
+            });
+        }
         let count = group.member_count + delta.count_change();
         let after = usize::try_from(count).unwrap_or(usize::MAX);
         if let Some(violation) = validate::member_count(after, "members", &self.limits) {

@@ -12,6 +12,7 @@ use crate::{
         Group,
         hierarchy::{Ancestry, MembershipCheck},
         listing::Page,
+        reply,
         requests::{CheckMembership, ListMemberGroups},
     },
     error::Error,
@@ -68,7 +69,7 @@ impl GroupService {
             .cloned()
             .collect();
         let groups = tx.groups_by_ids(&page_ids).await?;
-        self.page(&query_key, groups, request.page.size, |g| {
+        self.page(&query_key, groups, request.page.size, reply::group, |g| {
             g.id.as_str().to_owned()
         })
     }

@@ -23,8 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use self::page_token::PageTokens;
 use crate::{
     domain::{
-        ChangeKind, Group, GroupChange, GroupFields, GroupId, Limits, Principal, Timestamp, View,
-        membership::MembershipDelta,
+        ChangeKind, Group, GroupChange, GroupFields, GroupId, Limits, MemberEntry, Principal,
+        Timestamp, membership::MembershipDelta, reply,
     },
     error::Error,
     store::{ReadTx, Store, WriteTx},
@@ -62,14 +62,57 @@ impl GroupService {
     pub fn store(&self) -> &Store {
         &self.store
     }
+
+    /// Gives `group` its members and admins (the FULL view) when they fit
+    /// in a reply with it, and says whether they did. Writes answer the
+    /// FULL view when it fits and the BASIC view otherwise (`member_count`
+    /// still says how many members there are), so that a committed write is
+    /// never answered with an error because its reply is too large. The
+    /// members are not even read when their number alone rules them out.
+    async fn attach_members(&self, tx: &ReadTx, group: &mut Group) -> Result<bool, Error> {
+        attach_members(tx, group, self.limits.max_reply_bytes).await
+    }
+
+    /// Gives `group` the member list `members` when the FULL view fits in a
+    /// reply, and says whether it did.
+    fn attach_if_it_fits(&self, group: &mut Group, members: Vec<MemberEntry>) -> bool {
+        attach_if_it_fits(group, members, self.limits.max_reply_bytes)
+    }
+
+    /// The room a page has for its items.
+    fn page_room(&self) -> usize {
+        self.limits
+            .max_reply_bytes
+            .saturating_sub(reply::PAGE_OVERHEAD)
+    }
 }
 
-/// Reads group `id` (live or deleted) in `view`, or NOT_FOUND.
-async fn read_group(tx: &ReadTx, id: &GroupId, view: View) -> Result<Group, Error> {
-    let mut group = tx.find_group(id).await?.ok_or_else(|| not_found(id))?;
-    if view == View::Full {
-        group.members = Some(tx.load_members(id).await?);
+/// Gives `group` its members and admins when its FULL view fits in `room`
+/// bytes, reading them only when their number does not rule them out; says
+/// whether they were given.
+async fn attach_members(tx: &ReadTx, group: &mut Group, room: usize) -> Result<bool, Error> {
+    let count = usize::try_from(group.member_count).unwrap_or(usize::MAX);
+    if reply::group_basic(group).saturating_add(reply::least_membership(count)) > room {
+        group.members = None;
+        return Ok(false);
     }
+    let members = tx.load_members(&group.id).await?;
+    Ok(attach_if_it_fits(group, members, room))
+}
+
+/// Gives `group` the member list `members` when its FULL view fits in
+/// `room` bytes; says whether it did.
+fn attach_if_it_fits(group: &mut Group, members: Vec<MemberEntry>, room: usize) -> bool {
+    let fits = reply::group_basic(group).saturating_add(reply::membership(&members)) <= room;
+    group.members = fits.then_some(members);
+    fits
+}
+
+/// Group `id` (live or deleted) as a write answers it, or NOT_FOUND: see
+/// [`GroupService::attach_members`].
+async fn answer_group(service: &GroupService, tx: &ReadTx, id: &GroupId) -> Result<Group, Error> {
+    let mut group = tx.find_group(id).await?.ok_or_else(|| not_found(id))?;
+    service.attach_members(tx, &mut group).await?;
     Ok(group)
 }
 
@@ -139,6 +182,7 @@ async fn record(
         members_removed: delta.members_removed(),
         admins_added: delta.admins_added(),
         admins_removed: delta.admins_removed(),
+        delta_truncated: false,
     })
     .await
 }

@@ -80,10 +80,6 @@ impl GroupService {
             check_name_free(&tx, &group.id, &plan.fields).await?;
         }
 
-        let current = match current {
-            Some(current) => current,
-            None => tx.load_members(&group.id).await?,
-        };
         group.fields = plan.fields;
         group.member_count += plan.delta.count_change();
         touch(&mut group, actor);
@@ -102,9 +98,20 @@ impl GroupService {
                 &plan.delta,
             )
             .await?;
+        }
+        // The reply's members: the new membership when the mask replaced it,
+        // else the stored one (which the update did not change).
+        match current {
+            Some(current) => {
+                self.attach_if_it_fits(&mut group, plan.delta.apply(current));
+            }
+            None => {
+                self.attach_members(&tx, &mut group).await?;
+            }
+        }
+        if !request.validate_only {
             tx.commit().await?;
         }
-        group.members = Some(plan.delta.apply(current));
         Ok(group)
     }
 }

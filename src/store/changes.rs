@@ -82,5 +82,6 @@ fn to_change(row: group_changes::Model) -> Result<GroupChange, Error> {
         members_removed: from_json(&row.members_removed)?,
         admins_added: from_json(&row.admins_added)?,
         admins_removed: from_json(&row.admins_removed)?,
+        delta_truncated: false,
     })
 }
