@@ -140,6 +140,19 @@ async fn invalid_settings_are_refused_before_anything_starts() {
             vec![("GROUPD_DATABASE_URL", mysql.as_str())],
             "--database-url",
         ),
+        // A message limit too small for the history entry a request of the
+        // default size may record: some reply could never be sent.
+        (
+            vec![
+                "serve",
+                "--database-url",
+                &url,
+                "--max-message-bytes",
+                "1000000",
+            ],
+            vec![],
+            "--max-members-per-request",
+        ),
     ] {
         let (status, log) = Child::run(&args, &env).await;
         assert_eq!(status.code(), Some(2), "{args:?} {env:?}: {log}");
