@@ -112,6 +112,26 @@ async fn writes_to_a_group_too_large_for_one_reply_answer_the_basic_view_and_com
         ]
     );
 
+    // Every call was counted with the code its caller received.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for code in ["OUT_OF_RANGE", "INTERNAL"] {
+        assert!(!metrics.contains(&format!("code=\"{code}\"")), "{metrics}");
+    }
+    assert!(
+        metrics.contains(
+            r#"groupd_requests_total{transport="grpc",method="UpdateGroup",code="OK"} 2"#
+        ),
+        "{metrics}"
+    );
+
     // A group that fits is still answered whole.
     let small = create(
         &app,
