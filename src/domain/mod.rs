@@ -14,6 +14,7 @@ pub mod listing;
 pub mod mask;
 pub mod membership;
 pub mod requests;
+pub mod text;
 pub mod update;
 pub mod validate;
 
@@ -23,6 +24,7 @@ pub use group::{
 };
 pub use ids::{GroupId, IdError, PrincipalId, RoleId};
 pub use mask::{MaskPath, UpdateMask};
+pub use text::{clip, quote};
 
 /// The principal that made a request, recorded in `created_by`,
 /// `updated_by` and the history. Authentication is not wired in yet, so
