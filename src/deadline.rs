@@ -40,6 +40,13 @@ struct CallDeadline {
 /// Runs `work` until `at`; past it, answers [`Error::DeadlineExceeded`]
 /// unless `work` has started to commit (see the module documentation).
 pub async fn run<T>(at: Instant, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    // A deadline already past (`grpc-timeout: 0n`, or a call that waited
+    // too long to be served) ends the call before it does anything: the
+    // timer below only fires on the runtime's next tick, by when a quick
+    // call could have run, even written, and answered OK.
+    if Instant::now() >= at {
+        return Err(Error::DeadlineExceeded);
+    }
     let state = Arc::new(CallDeadline {
         at,
         committing: AtomicBool::new(false),
@@ -140,6 +147,20 @@ mod tests {
         .await;
         assert!(matches!(result, Err(Error::DeadlineExceeded)));
         assert!(Instant::now() < at + Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_already_past_ends_the_call_before_it_starts() {
+        let started = AtomicBool::new(false);
+        for at in [Instant::now(), Instant::now() - Duration::from_secs(1)] {
+            let result = run(at, async {
+                started.store(true, Ordering::Release);
+                Ok(())
+            })
+            .await;
+            assert!(matches!(result, Err(Error::DeadlineExceeded)));
+        }
+        assert!(!started.load(Ordering::Acquire), "the work was polled");
     }
 
     #[tokio::test(start_paused = true)]

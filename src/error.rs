@@ -3,7 +3,7 @@
 //! conversion), and the store's error rules (`Dialect::classify`) are the
 //! only place database errors become one.
 
-use crate::domain::FieldViolation;
+use crate::domain::{FieldViolation, clip, quote};
 
 /// `ErrorInfo.domain` of every error groupd returns.
 pub const ERROR_DOMAIN: &str = "groups.v1";
@@ -19,7 +19,7 @@ pub enum Error {
     },
 
     /// No live (or, where deleted ones count, no) group has this id.
-    #[error("group {id:?} not found")]
+    #[error("group {} not found", quote(.id))]
     NotFound {
         /// The id asked for.
         id: String,
@@ -37,7 +37,7 @@ pub enum Error {
     },
 
     /// The etag sent does not match the group's (AIP-154).
-    #[error("etag mismatch: group {id:?} has changed since it was read")]
+    #[error("etag mismatch: group {} has changed since it was read", quote(.id))]
     EtagMismatch {
         /// The group concerned.
         id: String,
@@ -87,12 +87,40 @@ pub enum Error {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Most bytes of violations the message of an invalid argument spells out.
+/// The message is the `grpc-message` trailer, where a space or a non-ASCII
+/// byte takes three bytes, and the log line of the call: the `BadRequest`
+/// lists the violations (bounded too, see `grpc::status`), and the message
+/// only needs to say what the first ones are.
+pub const MAX_SUMMARY_BYTES: usize = 512;
+
+/// The violations as one line, `field: description; ...`, as many whole
+/// ones as fit in [`MAX_SUMMARY_BYTES`] (the first one cut to fit when even
+/// it does not), then `and N more`.
 fn summary(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut text = String::new();
+    for (listed, violation) in violations.iter().enumerate() {
+        let part = format!("{}: {}", violation.field, violation.description);
+        if listed == 0 {
+            text.push_str(&clip(&part, MAX_SUMMARY_BYTES));
+        } else if text.len() + "; ".len() + part.len() <= MAX_SUMMARY_BYTES {
+            text.push_str("; ");
+            text.push_str(&part);
+        } else {
+            text.push_str(&format!("; {}", more(violations.len() - listed)));
+            break;
+        }
+    }
+    text
+}
+
+/// What stands for the `unlisted` violations a bounded list leaves out.
+pub fn more(unlisted: usize) -> String {
+    if unlisted == 1 {
+        "and 1 more violation".to_owned()
+    } else {
+        format!("and {unlisted} more violations")
+    }
 }
 
 impl Error {
@@ -116,7 +144,11 @@ impl Error {
     pub fn name_taken(id: &str, scope: &str, name: &str) -> Self {
         Self::AlreadyExists {
             reason: "GROUP_NAME_TAKEN",
-            message: format!("a live group named {name:?} already exists in scope {scope:?}"),
+            message: format!(
+                "a live group named {} already exists in scope {}",
+                quote(name),
+                quote(scope)
+            ),
             id: id.to_owned(),
         }
     }
@@ -125,7 +157,7 @@ impl Error {
     pub fn id_taken(id: &str) -> Self {
         Self::AlreadyExists {
             reason: "GROUP_ID_TAKEN",
-            message: format!("a group with id {id:?} already exists"),
+            message: format!("a group with id {} already exists", quote(id)),
             id: id.to_owned(),
         }
     }

@@ -18,7 +18,11 @@
 //! label compares as the empty string. Written by hand: the grammar is
 //! small, and the parser must report *where* a filter is wrong.
 
-use super::{FieldViolation, validate};
+use super::{
+    FieldViolation,
+    text::{MAX_QUOTED_CHARS, clip, quote},
+    validate,
+};
 
 /// Longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 2048;
@@ -283,7 +287,7 @@ impl Parser {
         let op = match self.peek() {
             Some(op @ (Token::Eq | Token::Ne | Token::Has)) => op.clone(),
             _ => {
-                return Err(self.expected(&format!("`=`, `!=` or `:` after {field:?}")));
+                return Err(self.expected(&format!("`=`, `!=` or `:` after {}", quote(&field))));
             }
         };
         self.next();
@@ -291,7 +295,7 @@ impl Parser {
             Some(Token::Word(word)) => Value::Bare(word.clone()),
             Some(Token::Quoted(text)) => Value::Quoted(text.clone()),
             _ => {
-                return Err(self.expected(&format!("a value after {field:?}")));
+                return Err(self.expected(&format!("a value after {}", quote(&field))));
             }
         };
         self.next();
@@ -307,8 +311,8 @@ impl Parser {
 /// A token as a message shows it.
 fn describe(token: &Token) -> String {
     match token {
-        Token::Word(word) => format!("`{word}`"),
-        Token::Quoted(text) => format!("the string {text:?}"),
+        Token::Word(word) => format!("`{}`", clip(word, MAX_QUOTED_CHARS)),
+        Token::Quoted(text) => format!("the string {}", quote(text)),
         Token::Open => "`(`".to_owned(),
         Token::Close => "`)`".to_owned(),
         Token::Eq => "`=`".to_owned(),
@@ -352,7 +356,12 @@ fn comparison(field: &str, op: &Token, value: Value) -> Result<Filter, FieldViol
         "provenance" => Some(TextField::Provenance),
         _ => match field.strip_prefix("labels.") {
             Some(key) if validate::is_label_key(key) => Some(TextField::Label(key.to_owned())),
-            Some(key) => return Err(violation(format!("{key:?} is not a valid label key"))),
+            Some(key) => {
+                return Err(violation(format!(
+                    "{} is not a valid label key",
+                    quote(key)
+                )));
+            }
             None => None,
         },
     };
@@ -379,28 +388,35 @@ fn comparison(field: &str, op: &Token, value: Value) -> Result<Filter, FieldViol
             if validate::is_label_key(key) {
                 Ok(Filter::HasLabel(key.to_owned()))
             } else {
-                Err(violation(format!("{key:?} is not a valid label key")))
+                Err(violation(format!(
+                    "{} is not a valid label key",
+                    quote(key)
+                )))
             }
         }
         "inactive" if *op != Token::Has => match value.text() {
             "true" => Ok(Filter::Inactive(!negate)),
             "false" => Ok(Filter::Inactive(negate)),
             other => Err(violation(format!(
-                "inactive compares with true or false, not {other:?}"
+                "inactive compares with true or false, not {}",
+                quote(other)
             ))),
         },
         "state" if *op != Token::Has => match value.text() {
             "ACTIVE" | "STATE_ACTIVE" => Ok(Filter::Deleted(negate)),
             "DELETED" | "STATE_DELETED" => Ok(Filter::Deleted(!negate)),
             other => Err(violation(format!(
-                "state compares with ACTIVE or DELETED, not {other:?}"
+                "state compares with ACTIVE or DELETED, not {}",
+                quote(other)
             ))),
         },
         "labels" | "inactive" | "state" => Err(violation(format!(
-            "{field:?} does not support this operator"
+            "{} does not support this operator",
+            quote(field)
         ))),
         other => Err(violation(format!(
-            "cannot filter on {other:?}; use name, scope, email, provenance, inactive, state or labels.<key>"
+            "cannot filter on {}; use name, scope, email, provenance, inactive, state or labels.<key>",
+            quote(other)
         ))),
     }
 }

@@ -115,7 +115,7 @@ macro_rules! identifier {
 
             fn try_from(text: String) -> Result<Self, String> {
                 Self::parse(text.clone())
-                    .map_err(|_| format!("{text:?} is not a valid {}", stringify!($name)))
+                    .map_err(|_| format!("{} is not a valid {}", super::text::quote(&text), stringify!($name)))
             }
         }
 

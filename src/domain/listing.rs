@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{FieldViolation, Group};
+use super::{FieldViolation, Group, text::quote};
 
 /// The page size when a request asks for none.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -79,8 +79,9 @@ impl OrderBy {
                 return Err(FieldViolation::new(
                     "order_by",
                     format!(
-                        "cannot order by {other:?}; use name, create_time or update_time, \
-                         optionally followed by desc"
+                        "cannot order by {}; use name, create_time or update_time, \
+                         optionally followed by desc",
+                        quote(other)
                     ),
                 ));
             }
@@ -91,7 +92,10 @@ impl OrderBy {
             _ => {
                 return Err(FieldViolation::new(
                     "order_by",
-                    format!("{text:?} is not `FIELD`, `FIELD asc` or `FIELD desc`"),
+                    format!(
+                        "{} is not `FIELD`, `FIELD asc` or `FIELD desc`",
+                        quote(text)
+                    ),
                 ));
             }
         };

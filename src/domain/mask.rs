@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{FieldViolation, GroupFields, Membership, validate};
+use super::{FieldViolation, GroupFields, Membership, text::quote, validate};
 
 /// A writable path of a group that an update mask can name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -135,7 +135,7 @@ impl UpdateMask {
                 Ok(None) => {}
                 Err(problem) => violations.push(FieldViolation::new(
                     "update_mask",
-                    format!("path {:?} {problem}", path.as_ref()),
+                    format!("path {} {problem}", quote(path.as_ref())),
                 )),
             }
         }
@@ -249,8 +249,9 @@ impl UpdateMask {
                         return Err(vec![FieldViolation::new(
                             "group.scope",
                             format!(
-                                "scope is immutable: the group's scope is {:?}, not {:?}",
-                                current.scope, request.scope
+                                "scope is immutable: the group's scope is {}, not {}",
+                                quote(&current.scope),
+                                quote(&request.scope)
                             ),
                         )]);
                     }

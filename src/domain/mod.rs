@@ -15,6 +15,7 @@ pub mod mask;
 pub mod membership;
 pub mod reply;
 pub mod requests;
+pub mod text;
 pub mod update;
 pub mod validate;
 
@@ -24,6 +25,7 @@ pub use group::{
 };
 pub use ids::{GroupId, IdError, PrincipalId, RoleId};
 pub use mask::{MaskPath, UpdateMask};
+pub use text::{clip, quote};
 
 /// The principal that made a request, recorded in `created_by`,
 /// `updated_by` and the history. Authentication is not wired in yet, so

@@ -17,6 +17,7 @@ use super::{
     FieldViolation, GroupFields, Limits, Membership,
     ids::{GroupId, PrincipalId, RoleId},
     membership::MembershipDelta,
+    text::quote,
 };
 
 /// Longest description, in characters.
@@ -70,7 +71,7 @@ pub fn group_fields(fields: &GroupFields, id: &str) -> Vec<FieldViolation> {
     } else if !fields.email.is_empty() && !email_address::EmailAddress::is_valid(&fields.email) {
         violations.push(FieldViolation::new(
             "group.email",
-            format!("{:?} is not a valid email address", fields.email),
+            format!("{} is not a valid email address", quote(&fields.email)),
         ));
     }
     for (field, text) in [
@@ -124,19 +125,25 @@ fn check_labels(fields: &GroupFields, violations: &mut Vec<FieldViolation>) {
         if !is_label_key(key) {
             violations.push(FieldViolation::new(
                 "group.labels",
-                format!("label key {key:?} must match ^[a-z][a-z0-9_.-]{{0,62}}$"),
+                format!(
+                    "label key {} must match ^[a-z][a-z0-9_.-]{{0,62}}$",
+                    quote(key)
+                ),
             ));
         }
         if value.contains('\0') {
             violations.push(FieldViolation::new(
                 "group.labels",
-                format!("label {key:?}: {NUL_NOT_ALLOWED}"),
+                format!("label {}: {NUL_NOT_ALLOWED}", quote(key)),
             ));
         }
         if value.chars().count() > MAX_LABEL_VALUE_CHARS {
             violations.push(FieldViolation::new(
                 "group.labels",
-                format!("label {key:?} has a value longer than {MAX_LABEL_VALUE_CHARS} characters"),
+                format!(
+                    "label {} has a value longer than {MAX_LABEL_VALUE_CHARS} characters",
+                    quote(key)
+                ),
             ));
         }
     }
@@ -159,9 +166,15 @@ fn check_refs(
     for (index, id) in ids.iter().enumerate() {
         let at = format!("{field}[{index}].{id_field}");
         if !valid(id) {
-            violations.push(FieldViolation::new(at, format!("{id:?} is not a valid id")));
+            violations.push(FieldViolation::new(
+                at,
+                format!("{} is not a valid id", quote(id)),
+            ));
         } else if !seen.insert(id.as_str()) {
-            violations.push(FieldViolation::new(at, format!("{id:?} is listed twice")));
+            violations.push(FieldViolation::new(
+                at,
+                format!("{} is listed twice", quote(id)),
+            ));
         }
     }
 }
@@ -194,10 +207,13 @@ pub fn membership_lists(
             if !PrincipalId::is_valid(id) {
                 violations.push(FieldViolation::new(
                     at,
-                    format!("{id:?} is not a valid principal id"),
+                    format!("{} is not a valid principal id", quote(id)),
                 ));
             } else if !seen.insert(id.as_str()) {
-                violations.push(FieldViolation::new(at, format!("{id:?} is listed twice")));
+                violations.push(FieldViolation::new(
+                    at,
+                    format!("{} is listed twice", quote(id)),
+                ));
             }
         }
     }
@@ -256,7 +272,7 @@ pub fn dead_parents(
         .map(|(index, p)| {
             FieldViolation::new(
                 format!("group.member_of[{index}].group_id"),
-                format!("group {p:?} does not exist or is deleted"),
+                format!("group {} does not exist or is deleted", quote(p)),
             )
         })
         .collect()
@@ -286,7 +302,7 @@ fn admins_outside<'a>(
         .map(|(index, admin)| {
             FieldViolation::new(
                 format!("{prefix}admins[{index}].id"),
-                format!("admin {admin:?} must also be a member"),
+                format!("admin {} must also be a member", quote(admin)),
             )
         })
         .collect()

@@ -9,12 +9,17 @@ use std::{
 use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument as _, field::Empty};
 
-use super::{GrpcService, REQUEST_ID, status::status};
+use super::{GrpcService, MAX_LOGGED_REQUEST_ID_BYTES, REQUEST_ID, status::status};
 use crate::{
     deadline,
+    domain::clip,
     error::Error,
     metrics::{self, Metrics, Transport},
 };
+
+/// Most bytes of an internal error's cause a log line shows: the cause
+/// comes from a library, and may quote what it was given.
+const MAX_LOGGED_CAUSE_BYTES: usize = 2048;
 
 /// What a call is run with, read from its request before the message is
 /// taken out of it.
@@ -23,7 +28,8 @@ pub(super) struct CallContext {
     /// The face of the service the request came through: the HTTP gateway
     /// marks its requests; anything else came over gRPC.
     transport: Transport,
-    /// The request id, for logs.
+    /// The request id, for logs: at most
+    /// [`MAX_LOGGED_REQUEST_ID_BYTES`] of it.
     request_id: String,
     /// When the call must be over: the client's `grpc-timeout`, bounded by
     /// `--request-timeout`.
@@ -47,7 +53,11 @@ impl CallContext {
                 .unwrap_or(Transport::Grpc),
             // The serving layers set it on every request; a request that did
             // not pass them (none does in the server) is logged without one.
-            request_id: text(REQUEST_ID).unwrap_or_default().to_owned(),
+            request_id: clip(
+                text(REQUEST_ID).unwrap_or_default(),
+                MAX_LOGGED_REQUEST_ID_BYTES,
+            )
+            .into_owned(),
             deadline: tokio::time::Instant::now() + timeout,
         }
     }
@@ -100,16 +110,20 @@ impl GrpcService {
                 Ok(Response::new(response))
             }
             Err((error, status)) => {
+                // The message the caller got, bounded (see `status`), so a
+                // request of megabytes cannot make its log line as long.
+                let message = status.message();
                 if matches!(error, Error::Internal(_) | Error::Unavailable(_)) {
+                    let cause = format!("{:?}", std::error::Error::source(&error));
                     tracing::error!(
                         code,
                         elapsed_ms,
-                        error = %error,
-                        cause = ?std::error::Error::source(&error),
+                        error = message,
+                        cause = %clip(&cause, MAX_LOGGED_CAUSE_BYTES),
                         "call failed"
                     );
                 } else {
-                    tracing::info!(code, elapsed_ms, error = %error, "call finished");
+                    tracing::info!(code, elapsed_ms, error = message, "call finished");
                 }
                 Err(status)
             }
@@ -224,5 +238,28 @@ mod tests {
             "req-42".parse().unwrap_or_else(|e| panic!("{e}")),
         );
         assert_eq!(CallContext::of(&request, BOUND).request_id, "req-42");
+    }
+
+    #[test]
+    fn a_long_request_id_is_cut_for_the_logs() {
+        let mut request = Request::new(());
+        let long = "r".repeat(10_000);
+        request
+            .metadata_mut()
+            .insert(REQUEST_ID, long.parse().unwrap_or_else(|e| panic!("{e}")));
+        let logged = CallContext::of(&request, BOUND).request_id;
+        assert!(logged.len() <= MAX_LOGGED_REQUEST_ID_BYTES);
+        assert!(long.starts_with(logged.trim_end_matches('…')));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_grpc_timeout_is_a_deadline_already_past() {
+        let mut request = Request::new(());
+        request.metadata_mut().insert(
+            "grpc-timeout",
+            "0n".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
+        let context = CallContext::of(&request, BOUND);
+        assert!(context.deadline <= tokio::time::Instant::now());
     }
 }

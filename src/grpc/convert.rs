@@ -12,6 +12,7 @@ use crate::{
         PrincipalId, State, Timestamp, UpdateMask, View, filter,
         hierarchy::MembershipCheck,
         listing::{self, OrderBy, Page},
+        quote,
         requests::{
             ChangeMembers, CheckMembership, CreateGroup, DeleteGroup, GetGroup, ListGroups,
             ListMemberGroups, ListOfGroup, PageRequest, SetOperation, UndeleteGroup, UpdateGroup,
@@ -83,7 +84,7 @@ parse_requests! {
             IdError::Empty => Error::invalid("group.id", "group.id is required"),
             IdError::Malformed => Error::invalid(
                 "group.id",
-                format!("{:?} is not a valid group id", group.id),
+                format!("{} is not a valid group id", quote(&group.id)),
             ),
         })?;
         let etag = group.etag.clone();
@@ -105,9 +106,12 @@ parse_requests! {
     };
 
     GetGroupRequest => GetGroup: |request| {
+        let view = view(request.view).map_err(|v| Error::InvalidArgument {
+            violations: vec![v],
+        })?;
         Ok(Self {
             id: existing(request.id)?,
-            view: view(request.view).unwrap_or(View::Full),
+            view: view.unwrap_or(View::Full),
         })
     };
 
@@ -147,7 +151,8 @@ parse_requests! {
         let size = listing::page_size(request.page_size).map_err(|v| violations.push(v));
         let order = OrderBy::parse(&request.order_by).map_err(|v| violations.push(v));
         let filter = filter::parse(&request.filter).map_err(|v| violations.push(v));
-        let (Ok(size), Ok(order), Ok(filter)) = (size, order, filter) else {
+        let view = view(request.view).map_err(|v| violations.push(v));
+        let (Ok(size), Ok(order), Ok(filter), Ok(view)) = (size, order, filter, view) else {
             return Err(Error::InvalidArgument { violations });
     };
         Ok(Self {
@@ -159,7 +164,7 @@ parse_requests! {
             filter_text: request.filter,
             order,
             show_deleted: request.show_deleted,
-            view: view(request.view).unwrap_or(View::Basic),
+            view: view.unwrap_or(View::Basic),
         })
     };
 
@@ -183,7 +188,7 @@ parse_requests! {
         let id = GroupId::parse(request.id.as_str()).map_err(|problem| match problem {
             IdError::Empty => FieldViolation::new("id", "id is required"),
             IdError::Malformed => {
-                FieldViolation::new("id", format!("{:?} is not a valid group id", request.id))
+                FieldViolation::new("id", format!("{} is not a valid group id", quote(&request.id)))
             }
         });
         let member_id = principal(&request.member_id);
@@ -227,7 +232,7 @@ fn principal(member_id: &str) -> Result<PrincipalId, FieldViolation> {
         IdError::Empty => FieldViolation::new("member_id", "member_id is required"),
         IdError::Malformed => FieldViolation::new(
             "member_id",
-            format!("{member_id:?} is not a valid principal id"),
+            format!("{} is not a valid principal id", quote(member_id)),
         ),
     })
 }
@@ -242,12 +247,18 @@ fn page(size: i32, token: String) -> Result<PageRequest, Error> {
     })
 }
 
-/// The view a request asks for; `None` when unspecified (or unknown).
-fn view(value: i32) -> Option<View> {
+/// The view a request asks for; `None` when unspecified. A number the
+/// enum does not define is refused on the `view` field: serving a default
+/// for it would hide the client's mistake.
+fn view(value: i32) -> Result<Option<View>, FieldViolation> {
     match pb::GroupView::try_from(value) {
-        Ok(pb::GroupView::Basic) => Some(View::Basic),
-        Ok(pb::GroupView::Full) => Some(View::Full),
-        Ok(pb::GroupView::Unspecified) | Err(_) => None,
+        Ok(pb::GroupView::Basic) => Ok(Some(View::Basic)),
+        Ok(pb::GroupView::Full) => Ok(Some(View::Full)),
+        Ok(pb::GroupView::Unspecified) => Ok(None),
+        Err(_) => Err(FieldViolation::new(
+            "view",
+            format!("{value} is not a GroupView: use GROUP_VIEW_BASIC (1) or GROUP_VIEW_FULL (2)"),
+        )),
     }
 }
 

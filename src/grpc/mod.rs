@@ -13,7 +13,7 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use self::call::CallContext;
-pub use self::status::status;
+pub use self::status::{bad_request, message, status};
 use crate::{
     domain::Principal,
     metrics::Metrics,
@@ -24,6 +24,11 @@ use crate::{
 /// The metadata key of the request id: the caller's, or one the server
 /// generated (see `startup.rs`); echoed in the response.
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// Most bytes of a request id a log line shows. The caller's id is echoed
+/// and forwarded as sent; only logs cut it, so that a header of kilobytes
+/// cannot make every line of its call as long.
+pub const MAX_LOGGED_REQUEST_ID_BYTES: usize = 128;
 
 /// The tonic service over [`GroupService`].
 #[derive(Debug, Clone)]

@@ -21,7 +21,14 @@ use axum::{
 use http::{HeaderValue, header};
 use tracing::Instrument as _;
 
-use crate::metrics::{self, Metrics, Transport};
+use crate::{
+    domain::clip,
+    grpc,
+    metrics::{self, Metrics, Transport},
+};
+
+/// Most bytes of a request's path a log line shows.
+const MAX_LOGGED_PATH_BYTES: usize = 256;
 
 pub use descriptors::{contract_service, descriptor_pool};
 pub use gateway::{Gateway, GrpcHandler};
@@ -90,15 +97,18 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
 /// counted there; a request the gateway refused is logged and counted here,
 /// once, under the RPC its route named or `unmatched`.
 async fn transcode(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    // The path and the request id are the caller's, of any length the
+    // server reads: the span shows their beginning only.
+    let request_id = request
+        .headers()
+        .get(grpc::REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default();
     let span = tracing::info_span!(
         "http",
         method = %request.method(),
-        path = %request.uri().path(),
-        request_id = request
-            .headers()
-            .get(crate::grpc::REQUEST_ID)
-            .and_then(|id| id.to_str().ok())
-            .unwrap_or_default(),
+        path = %clip(request.uri().path(), MAX_LOGGED_PATH_BYTES),
+        request_id = %clip(request_id, grpc::MAX_LOGGED_REQUEST_ID_BYTES),
     );
     async move {
         let started = Instant::now();

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::error::ERROR_DOMAIN;
+use crate::{error::ERROR_DOMAIN, grpc};
 
 /// The full name of the message error bodies are.
 const STATUS_MESSAGE: &str = "google.rpc.Status";
@@ -71,9 +71,20 @@ impl HttpError {
     ) -> Self {
         let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
         if !violations.is_empty() {
-            details.set_bad_request(violations);
+            // Bounded as the service's errors are: a refusal may repeat a
+            // query parameter, a path or what the JSON decoder said about a
+            // value, and both the answer and its log line must stay short.
+            details.set_bad_request(grpc::bad_request(
+                violations
+                    .iter()
+                    .map(|v| (v.field.as_str(), v.description.as_str())),
+            ));
         }
-        Self::new(Status::with_error_details(code, message, details))
+        Self::new(Status::with_error_details(
+            code,
+            grpc::message(&message.into()),
+            details,
+        ))
     }
 
     /// A malformed request: INVALID_ARGUMENT naming `field`.

@@ -42,7 +42,8 @@
 //!    400 when the binding takes no body, 415 `UNSUPPORTED_MEDIA_TYPE` when
 //!    its declared `Content-Type` is not JSON (a body without one is read as
 //!    JSON), 400 `MALFORMED_JSON` when it does not parse, and 400 when it is
-//!    not an object; JSON `null` sets no field.
+//!    not an object or when an object in it repeats a key (at any depth,
+//!    the violation naming the key's path); JSON `null` sets no field.
 //! 3. **Assemble** (`placement`). The request message is built as one JSON
 //!    object, in this order: the body, under the body field or as the whole
 //!    request for `body: "*"`; then the path variables; then the query
@@ -54,7 +55,8 @@
 //!    are accepted) is reported against the parameter that carried it.
 //!    - Query parameters may set any field the path and the body leave
 //!      unset, by proto or JSON name, dotted for nested fields, repeated for
-//!      repeated fields. They are refused on `body: "*"` bindings, for the
+//!      repeated fields. A name or value that is not UTF-8 once
+//!      percent-decoded is 400 on that parameter, never decoded lossily. They are refused on `body: "*"` bindings, for the
 //!      body field and below it, and for fields the path sets. A field
 //!      mask's paths are taken in proto or JSON form (`field_mask`) and set
 //!      after decoding, since proto3 JSON could not carry proto-form paths.
@@ -65,7 +67,9 @@
 //!      a conditional write through unconditionally.
 //! 4. **Decode**. prost-reflect decodes the assembled object into the RPC's
 //!    input message once, refusing unknown fields and values of the wrong
-//!    type (400).
+//!    type (400); a field given by both its names (`member_of` and
+//!    `memberOf` in one object) is 400 first, since prost-reflect would
+//!    keep one of them.
 //! 5. **Implied mask** (`field_mask`). When the input has exactly one
 //!    top-level `FieldMask`, the binding's body is one field, and no mask
 //!    was sent: PATCH masks the top-level keys of the body as sent, `null`

@@ -6,15 +6,19 @@
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value as Json};
 
-use crate::http::{bindings::BodyRule, path_template::Captures, status::HttpError};
+use crate::{
+    domain::{clip, quote, text::MAX_QUOTED_CHARS},
+    http::{bindings::BodyRule, path_template::Captures, status::HttpError},
+};
 
 /// Decodes the assembled JSON into the request message, refusing unknown
-/// fields and values of the wrong type.
+/// fields, values of the wrong type, and fields given twice.
 pub(super) fn decode_request(
     input: &MessageDescriptor,
     root: Map<String, Json>,
     rule: &BodyRule,
 ) -> Result<DynamicMessage, HttpError> {
+    spelled_once(&root, input, "")?;
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     DynamicMessage::deserialize_with_options(input.clone(), Json::Object(root), &options).map_err(
         |error| {
@@ -25,6 +29,49 @@ pub(super) fn decode_request(
             HttpError::invalid(field, error.to_string())
         },
     )
+}
+
+/// Refuses an object that gives a field twice, by its proto name and by
+/// its JSON name (`member_of` and `memberOf`): prost-reflect would keep
+/// one of the two without a word, as a JSON object repeating a key would
+/// (see `body`). `path` is where `object` sits in the request.
+fn spelled_once(
+    object: &Map<String, Json>,
+    message: &MessageDescriptor,
+    path: &str,
+) -> Result<(), HttpError> {
+    for field in message.fields() {
+        let (name, json_name) = (field.name(), field.json_name());
+        let at = if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        if name != json_name && object.contains_key(name) && object.contains_key(json_name) {
+            return Err(HttpError::invalid(
+                &at,
+                format!("{at} is given twice, as {name:?} and as {json_name:?}"),
+            ));
+        }
+        let Kind::Message(inner) = field.kind() else {
+            continue;
+        };
+        if field.is_map() || is_well_known(&inner) {
+            continue;
+        }
+        match object.get(name).or_else(|| object.get(json_name)) {
+            Some(Json::Object(value)) if !field.is_list() => spelled_once(value, &inner, &at)?,
+            Some(Json::Array(items)) if field.is_list() => {
+                for (index, item) in items.iter().enumerate() {
+                    if let Json::Object(value) = item {
+                        spelled_once(value, &inner, &format!("{at}[{index}]"))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Places the path variables, each converted to the JSON its field takes
@@ -102,14 +149,20 @@ pub(super) fn set_json(
                     return Err(HttpError::invalid(
                         &dotted,
                         format!(
-                            "the If-Match header ({value}) and {dotted} in the body ({existing}) differ"
+                            "the If-Match header ({}) and {dotted} in the body ({}) differ",
+                            shown(&value),
+                            shown(existing)
                         ),
                     ));
                 }
                 (Some(existing), _) => {
                     return Err(HttpError::invalid(
                         &dotted,
-                        format!("{dotted} is {value} in the URL but {existing} in the body"),
+                        format!(
+                            "{dotted} is {} in the URL but {} in the body",
+                            shown(&value),
+                            shown(existing)
+                        ),
                     ));
                 }
             }
@@ -141,6 +194,12 @@ pub(super) fn set_json(
     Ok(())
 }
 
+/// A JSON value as an error message shows it: at most its first
+/// [`MAX_QUOTED_CHARS`] bytes.
+fn shown(value: &Json) -> String {
+    clip(&value.to_string(), MAX_QUOTED_CHARS).into_owned()
+}
+
 /// A field by its proto name or its JSON name.
 pub(super) fn find_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
     message
@@ -168,7 +227,8 @@ pub(super) fn leaf_field(
     let mut canonical = Vec::with_capacity(path.len());
     let mut found = None;
     for (index, name) in path.iter().enumerate() {
-        let field = find_field(&message, name).ok_or_else(|| format!("unknown field {name:?}"))?;
+        let field =
+            find_field(&message, name).ok_or_else(|| format!("unknown field {}", quote(name)))?;
         if index + 1 < path.len() {
             match field.kind() {
                 Kind::Message(inner)
@@ -202,7 +262,7 @@ pub(super) fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Json, S
     let boolean = || match text {
         "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(Json::Bool(true)),
         "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(Json::Bool(false)),
-        _ => Err(format!("{name} must be true or false, not {text:?}")),
+        _ => Err(format!("{name} must be true or false, not {}", quote(text))),
     };
     // Numbers are checked here, so that a bad one is reported against the
     // parameter that carried it.
@@ -210,7 +270,7 @@ pub(super) fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Json, S
         if fits {
             Ok(Json::String(text.to_owned()))
         } else {
-            Err(format!("{name} must be {what}, not {text:?}"))
+            Err(format!("{name} must be {what}, not {}", quote(text)))
         }
     };
     let float = || text.parse::<f64>().is_ok() || ["NaN", "Infinity", "-Infinity"].contains(&text);
@@ -238,8 +298,9 @@ pub(super) fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Json, S
                 let names: Vec<String> =
                     enumeration.values().map(|v| v.name().to_owned()).collect();
                 Err(format!(
-                    "{name} must be one of {}, not {text:?}",
-                    names.join(", ")
+                    "{name} must be one of {}, not {}",
+                    names.join(", "),
+                    quote(text)
                 ))
             }
         }
@@ -294,6 +355,36 @@ mod tests {
         );
         let group = field("groups.v1.UpdateGroupRequest", "group");
         assert!(scalar_json(&group, "x").is_err());
+    }
+
+    #[test]
+    fn a_field_given_by_both_its_names_is_refused_at_any_depth() {
+        let input = pool()
+            .get_message_by_name("groups.v1.UpdateGroupRequest")
+            .unwrap();
+        let refused = |json: Json| {
+            let Json::Object(root) = json else {
+                panic!("not an object")
+            };
+            decode_request(&input, root, &BodyRule::Field("group".into()))
+                .err()
+                .map(|error| error.status.message().to_owned())
+        };
+        let message = refused(serde_json::json!({
+            "group": {"id": "g", "member_of": [], "memberOf": [{"groupId": "p"}]}
+        }));
+        assert!(
+            message.is_some_and(|m| m.contains("group.member_of is given twice")),
+            "member_of and memberOf were both accepted"
+        );
+        let message = refused(serde_json::json!({
+            "updateMask": "labels", "update_mask": "name", "group": {"id": "g"}
+        }));
+        assert!(message.is_some_and(|m| m.contains("update_mask")));
+        assert_eq!(
+            refused(serde_json::json!({"group": {"id": "g", "memberOf": [{"group_id": "p"}]}})),
+            None
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! One caller cannot hurt the others: each attack of an outside security
-//! test, replayed in bounded form against the real server. Each file takes
-//! one theme; every test checks the hostile call's documented answer and
-//! that nothing written is lost.
+//! One caller cannot hurt the others: each attack a hostile caller could
+//! make on the service, replayed in bounded form against the real server,
+//! checking that the hostile call gets its documented answer, that
+//! well-behaved calls keep succeeding, and that nothing written is lost.
+//! One file per theme.
 
+mod errors;
 mod history;
 mod replies;
