@@ -173,13 +173,16 @@ impl Application {
                 .map(|method| method.name().to_owned())
                 .collect(),
         };
-        let http = http::router(gateway, self.metrics)?;
+        let http = http::router(gateway, self.metrics.clone())?;
 
         tracing::info!(addr = %self.grpc_addr, "serving gRPC");
         tracing::info!(addr = %self.http_addr, "serving HTTP");
         // One budget for both ports: it bounds the process's memory.
         let exchange = ExchangeLimits {
-            budget: Budget::new(self.settings.max_inflight_bytes),
+            budget: Budget::with_gauge(
+                self.settings.max_inflight_bytes,
+                self.metrics.inflight_bytes(),
+            ),
             body_read_timeout: self.settings.body_read_timeout,
             request_timeout: self.settings.request_timeout,
             refusals: None,

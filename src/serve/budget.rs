@@ -19,6 +19,8 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
+use prometheus_client::metrics::gauge::Gauge;
+
 /// Requests whose bodies stay at or under this many bytes may use the whole
 /// budget; larger ones only seven eighths of it.
 pub const SMALL_REQUEST: usize = 64 * 1024;
@@ -33,16 +35,37 @@ pub struct Budget {
 struct Inner {
     limit: usize,
     used: AtomicUsize,
+    /// Shows `used` in the metrics.
+    gauge: Option<Gauge>,
 }
 
 impl Budget {
     /// A budget of `limit` bytes, none of it used.
     pub fn new(limit: usize) -> Self {
+        Self::build(limit, None)
+    }
+
+    /// A budget of `limit` bytes whose use `gauge` shows.
+    pub fn with_gauge(limit: usize, gauge: Gauge) -> Self {
+        Self::build(limit, Some(gauge))
+    }
+
+    fn build(limit: usize, gauge: Option<Gauge>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 limit,
                 used: AtomicUsize::new(0),
+                gauge,
             }),
+        }
+    }
+
+    /// Updates the gauge after a change. It reads the count again rather
+    /// than taking the value its change produced, so that two racing
+    /// changes cannot leave the gauge at the older one's value.
+    fn show(&self) {
+        if let Some(gauge) = &self.inner.gauge {
+            gauge.set(i64::try_from(self.used()).unwrap_or(i64::MAX));
         }
     }
 
@@ -69,20 +92,30 @@ impl Budget {
         } else {
             limit - limit / 8
         };
-        self.inner
+        match self
+            .inner
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|after| *after <= ceiling)
-            })
-            .is_ok()
+            }) {
+            Ok(_) => {
+                self.show();
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     fn force_reserve(&self, bytes: usize) {
         self.inner.used.fetch_add(bytes, Ordering::AcqRel);
+        self.show();
     }
 
     fn release(&self, bytes: usize) {
-        self.inner.used.fetch_sub(bytes, Ordering::AcqRel);
+        if bytes > 0 {
+            self.inner.used.fetch_sub(bytes, Ordering::AcqRel);
+            self.show();
+        }
     }
 }
 
