@@ -429,6 +429,10 @@ mod tests {
         assert!(!settings.skip_migrations);
         assert_eq!(settings.request_timeout, Duration::from_secs(30));
         assert_eq!(settings.drain_timeout, Duration::from_secs(20));
+        assert_eq!(settings.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(settings.idle_timeout, Duration::from_secs(60));
+        assert_eq!(settings.max_connections, 256);
+        assert_eq!(settings.max_inflight_bytes, 64 * 1024 * 1024);
     }
 
     #[test]
@@ -469,6 +473,18 @@ mod tests {
             (&["--db-acquire-timeout", "soon"], "--db-acquire-timeout"),
             (&["--max-members-per-group", "0"], "--max-members-per-group"),
             (&["--max-message-bytes", "100"], "--max-message-bytes"),
+            (&["--body-read-timeout", "0s"], "--body-read-timeout"),
+            (&["--idle-timeout", "0s"], "--idle-timeout"),
+            (&["--max-connections", "0"], "--max-connections"),
+            (
+                &[
+                    "--max-inflight-bytes",
+                    "5000000",
+                    "--max-message-bytes",
+                    "4000000",
+                ],
+                "--max-inflight-bytes",
+            ),
             (&["--log-filter", "info,[="], "--log-filter"),
             (
                 &["--database-url", "mysql://u:s3cret@h/db"],
