@@ -142,20 +142,25 @@ pub async fn serve<S, B>(
     ));
     let mut backoff = AcceptBackoff::default();
     let mut connections = JoinSet::new();
-    let mut warned_full = false;
+    // When the limit was last warned about: at most once every
+    // `AcceptBackoff::WARN_EVERY`, however often it is reached.
+    let mut warned_full: Option<std::time::Instant> = None;
     loop {
         // Forget connections that have ended.
         while connections.try_join_next().is_some() {}
         let slot = match Arc::clone(&slots).try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
-                if !warned_full {
+                let now = std::time::Instant::now();
+                if warned_full
+                    .is_none_or(|last| now.duration_since(last) >= AcceptBackoff::WARN_EVERY)
+                {
                     tracing::warn!(
                         port = name,
                         max_connections = options.max_connections,
                         "connection limit reached: new connections wait until one closes"
                     );
-                    warned_full = true;
+                    warned_full = Some(now);
                 }
                 tokio::select! {
                     () = stop.cancelled() => break,
@@ -195,9 +200,6 @@ pub async fn serve<S, B>(
                 }
             }
         };
-        if slots.available_permits() > 0 {
-            warned_full = false;
-        }
         // Without TCP_NODELAY a reply sent in several writes waits for the
         // client's delayed ACK (~40 ms).
         if let Err(error) = tcp.set_nodelay(true) {

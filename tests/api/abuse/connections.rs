@@ -181,8 +181,9 @@ async fn connections_beyond_the_limit_wait_and_a_client_is_served_once_idle_ones
             read_to_eof(&mut tcp).await;
         }
         // The log was not flooded: no accept error at all (the file limit
-        // was never reached), and the limit warned about at most a few
-        // times a port.
+        // was never reached), and the limit warned about at most once a
+        // port every 10 s (the flood lasts a few seconds), beside the
+        // start-up warning that authentication is off.
         let warnings: Vec<_> = child
             .log()
             .into_iter()
@@ -195,7 +196,7 @@ async fn connections_beyond_the_limit_wait_and_a_client_is_served_once_idle_ones
             "{warnings:?}"
         );
         assert!(
-            warnings.len() <= 8,
+            warnings.len() <= 5,
             "{} warnings: {warnings:?}",
             warnings.len()
         );
