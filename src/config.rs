@@ -131,9 +131,49 @@ pub struct Settings {
     #[arg(long, env = "GROUPD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration, global = true)]
     pub request_timeout: Duration,
 
-    /// The longest an HTTP client may take to send a request's headers.
+    /// The longest a client may take to send a request's headers, on both
+    /// ports: a new connection must send its HTTP/2 preface (or its first
+    /// HTTP/1.1 request's headers) within it, and an HTTP/1.1 connection
+    /// kept alive is closed when its next request's headers do not arrive
+    /// within it.
     #[arg(long, env = "GROUPD_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration, global = true)]
     pub http_header_timeout: Duration,
+
+    /// The longest a request body, or a gRPC request message, may take to
+    /// arrive, bounded by the call's deadline. Beyond it the request is
+    /// answered DEADLINE_EXCEEDED (HTTP 408) and what it sent is freed.
+    #[arg(long, env = "GROUPD_BODY_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration, global = true)]
+    pub body_read_timeout: Duration,
+
+    /// How long a connection may stay open with no call in flight before it
+    /// is closed (HTTP/2: with GOAWAY, so that clients reconnect cleanly).
+    #[arg(long, env = "GROUPD_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration, global = true)]
+    pub idle_timeout: Duration,
+
+    /// Most connections each port holds open at once. Beyond it, new
+    /// connections wait in the listen queue until one closes. Both ports'
+    /// together must fit in the process's file limit.
+    #[arg(
+        long,
+        env = "GROUPD_MAX_CONNECTIONS",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub max_connections: u32,
+
+    /// Most bytes of request bodies and replies held in memory at once,
+    /// over both ports. A request that would go beyond it is answered
+    /// RESOURCE_EXHAUSTED (HTTP 503) without the rest of it being read. At
+    /// least twice `--max-message-bytes`.
+    #[arg(
+        long,
+        env = "GROUPD_MAX_INFLIGHT_BYTES",
+        default_value_t = 64 * 1024 * 1024,
+        value_parser = parse_message_bytes,
+        global = true
+    )]
+    pub max_inflight_bytes: usize,
 
     /// How long, after a shutdown signal, health reports NOT_SERVING before
     /// the server stops accepting calls (lets load balancers drain).
@@ -207,6 +247,27 @@ impl Settings {
                 );
             }
         }
+        if self.max_inflight_bytes < 2 * self.max_message_bytes {
+            return invalid(
+                ErrorKind::ValueValidation,
+                format!(
+                    "invalid value '{}' for '--max-inflight-bytes': it must be at least twice \
+                     --max-message-bytes ({}), so that a largest message fits beside the others",
+                    self.max_inflight_bytes, self.max_message_bytes
+                ),
+            );
+        }
+        if let Err(message) =
+            crate::serve::limits::check_file_limit(self.max_connections, self.db_max_connections)
+        {
+            return invalid(
+                ErrorKind::ValueValidation,
+                format!(
+                    "invalid value '{}' for '--max-connections': {message}",
+                    self.max_connections
+                ),
+            );
+        }
         if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
             return invalid(
                 ErrorKind::ArgumentConflict,
@@ -239,6 +300,10 @@ impl Settings {
             db_health_interval = ?self.db_health_interval,
             request_timeout = ?self.request_timeout,
             http_header_timeout = ?self.http_header_timeout,
+            body_read_timeout = ?self.body_read_timeout,
+            idle_timeout = ?self.idle_timeout,
+            max_connections = self.max_connections,
+            max_inflight_bytes = self.max_inflight_bytes,
             shutdown_delay = ?self.shutdown_delay,
             drain_timeout = ?self.drain_timeout,
             max_members_per_request = self.max_members_per_request,
@@ -368,6 +433,10 @@ mod tests {
         assert!(!settings.skip_migrations);
         assert_eq!(settings.request_timeout, Duration::from_secs(30));
         assert_eq!(settings.drain_timeout, Duration::from_secs(20));
+        assert_eq!(settings.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(settings.idle_timeout, Duration::from_secs(60));
+        assert_eq!(settings.max_connections, 256);
+        assert_eq!(settings.max_inflight_bytes, 64 * 1024 * 1024);
     }
 
     #[test]
@@ -408,6 +477,18 @@ mod tests {
             (&["--db-acquire-timeout", "soon"], "--db-acquire-timeout"),
             (&["--max-members-per-group", "0"], "--max-members-per-group"),
             (&["--max-message-bytes", "100"], "--max-message-bytes"),
+            (&["--body-read-timeout", "0s"], "--body-read-timeout"),
+            (&["--idle-timeout", "0s"], "--idle-timeout"),
+            (&["--max-connections", "0"], "--max-connections"),
+            (
+                &[
+                    "--max-inflight-bytes",
+                    "5000000",
+                    "--max-message-bytes",
+                    "4000000",
+                ],
+                "--max-inflight-bytes",
+            ),
             (&["--log-filter", "info,[="], "--log-filter"),
             (
                 &["--database-url", "mysql://u:s3cret@h/db"],

@@ -75,6 +75,7 @@ pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<RequestLabels, Counter>,
     durations: Family<DurationLabels, Histogram>,
+    inflight_bytes: Gauge,
 }
 
 impl Metrics {
@@ -111,10 +112,18 @@ impl Metrics {
             build_info,
         );
 
+        let inflight_bytes = Gauge::default();
+        registry.register(
+            "inflight_bytes",
+            "Bytes of request bodies and replies held now, counted against --max-inflight-bytes",
+            inflight_bytes.clone(),
+        );
+
         Self {
             registry: Arc::new(registry),
             requests,
             durations,
+            inflight_bytes,
         }
     }
 
@@ -137,6 +146,12 @@ impl Metrics {
                 method: method.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// The gauge of in-flight bytes, which the in-flight budget keeps up
+    /// to date.
+    pub fn inflight_bytes(&self) -> Gauge {
+        self.inflight_bytes.clone()
     }
 
     /// The metrics in the Prometheus/OpenMetrics text exposition format.

@@ -1,7 +1,7 @@
 //! Building and running the application: connect and migrate the database,
 //! bind the listener, serve until told to stop, then drain.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +16,11 @@ use crate::{
     http::{self, GrpcHandler},
     metrics::Metrics,
     pb,
-    serve::{self, Protocol},
+    serve::{
+        self, PortOptions, Protocol,
+        budget::Budget,
+        exchange::{ExchangeLimits, RefusalRecorder},
+    },
     service::{GroupService, page_token::PageTokens},
     store::{Store, StoreOptions},
 };
@@ -162,29 +166,58 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(groups)
             .prepare();
-        let http = http::router(gateway, self.metrics)?;
+        let refusals = RefusalRecorder {
+            metrics: self.metrics.clone(),
+            service_prefix: format!("/{SERVICE_NAME}/"),
+            methods: http::contract_service(gateway.pool())?
+                .methods()
+                .map(|method| method.name().to_owned())
+                .collect(),
+        };
+        let http = http::router(gateway, self.metrics.clone())?;
 
         tracing::info!(addr = %self.grpc_addr, "serving gRPC");
         tracing::info!(addr = %self.http_addr, "serving HTTP");
-        let drain_timeout = self.settings.drain_timeout;
+        // One budget for both ports: it bounds the process's memory.
+        let exchange = ExchangeLimits {
+            budget: Budget::with_gauge(
+                self.settings.max_inflight_bytes,
+                self.metrics.inflight_bytes(),
+            ),
+            body_read_timeout: self.settings.body_read_timeout,
+            request_timeout: self.settings.request_timeout,
+            refusals: None,
+        };
+        let port = |protocol, exchange| PortOptions {
+            protocol,
+            header_timeout: self.settings.http_header_timeout,
+            idle_timeout: self.settings.idle_timeout,
+            max_connections: self.settings.max_connections,
+            drain_timeout: self.settings.drain_timeout,
+            exchange: Arc::new(exchange),
+        };
+        let grpc_port = port(
+            Protocol::Grpc,
+            ExchangeLimits {
+                refusals: Some(refusals),
+                ..exchange.clone()
+            },
+        );
+        let http_port = port(Protocol::Http, exchange);
         tokio::join!(
             serve::serve(
                 "grpc",
                 self.listener,
                 with_request_id(grpc),
-                Protocol::Grpc,
+                grpc_port,
                 draining.clone(),
-                drain_timeout,
             ),
             serve::serve(
                 "http",
                 self.http_listener,
                 with_request_id(http),
-                Protocol::Http {
-                    header_read_timeout: self.settings.http_header_timeout,
-                },
+                http_port,
                 draining,
-                drain_timeout,
             ),
         );
         drain.abort();

@@ -13,6 +13,7 @@ use tonic_types::FieldViolation;
 use crate::{
     domain::quote,
     http::{bindings::BodyRule, status::HttpError},
+    serve::exchange::{Refusal, RefusalKind},
 };
 
 /// Reads the request body, at most `limit` bytes of it (413 beyond), and
@@ -43,6 +44,9 @@ pub(super) async fn read_body(
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
         Err(error) => {
+            if let Some(refusal) = crate::serve::exchange::refusal_in(&error) {
+                return Err(refused(refusal));
+            }
             let over = std::error::Error::source(&error)
                 .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
             return Err(if over {
@@ -71,6 +75,23 @@ pub(super) async fn read_body(
         .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
     Ok(bytes)
+}
+
+/// The answer to a body the server refused to read whole: 503 with
+/// `Retry-After` when the in-flight budget is spent (the server is busy, not
+/// the client wrong, and a load balancer may send the retry to another
+/// replica), 408 when it did not arrive in time, 504 when it did not arrive
+/// before the call's own deadline.
+fn refused(refusal: &Refusal) -> HttpError {
+    let kind = refusal.kind();
+    let error = HttpError::gateway(kind.code(), kind.reason(), refusal.message(), Vec::new());
+    match kind {
+        RefusalKind::Budget => error
+            .with_http(StatusCode::SERVICE_UNAVAILABLE)
+            .with_header(header::RETRY_AFTER, http::HeaderValue::from_static("1")),
+        RefusalKind::Timeout => error.with_http(StatusCode::REQUEST_TIMEOUT),
+        RefusalKind::Deadline => error.with_http(StatusCode::GATEWAY_TIMEOUT),
+    }
 }
 
 /// Whether the request declares a JSON body (`application/json`, with or

@@ -4,6 +4,9 @@
 //! well-behaved calls keep succeeding, and that nothing written is lost.
 //! One file per theme.
 
+mod connections;
 mod errors;
 mod history;
+mod raw;
 mod replies;
+mod transport;

@@ -52,8 +52,48 @@ impl Child {
         )
     }
 
+    /// Like [`Child::run`], with the process's file limit (soft and hard)
+    /// set to `files`.
+    pub async fn run_with_file_limit(
+        args: &[&str],
+        files: u64,
+    ) -> (std::process::ExitStatus, String) {
+        let output = tokio::time::timeout(
+            CHILD_BOUND,
+            Self::command_limited(args, &[], Some(files))
+                .stderr(std::process::Stdio::piped())
+                .output(),
+        )
+        .await
+        .expect("groupd ended in time")
+        .expect("groupd runs");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_groupd"));
+        Self::command_limited(args, env, None)
+    }
+
+    /// The command, run under `prlimit` when `files` limits its file
+    /// descriptors (prlimit execs it: the child's pid is groupd's).
+    fn command_limited(
+        args: &[&str],
+        env: &[(&str, &str)],
+        files: Option<u64>,
+    ) -> tokio::process::Command {
+        let mut command = match files {
+            Some(files) => {
+                let mut command = tokio::process::Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={files}:{files}"))
+                    .arg(env!("CARGO_BIN_EXE_groupd"));
+                command
+            }
+            None => tokio::process::Command::new(env!("CARGO_BIN_EXE_groupd")),
+        };
         command
             .args(args)
             .args(["--log-format", "json"])
@@ -69,6 +109,16 @@ impl Child {
     /// `--skip-migrations` (the test's database is migrated) and `args`, and
     /// returns once it has logged both addresses.
     pub async fn serve(database_url: &str, args: &[&str], log: ChildLog) -> Self {
+        Self::serve_limited(database_url, args, log, None).await
+    }
+
+    /// Like [`Child::serve`], with the file limit set to `files` when given.
+    pub async fn serve_limited(
+        database_url: &str,
+        args: &[&str],
+        log: ChildLog,
+        files: Option<u64>,
+    ) -> Self {
         let mut all = vec![
             "serve",
             "--database-url",
@@ -80,7 +130,7 @@ impl Child {
             "--skip-migrations",
         ];
         all.extend_from_slice(args);
-        let mut process = Self::command(&all, &[])
+        let mut process = Self::command_limited(&all, &[], files)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("groupd starts");
@@ -131,6 +181,18 @@ impl Child {
         GroupServiceClient::connect(format!("http://{}", self.grpc_addr))
             .await
             .expect("connects to the child groupd")
+    }
+
+    /// The resident set size of the process, in KiB, from
+    /// `/proc/<pid>/status`.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.process.id().expect("the process is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
     }
 
     /// The log events read so far.
