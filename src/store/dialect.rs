@@ -4,12 +4,13 @@
 //! `impl Dialect`.
 
 use sea_orm::{
-    AccessMode, ColumnTrait, ConnectionTrait as _, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait as _, Value,
-    sea_query::{Expr, ExprTrait as _, Func, extension::postgres::PgFunc},
+    AccessMode, ColumnTrait, Condition, ConnectionTrait as _, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait as _, Value,
+    sea_query::{Expr, ExprTrait as _, Func, Query, extension::postgres::PgFunc},
 };
 
+use super::entities::{group_labels, groups};
 use crate::error::Error;
 
 /// A database groupd can store its data in.
@@ -109,17 +110,33 @@ impl Dialect {
         }
     }
 
-    /// The value of label `key` of a group, or NULL when it has none.
-    /// Labels are a JSON object in the row; the databases spell JSON access
-    /// differently.
-    pub fn label_value(self, key: &str) -> Expr {
+    /// The condition that the group of the outer query has a row in
+    /// `group_labels` matching `rows`. PostgreSQL gets a correlated
+    /// `EXISTS`, which it plans as a semi-join (hashing the matching rows
+    /// when many groups are counted, probing the index when a page stops
+    /// early). SQLite gets `id IN (SELECT group_id …)`: it runs the
+    /// subquery once, and when the label is selective drives the query
+    /// from its few rows; a correlated `EXISTS` would probe the index once
+    /// per group instead, which made counting a selective label's groups
+    /// twenty times slower at 50,000 groups.
+    pub fn has_label_row(self, rows: Condition) -> Expr {
+        let label = |column| Expr::col((group_labels::Entity, column));
+        let mut lookup = Query::select()
+            .expr(label(group_labels::Column::GroupId))
+            .from(group_labels::Entity)
+            .cond_where(rows)
+            .to_owned();
+        let group_id = Expr::col((groups::Entity, groups::Column::Id));
         match self {
-            Self::Postgres => Expr::cust_with_values("(\"labels\"::jsonb ->> $1)", [key]),
-            // Label keys match ^[a-z][a-z0-9_.-]*$, so quoting them in a
-            // JSON path needs no escaping.
-            Self::Sqlite => {
-                Expr::cust_with_values("json_extract(\"labels\", ?)", [format!("$.\"{key}\"")])
-            }
+            Self::Postgres => Expr::exists(
+                lookup
+                    .and_where(
+                        label(group_labels::Column::GroupId)
+                            .equals((groups::Entity, groups::Column::Id)),
+                    )
+                    .to_owned(),
+            ),
+            Self::Sqlite => group_id.in_subquery(lookup),
         }
     }
 
@@ -131,6 +148,33 @@ impl Dialect {
         match self {
             Self::Postgres => Expr::cust_with_expr("lower(($1) COLLATE \"C\")", value),
             Self::Sqlite => Expr::expr(Func::lower(value)),
+        }
+    }
+
+    /// Bounds every statement of transaction `tx` to `left`, what remains of
+    /// its call. On PostgreSQL the statement timeout of the transaction
+    /// (`SET LOCAL`, which ends with it), so that the server cancels a
+    /// statement still running when the call is over rather than finish
+    /// work nobody waits for. SQLite needs nothing here: its statements are
+    /// stopped by the progress handler (`calls.rs`).
+    pub async fn bound_statements(
+        self,
+        tx: &DatabaseTransaction,
+        left: std::time::Duration,
+    ) -> Result<(), DbErr> {
+        match self {
+            Self::Postgres => {
+                // At least one millisecond: zero would turn the timeout off.
+                let millis = left.as_millis().clamp(1, i32::MAX as u128);
+                tx.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT set_config('statement_timeout', $1, true)",
+                    [format!("{millis}ms").into()],
+                ))
+                .await?;
+                Ok(())
+            }
+            Self::Sqlite => Ok(()),
         }
     }
 
