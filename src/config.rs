@@ -228,18 +228,19 @@ impl Settings {
                 );
             }
         }
-        if let Some(listings) = self.max_filtered_listings {
-            if listings >= self.db_max_connections && self.db_max_connections > 1 {
-                return invalid(
-                    ErrorKind::ArgumentConflict,
-                    format!(
-                        "'--max-filtered-listings' is {listings}, not below \
-                         '--db-max-connections' ({}): filtered listings could hold every \
-                         pooled connection",
-                        self.db_max_connections
-                    ),
-                );
-            }
+        if let Some(listings) = self
+            .max_filtered_listings
+            .filter(|listings| *listings >= self.db_max_connections && self.db_max_connections > 1)
+        {
+            return invalid(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "'--max-filtered-listings' is {listings}, not below \
+                     '--db-max-connections' ({}): filtered listings could hold every \
+                     pooled connection",
+                    self.db_max_connections
+                ),
+            );
         }
         if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
             return invalid(

@@ -94,4 +94,11 @@ impl MigrationTrait for Migration {
         manager.get_connection().execute_unprepared(fill).await?;
         Ok(())
     }
+
+    /// Drops the rows; the JSON column still holds every label.
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(GroupLabels::Table).to_owned())
+            .await
+    }
 }

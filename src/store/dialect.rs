@@ -7,7 +7,7 @@ use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait as _, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, Statement,
     TransactionOptions, TransactionTrait as _, Value,
-    sea_query::{Expr, ExprTrait as _, Func, Query, extension::postgres::PgFunc},
+    sea_query::{Alias, Expr, ExprTrait as _, Func, Query, extension::postgres::PgFunc},
 };
 
 use super::entities::{group_labels, groups};
@@ -176,6 +176,24 @@ impl Dialect {
             }
             Self::Sqlite => Ok(()),
         }
+    }
+
+    /// Whether `value`, with ASCII case folded, contains `needle` (already
+    /// lowercase). A plain substring search (`instr`, `strpos`) rather than
+    /// `LIKE '%needle%'`: LIKE compares character by character from every
+    /// position of the value, which made a needle that almost matches
+    /// (`aaaa…ab` in `aaaa…a`) cost 26 µs per 256-character value on
+    /// PostgreSQL, where the search costs a few hundred nanoseconds; and
+    /// nothing in the needle needs escaping.
+    pub fn contains(self, value: Expr, needle: &str) -> Expr {
+        let search = match self {
+            Self::Postgres => "strpos",
+            Self::Sqlite => "instr",
+        };
+        Expr::expr(
+            Func::cust(Alias::new(search)).args([self.fold_ascii_case(value), Expr::val(needle)]),
+        )
+        .gt(0)
     }
 
     /// Serializes changes to the parent graph across transactions, so two

@@ -12,7 +12,7 @@
 
 use sea_orm::{
     ColumnTrait as _, Condition,
-    sea_query::{Expr, ExprTrait as _, LikeExpr},
+    sea_query::{Expr, ExprTrait as _},
 };
 
 use super::{
@@ -31,19 +31,6 @@ pub fn matching(dialect: Dialect, show_deleted: bool, filter: Option<&Filter>) -
         condition = condition.add(translate(dialect, filter).into_condition(dialect));
     }
     condition
-}
-
-/// Escapes LIKE's wildcards (and the escape character itself), so a filter
-/// value matches only itself.
-fn like_literal(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 /// A filter node on its way to SQL.
@@ -79,11 +66,9 @@ impl LabelRow {
             Self::Key(k) => Condition::all().add(key(k)),
             Self::Equals(k, v) => Condition::all().add(key(k)).add(value().eq(v.as_str())),
             Self::NotEmpty(k) => Condition::all().add(key(k)).add(value().ne("")),
-            Self::Contains(k, text) => Condition::all().add(key(k)).add(
-                dialect
-                    .fold_ascii_case(value())
-                    .like(LikeExpr::new(format!("%{}%", like_literal(text))).escape('\\')),
-            ),
+            Self::Contains(k, text) => Condition::all()
+                .add(key(k))
+                .add(dialect.contains(value(), text)),
         }
     }
 }
@@ -152,10 +137,10 @@ fn join(dialect: Dialect, parts: &[Filter], conjunction: bool) -> Node {
             rows: merged,
         });
     }
-    if others.len() == 1 {
-        if let Some(only) = others.pop() {
-            return only;
-        }
+    if others.len() == 1
+        && let Some(only) = others.pop()
+    {
+        return only;
     }
     let joined = if conjunction {
         Condition::all()
@@ -199,10 +184,8 @@ fn translate(dialect: Dialect, filter: &Filter) -> Node {
             let value = Expr::col((groups::Entity, column));
             let condition = match op {
                 TextOp::Equals(text) => value.eq(text.as_str()),
-                TextOp::Contains(text) => dialect.fold_ascii_case(value).like(
-                    LikeExpr::new(format!("%{}%", like_literal(&text.to_ascii_lowercase())))
-                        .escape('\\'),
-                ),
+                TextOp::Contains(text) if text.is_empty() => return Node::Row(always()),
+                TextOp::Contains(text) => dialect.contains(value, &text.to_ascii_lowercase()),
                 TextOp::Present => value.ne(""),
             };
             Node::Row(Condition::all().add(condition))
@@ -224,5 +207,68 @@ fn label_text(key: &str, op: &TextOp) -> Node {
         TextOp::Contains(text) if text.is_empty() => Node::Row(always()),
         TextOp::Contains(text) => Node::labels(LabelRow::Contains(key, text.to_ascii_lowercase())),
         TextOp::Present => Node::labels(LabelRow::NotEmpty(key)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{EntityTrait as _, QueryFilter as _, QueryTrait as _};
+
+    use super::*;
+    use crate::domain::filter::parse;
+
+    /// The SQL of a listing filtered by `filter`, with its values inlined.
+    fn sql(dialect: Dialect, filter: &str) -> String {
+        let parsed = parse(filter)
+            .unwrap_or_else(|v| panic!("{filter}: {}", v.description))
+            .unwrap_or_else(|| panic!("{filter} is empty"));
+        groups::Entity::find()
+            .filter(matching(dialect, false, Some(&parsed)))
+            .build(dialect.backend())
+            .to_string()
+    }
+
+    /// How many times the listing of `filter` looks label rows up.
+    fn lookups(dialect: Dialect, filter: &str) -> usize {
+        sql(dialect, filter)
+            .matches("FROM \"group_labels\"")
+            .count()
+    }
+
+    #[test]
+    fn label_terms_of_one_polarity_share_one_lookup_and_repeats_count_once() {
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let probe = vec!["-labels.a:b"; 170].join(" ");
+            assert_eq!(lookups(dialect, &probe), 1, "{dialect:?}: the probe");
+            let search = match dialect {
+                Dialect::Sqlite => "instr(",
+                Dialect::Postgres => "strpos(",
+            };
+            assert_eq!(sql(dialect, &probe).matches(search).count(), 1);
+            for (filter, expected) in [
+                ("labels.a = x", 1),
+                ("labels.a = x OR labels.b:y OR labels:c", 1),
+                ("-labels.a = x -labels.b:y NOT labels:c", 1),
+                ("labels.a = x AND labels.b = y", 2),
+                ("-labels.a = x OR -labels.b = y", 2),
+                ("labels.a != x labels.b = \"\"", 1),
+                ("(labels.a = x OR name = n) (labels.a = y OR name = m)", 2),
+                ("labels.a:\"\"", 0),
+                ("name:x", 0),
+            ] {
+                assert_eq!(lookups(dialect, filter), expected, "{dialect:?}: {filter}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_label_compares_as_the_empty_string() {
+        // `labels.k = ""` holds for groups without `k`: it is "has no
+        // non-empty `k`", a negated lookup.
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let equals_empty = sql(dialect, "labels.k = \"\"");
+            assert!(equals_empty.contains("NOT"), "{equals_empty}");
+            assert!(equals_empty.contains("<> ''"), "{equals_empty}");
+        }
     }
 }

@@ -18,6 +18,7 @@
 #[macro_use]
 mod helpers;
 
+mod abuse;
 mod capacity;
 mod changes;
 mod concurrency;
