@@ -4,13 +4,12 @@
 //! `impl Dialect`.
 
 use sea_orm::{
-    AccessMode, ColumnTrait, Condition, ConnectionTrait as _, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait as _, Value,
-    sea_query::{Alias, Expr, ExprTrait as _, Func, Query, extension::postgres::PgFunc},
+    AccessMode, ColumnTrait, ConnectionTrait as _, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait as _, Value,
+    sea_query::{Alias, Expr, ExprTrait as _, Func, extension::postgres::PgFunc},
 };
 
-use super::entities::{group_labels, groups};
 use crate::error::Error;
 
 /// A database groupd can store its data in.
@@ -107,36 +106,6 @@ impl Dialect {
         match self {
             Self::Postgres => format!("${n}"),
             Self::Sqlite => "?".to_owned(),
-        }
-    }
-
-    /// The condition that the group of the outer query has a row in
-    /// `group_labels` matching `rows`. PostgreSQL gets a correlated
-    /// `EXISTS`, which it plans as a semi-join (hashing the matching rows
-    /// when many groups are counted, probing the index when a page stops
-    /// early). SQLite gets `id IN (SELECT group_id …)`: it runs the
-    /// subquery once, and when the label is selective drives the query
-    /// from its few rows; a correlated `EXISTS` would probe the index once
-    /// per group instead, which made counting a selective label's groups
-    /// twenty times slower at 50,000 groups.
-    pub fn has_label_row(self, rows: Condition) -> Expr {
-        let label = |column| Expr::col((group_labels::Entity, column));
-        let mut lookup = Query::select()
-            .expr(label(group_labels::Column::GroupId))
-            .from(group_labels::Entity)
-            .cond_where(rows)
-            .to_owned();
-        let group_id = Expr::col((groups::Entity, groups::Column::Id));
-        match self {
-            Self::Postgres => Expr::exists(
-                lookup
-                    .and_where(
-                        label(group_labels::Column::GroupId)
-                            .equals((groups::Entity, groups::Column::Id)),
-                    )
-                    .to_owned(),
-            ),
-            Self::Sqlite => group_id.in_subquery(lookup),
         }
     }
 

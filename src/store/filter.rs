@@ -3,16 +3,16 @@
 //! `groups` table, spelled per database where they differ.
 //!
 //! Conditions on labels read the `group_labels` rows through their index
-//! (see [`Dialect::has_label_row`]), never the JSON column. Label terms of
-//! the same polarity that an OR (or, negated, an AND) joins become one
-//! lookup whose rows match any of them: `-labels.a:x -labels.b:y` is one
-//! "has no label row with a = *x* or b = *y*" instead of two, so the work
-//! per group does not grow with the number of such terms. Terms repeated
-//! under one AND or OR are kept once.
+//! (see [`has_label_row`]), never the JSON column. Label terms of the same
+//! polarity that an OR (or, negated, an AND) joins become one lookup whose
+//! rows match any of them: `-labels.a:x -labels.b:y` is one "has no label
+//! row with a = *x* or b = *y*" instead of two, so the work per group does
+//! not grow with the number of such terms. Terms repeated under one AND or
+//! OR are kept once.
 
 use sea_orm::{
     ColumnTrait as _, Condition,
-    sea_query::{Expr, ExprTrait as _},
+    sea_query::{Expr, ExprTrait as _, Query},
 };
 
 use super::{
@@ -88,11 +88,28 @@ impl Node {
                 let any = rows
                     .iter()
                     .fold(Condition::any(), |any, row| any.add(row.condition(dialect)));
-                let lookup = Condition::all().add(dialect.has_label_row(any));
+                let lookup = Condition::all().add(has_label_row(any));
                 if negated { lookup.not() } else { lookup }
             }
         }
     }
+}
+
+/// The condition that the group has a row in `group_labels` matching
+/// `rows`: `groups.id IN (SELECT group_id …)`. Both databases run the
+/// lookup once and probe its result for each group, and drive the query
+/// from it when it is selective (PostgreSQL makes it a semi-join where it
+/// can). A correlated `EXISTS` was tried on PostgreSQL: under OR or NOT it
+/// runs once per group, and four such terms over 50,000 groups took about
+/// 550 ms against about 200 ms this way; on SQLite, counting the 2,500
+/// groups of one label value took 65 ms against 3.6 ms.
+fn has_label_row(rows: Condition) -> Expr {
+    let lookup = Query::select()
+        .column((group_labels::Entity, group_labels::Column::GroupId))
+        .from(group_labels::Entity)
+        .cond_where(rows)
+        .to_owned();
+    Expr::col((groups::Entity, groups::Column::Id)).in_subquery(lookup)
 }
 
 /// A condition that always holds.
