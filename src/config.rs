@@ -126,8 +126,9 @@ pub struct Settings {
     pub db_health_interval: Duration,
 
     /// The longest any call may run; a client's shorter `grpc-timeout`
-    /// wins. A call past its deadline is answered DEADLINE_EXCEEDED and its
-    /// transaction rolled back.
+    /// wins. A call past its deadline is answered DEADLINE_EXCEEDED, its
+    /// transaction rolled back, and a statement of it still running in the
+    /// database stopped.
     #[arg(long, env = "GROUPD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration, global = true)]
     pub request_timeout: Duration,
 
