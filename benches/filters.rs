@@ -14,7 +14,11 @@
 //! Each backend is measured twice on the same database: with the default
 //! filter budget, and with every budget raised as far as the filter length
 //! allows (`--max-filter-*`), to show what the SQL itself costs for the
-//! filters the budget refuses.
+//! filters the budget refuses. Last, how soon a costly listing stopped at
+//! its deadline frees its connection: on a server with one pooled
+//! connection, a listing searching the 256-character label a hundred
+//! times (seconds of work) is sent with a deadline of 300 ms, and a
+//! GetGroup right after it is timed, against GetGroup on an idle server.
 //!
 //! `cargo bench --bench filters` runs 50,000 groups; without `--bench` (as
 //! `cargo test --benches` runs it) it does a smoke run of 300. Environment:
@@ -178,6 +182,11 @@ async fn bench_backend(backend: &str, groups: usize, runs: usize) {
     let (client, stop) = start_server(&url, &UNBUDGETED).await;
     measure("budgets raised", &client, runs).await;
     stop.cancel();
+    let mut one_connection = UNBUDGETED.to_vec();
+    one_connection.extend(["--db-max-connections", "1"]);
+    let (client, stop) = start_server(&url, &one_connection).await;
+    measure_stop(&client, runs).await;
+    stop.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
     if let Err(problem) = scratch.drop_database().await {
         eprintln!("warning: {problem}");
@@ -300,4 +309,62 @@ async fn measure(setting: &str, client: &Client, runs: usize) {
             outcome.1
         );
     }
+}
+
+/// How long GetGroup waits, right after a costly listing was answered at
+/// its deadline, on a server with one pooled connection.
+async fn measure_stop(client: &Client, runs: usize) {
+    let costly = (0..100)
+        .map(|n| format!("labels.note:ab{n:02}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let get = || {
+        let mut client = client.clone();
+        async move {
+            let started = Instant::now();
+            client
+                .get_group(pb::GetGroupRequest {
+                    id: "g000000".to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .expect("GetGroup");
+            started.elapsed()
+        }
+    };
+    let mut idle = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        idle.push(get().await);
+    }
+    let (mut answered, mut after) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        let mut request = tonic::Request::new(pb::ListGroupsRequest {
+            filter: costly.clone(),
+            ..Default::default()
+        });
+        request.set_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let outcome = client.clone().list_groups(request).await;
+        assert!(
+            outcome.is_err(),
+            "the costly listing ended before its deadline"
+        );
+        answered.push(started.elapsed());
+        after.push(get().await);
+    }
+    let ms = |times: &mut Vec<Duration>| {
+        times.sort();
+        format!(
+            "median {:.1} ms, max {:.1} ms",
+            times[times.len() / 2].as_secs_f64() * 1000.0,
+            times[times.len() - 1].as_secs_f64() * 1000.0
+        )
+    };
+    println!(
+        "\nstopped at its deadline (one pooled connection): the costly listing answered after {}; \
+         GetGroup right after it took {} (on the idle server: {})",
+        ms(&mut answered),
+        ms(&mut after),
+        ms(&mut idle)
+    );
 }

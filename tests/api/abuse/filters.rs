@@ -301,6 +301,14 @@ async fn the_probe_filter_is_refused_while_well_behaved_calls_keep_succeeding(ap
     }
     assert_eq!(answered, HOSTILE * 5);
 
+    // The gateway refuses it the same way: 400, naming `filter`.
+    let reply = http_get(
+        &app,
+        &format!("/v1/groups?filter={}", query_value(&probe())),
+    )
+    .await;
+    assert_http_invalid(&reply, "filter");
+
     assert_history(&app, &steady.id, ROUNDS, &format!("round {}", ROUNDS - 1)).await;
     let all = list(&app, pb::ListGroupsRequest::default()).await;
     assert_eq!(all.total_size, everyone, "no group was lost");
