@@ -124,8 +124,12 @@ impl Dialect {
     /// its call. On PostgreSQL the statement timeout of the transaction
     /// (`SET LOCAL`, which ends with it), so that the server cancels a
     /// statement still running when the call is over rather than finish
-    /// work nobody waits for. SQLite needs nothing here: its statements are
-    /// stopped by the progress handler (`calls.rs`).
+    /// work nobody waits for. The bound is per statement, from its start:
+    /// a statement begun later in the transaction may outlive the call by
+    /// the time spent before it. A begun COMMIT is not cut: PostgreSQL
+    /// turns the statement timeout off before it commits. SQLite needs
+    /// nothing here: its statements are stopped by the progress handler
+    /// (`calls.rs`).
     pub async fn bound_statements(
         self,
         tx: &DatabaseTransaction,
@@ -152,8 +156,8 @@ impl Dialect {
     /// `LIKE '%needle%'`: LIKE compares character by character from every
     /// position of the value, which made a needle that almost matches
     /// (`aaaa…ab` in `aaaa…a`) cost 26 µs per 256-character value on
-    /// PostgreSQL, where the search costs a few hundred nanoseconds; and
-    /// nothing in the needle needs escaping.
+    /// PostgreSQL, where the search costs about one; and nothing in the
+    /// needle needs escaping.
     pub fn contains(self, value: Expr, needle: &str) -> Expr {
         let search = match self {
             Self::Postgres => "strpos",

@@ -176,8 +176,9 @@ impl Store {
     /// there are fewer slots than pooled connections, so filtered
     /// listings, however many callers send them, leave connections for
     /// every other call. A listing that finds no free slot within the
-    /// acquire timeout (or its deadline) is answered RESOURCE_EXHAUSTED.
-    /// Listings without a filter are not limited.
+    /// acquire timeout is answered RESOURCE_EXHAUSTED (DEADLINE_EXCEEDED
+    /// when its deadline comes first). Listings without a filter are not
+    /// limited.
     pub async fn read_listing(&self, filter: Option<&Filter>) -> Result<ReadTx, Error> {
         let Some(filter) = filter else {
             return self.read().await;
