@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::Limits;
+use crate::domain::{Limits, filter::FilterBudget};
 
 /// groupd: a gRPC group-management service.
 #[derive(Debug, Clone, Parser)]
@@ -126,8 +126,9 @@ pub struct Settings {
     pub db_health_interval: Duration,
 
     /// The longest any call may run; a client's shorter `grpc-timeout`
-    /// wins. A call past its deadline is answered DEADLINE_EXCEEDED and its
-    /// transaction rolled back.
+    /// wins. A call past its deadline is answered DEADLINE_EXCEEDED, its
+    /// transaction rolled back, and a statement of it still running in the
+    /// database stopped.
     #[arg(long, env = "GROUPD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration, global = true)]
     pub request_timeout: Duration,
 
@@ -206,6 +207,27 @@ pub struct Settings {
         global = true
     )]
     pub max_message_bytes: usize,
+
+    /// Most comparisons one ListGroups filter may hold.
+    #[arg(long, env = "GROUPD_MAX_FILTER_TERMS", default_value_t = FilterBudget::DEFAULT.terms, value_parser = parse_positive_count, global = true)]
+    pub max_filter_terms: usize,
+
+    /// Most negations (`NOT`, `-`, `!=`) one ListGroups filter may hold.
+    #[arg(long, env = "GROUPD_MAX_FILTER_NEGATIONS", default_value_t = FilterBudget::DEFAULT.negations, value_parser = parse_count, global = true)]
+    pub max_filter_negations: usize,
+
+    /// Most substring matches (`field:value`) one ListGroups filter may
+    /// hold.
+    #[arg(long, env = "GROUPD_MAX_FILTER_SUBSTRING_MATCHES", default_value_t = FilterBudget::DEFAULT.substring_matches, value_parser = parse_count, global = true)]
+    pub max_filter_substring_matches: usize,
+
+    /// Most ListGroups calls with a filter running at once, each holding a
+    /// pooled connection; below `--db-max-connections`, so that other
+    /// calls always find one. Beyond it a call waits up to
+    /// `--db-acquire-timeout` (within its deadline), then is answered
+    /// RESOURCE_EXHAUSTED. Default: half the pool (at least 1).
+    #[arg(long, env = "GROUPD_MAX_FILTERED_LISTINGS", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub max_filtered_listings: Option<u32>,
 }
 
 impl Settings {
@@ -268,6 +290,20 @@ impl Settings {
                 ),
             );
         }
+        if let Some(listings) = self
+            .max_filtered_listings
+            .filter(|listings| *listings >= self.db_max_connections && self.db_max_connections > 1)
+        {
+            return invalid(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "'--max-filtered-listings' is {listings}, not below \
+                     '--db-max-connections' ({}): filtered listings could hold every \
+                     pooled connection",
+                    self.db_max_connections
+                ),
+            );
+        }
         if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
             return invalid(
                 ErrorKind::ArgumentConflict,
@@ -309,8 +345,29 @@ impl Settings {
             max_members_per_request = self.max_members_per_request,
             max_members_per_group = self.max_members_per_group,
             max_message_bytes = self.max_message_bytes,
+            max_filter_terms = self.max_filter_terms,
+            max_filter_negations = self.max_filter_negations,
+            max_filter_substring_matches = self.max_filter_substring_matches,
+            max_filtered_listings = self.filtered_listings(),
             "effective configuration"
         );
+    }
+
+    /// The budget of one ListGroups filter.
+    pub fn filter_budget(&self) -> FilterBudget {
+        FilterBudget {
+            terms: self.max_filter_terms,
+            negations: self.max_filter_negations,
+            substring_matches: self.max_filter_substring_matches,
+        }
+    }
+
+    /// How many filtered listings may run at once: `--max-filtered-listings`,
+    /// else half the pool, at least one. With a pool of one connection there
+    /// is no room to keep free, and the one listing shares it.
+    pub fn filtered_listings(&self) -> u32 {
+        self.max_filtered_listings
+            .unwrap_or((self.db_max_connections / 2).max(1))
     }
 
     /// The service limits these settings configure.
@@ -389,6 +446,13 @@ fn parse_positive_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A count that may be zero.
+fn parse_count(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .map_err(|error| format!("`{text}` is not a count: {error}"))
+}
+
 /// A message size limit: at least 1 KiB, so that ordinary requests fit.
 fn parse_message_bytes(text: &str) -> Result<usize, String> {
     const SMALLEST: usize = 1024;
@@ -437,6 +501,35 @@ mod tests {
         assert_eq!(settings.idle_timeout, Duration::from_secs(60));
         assert_eq!(settings.max_connections, 256);
         assert_eq!(settings.max_inflight_bytes, 64 * 1024 * 1024);
+        assert_eq!(settings.filter_budget(), FilterBudget::DEFAULT);
+        assert_eq!(
+            settings.filtered_listings(),
+            5,
+            "half of the 10 pooled connections"
+        );
+    }
+
+    #[test]
+    fn filtered_listings_default_to_half_the_pool_and_stay_below_it() {
+        let listings = |args: &[&str]| {
+            let mut all = vec!["groupd"];
+            all.extend_from_slice(args);
+            Settings::parse_from_args(all).map(|s| s.filtered_listings())
+        };
+        assert_eq!(listings(&["--db-max-connections", "3"]).ok(), Some(1));
+        assert_eq!(listings(&["--db-max-connections", "1"]).ok(), Some(1));
+        assert_eq!(
+            listings(&["--db-max-connections", "4", "--max-filtered-listings", "3"]).ok(),
+            Some(3)
+        );
+        let refused = listings(&["--db-max-connections", "4", "--max-filtered-listings", "4"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            refused.contains("--max-filtered-listings") && refused.contains("--db-max-connections"),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -489,6 +582,16 @@ mod tests {
                 ],
                 "--max-inflight-bytes",
             ),
+            (&["--max-filter-terms", "0"], "--max-filter-terms"),
+            (
+                &["--max-filter-negations", "some"],
+                "--max-filter-negations",
+            ),
+            (
+                &["--max-filter-substring-matches", "many"],
+                "--max-filter-substring-matches",
+            ),
+            (&["--max-filtered-listings", "0"], "--max-filtered-listings"),
             (&["--log-filter", "info,[="], "--log-filter"),
             (
                 &["--database-url", "mysql://u:s3cret@h/db"],

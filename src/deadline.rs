@@ -13,11 +13,17 @@
 //! (a COMMIT cut off after it reached the database may still apply, and the
 //! caller would be told DEADLINE_EXCEEDED for a write that happened). So
 //! DEADLINE_EXCEEDED always means "nothing was written".
+//!
+//! Dropping a call stops the awaiting, not the database: a statement runs
+//! on in the database (on SQLite, on the connection's own thread) until it
+//! ends. The store therefore asks for a [`CallWatch`] of the call it works
+//! for, which the database can consult from any thread, and stops the
+//! statement once the call is over.
 
 use std::{
     future::Future,
     sync::{
-        Arc,
+        Arc, Weak,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -81,6 +87,38 @@ pub fn begin_commit() -> Result<(), Error> {
             }
         })
         .unwrap_or(Ok(()))
+}
+
+/// How long the current call has left before its deadline (zero once it
+/// has passed); `None` outside [`run`].
+pub fn remaining() -> Option<Duration> {
+    CURRENT
+        .try_with(|call| call.at.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+/// Whether a call is over, asked from outside its task (by the database's
+/// thread). It holds no part of the call alive.
+#[derive(Debug, Clone)]
+pub struct CallWatch(Weak<CallDeadline>);
+
+impl CallWatch {
+    /// The watch of the call the current task runs, if any (none outside
+    /// [`run`]: migrations, start-up, health checks).
+    pub fn current() -> Option<Self> {
+        CURRENT.try_with(|call| Self(Arc::downgrade(call))).ok()
+    }
+
+    /// Whether the work done for the call should stop: the call was
+    /// dropped (its deadline passed, or the client went away), or its
+    /// deadline has passed; never once it has begun to commit, which is
+    /// not cut.
+    pub fn is_over(&self) -> bool {
+        match self.0.upgrade() {
+            None => true,
+            Some(call) => !call.committing.load(Ordering::Acquire) && Instant::now() >= call.at,
+        }
+    }
 }
 
 /// Parses a `grpc-timeout` header value: at most 8 digits and a unit (`H`
@@ -174,6 +212,35 @@ mod tests {
         })
         .await;
         assert_eq!(result.ok(), Some("committed"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_sees_the_deadline_pass_and_the_call_end_but_not_a_commit() {
+        assert!(CallWatch::current().is_none(), "no call outside run");
+        let at = Instant::now() + Duration::from_millis(100);
+        let watched = run(at, async {
+            let watch = CallWatch::current();
+            let before = watch.as_ref().map(CallWatch::is_over);
+            tokio::time::advance(Duration::from_millis(150)).await;
+            let after = watch.as_ref().map(CallWatch::is_over);
+            Ok((watch, before, after))
+        })
+        .await;
+        let Ok((Some(watch), before, after)) = watched else {
+            panic!("the call ran without a watch: {watched:?}");
+        };
+        assert_eq!(before, Some(false), "before the deadline");
+        assert_eq!(after, Some(true), "past the deadline");
+        assert!(watch.is_over(), "once the call has ended");
+
+        let at = Instant::now() + Duration::from_millis(100);
+        let seen = run(at, async {
+            begin_commit()?;
+            tokio::time::advance(Duration::from_millis(150)).await;
+            Ok(CallWatch::current().map(|watch| watch.is_over()))
+        })
+        .await;
+        assert_eq!(seen.ok(), Some(Some(false)), "a begun commit is not over");
     }
 
     #[tokio::test(start_paused = true)]

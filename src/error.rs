@@ -78,6 +78,16 @@ pub enum Error {
     #[error("deadline exceeded: the call did not finish in time and changed nothing")]
     DeadlineExceeded,
 
+    /// The server is at a limit on work of this kind (too many expensive
+    /// calls at once); retrying later may succeed.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// The `ErrorInfo` reason.
+        reason: &'static str,
+        /// A sentence for the caller.
+        message: String,
+    },
+
     /// The database cannot be reached; retrying later may succeed.
     #[error("the database is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -172,7 +182,9 @@ impl Error {
         match self {
             Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Self::NotFound { .. } => "GROUP_NOT_FOUND",
-            Self::AlreadyExists { reason, .. } | Self::FailedPrecondition { reason, .. } => reason,
+            Self::AlreadyExists { reason, .. }
+            | Self::FailedPrecondition { reason, .. }
+            | Self::ResourceExhausted { reason, .. } => reason,
             Self::EtagMismatch { .. } => "ETAG_MISMATCH",
             Self::Conflict => "CONCURRENT_MODIFICATION",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",

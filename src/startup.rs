@@ -55,6 +55,8 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
         connect_timeout: settings.db_connect_timeout,
         acquire_timeout: settings.db_acquire_timeout,
         statement_timeout: settings.db_statement_timeout,
+        filter_budget: settings.filter_budget(),
+        filtered_listings: settings.filtered_listings(),
     };
     Ok(Store::connect(&settings.database_url, &options).await?)
 }

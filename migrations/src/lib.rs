@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_groups;
+mod m20261122_000001_group_labels;
 
 /// Applies groupd's migrations in order.
 #[derive(Debug)]
@@ -15,6 +16,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_create_groups::Migration)]
+        vec![
+            Box::new(m20261121_000001_create_groups::Migration),
+            Box::new(m20261122_000001_group_labels::Migration),
+        ]
     }
 }

@@ -60,6 +60,7 @@ pub fn status(error: &Error) -> Status {
         Error::PermissionDenied(_) => Code::PermissionDenied,
         Error::Unimplemented { .. } => Code::Unimplemented,
         Error::DeadlineExceeded => Code::DeadlineExceeded,
+        Error::ResourceExhausted { .. } => Code::ResourceExhausted,
         Error::Unavailable(_) => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
     };

@@ -26,7 +26,9 @@ impl GroupService {
             request.show_deleted
         );
         let after: Option<GroupCursor> = self.tokens.decode(&query_key, &request.page.token)?;
-        let tx = self.store.read().await?;
+        // Checks the filter's budget and holds a listing slot (see
+        // `Store::read_listing`).
+        let tx = self.store.read_listing(request.filter.as_ref()).await?;
         let groups = tx
             .list_groups(&GroupQuery {
                 show_deleted: request.show_deleted,

@@ -57,6 +57,28 @@ pub mod group_members {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// One row per (group, label): the labels of the group's JSON column, as
+/// rows that filters find through an index.
+pub mod group_labels {
+    use sea_orm::entity::prelude::*;
+
+    /// Label `key` of group `group_id` has `value`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "group_labels")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub group_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub value: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// One row per (group, parent group).
 pub mod group_parents {
     use sea_orm::entity::prelude::*;

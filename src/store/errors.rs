@@ -52,7 +52,8 @@ enum Meaning {
     Taken(&'static UniqueConstraint),
     /// The transaction lost a race (deadlock, serialization failure).
     Conflict,
-    /// The statement timeout cancelled the statement.
+    /// The statement timeout cancelled the statement (PostgreSQL), or the
+    /// call's end stopped it (SQLite).
     DeadlineExceeded,
     /// The database could not serve the request now (a lock held too long).
     Unavailable,
@@ -73,6 +74,9 @@ mod sqlite_code {
     pub const BUSY: i64 = 5;
     /// `SQLITE_LOCKED`.
     pub const LOCKED: i64 = 6;
+    /// `SQLITE_INTERRUPT`: the progress handler stopped the statement
+    /// because its call was over (see `calls.rs`).
+    pub const INTERRUPT: i64 = 9;
     /// `SQLITE_CONSTRAINT_PRIMARYKEY`.
     pub const CONSTRAINT_PRIMARYKEY: i64 = 1555;
     /// `SQLITE_CONSTRAINT_UNIQUE`.
@@ -160,6 +164,9 @@ fn sqlite_meaning(db: &dyn DatabaseError) -> Option<Meaning> {
             .map(Meaning::Taken);
     }
     let primary = code & 0xff;
+    if primary == sqlite_code::INTERRUPT {
+        return Some(Meaning::DeadlineExceeded);
+    }
     (primary == sqlite_code::BUSY || primary == sqlite_code::LOCKED).then_some(Meaning::Unavailable)
 }
 
@@ -208,6 +215,8 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: busy,
+            filter_budget: crate::domain::filter::FilterBudget::DEFAULT,
+            filtered_listings: 1,
         };
         Store::connect(url, &options).await.unwrap()
     }

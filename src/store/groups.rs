@@ -1,8 +1,10 @@
 //! The `groups` table: one row per group with every scalar field; labels
 //! and roles are small bounded JSON columns, times are microseconds since
-//! the epoch, and `delete_time IS NULL` means live.
+//! the epoch, and `delete_time IS NULL` means live. The labels are also
+//! rows of `group_labels`, for filters; this file is the only writer of
+//! both, and writes them in the same transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -11,7 +13,12 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait as _, Func},
 };
 
-use super::{BATCH, ReadTx, WriteTx, entities::groups, errors::Classify as _, filter};
+use super::{
+    BATCH, ReadTx, WriteTx,
+    entities::{group_labels, groups},
+    errors::Classify as _,
+    filter,
+};
 use crate::{
     domain::{
         Group, GroupFields, GroupId, State, Timestamp,
@@ -278,17 +285,81 @@ impl WriteTx {
             .exec_without_returning(&self.tx)
             .await
             .classify(self.dialect)?;
+        self.insert_labels(&group.id, group.fields.labels.iter())
+            .await?;
         self.insert_parents(&group.id, &group.fields.member_of)
             .await
     }
 
-    /// Writes every column of an existing group's row. Parents and members
-    /// are written separately, and only when they change.
+    /// Writes every column of an existing group's row, and its label rows
+    /// where they changed. Parents and members are written separately, and
+    /// only when they change.
     pub async fn update_group(&self, group: &Group) -> Result<(), Error> {
         groups::Entity::update(group_row(group)?)
             .exec(&self.tx)
             .await
             .classify(self.dialect)?;
+        self.sync_labels(&group.id, &group.fields.labels).await
+    }
+
+    /// Makes the label rows of group `id` equal to `labels`: one read, then
+    /// the rows of removed or changed keys are deleted and those of added
+    /// or changed keys inserted. Most updates leave labels alone, and then
+    /// the read is all.
+    async fn sync_labels(
+        &self,
+        id: &GroupId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let stored: HashMap<String, String> = group_labels::Entity::find()
+            .filter(group_labels::Column::GroupId.eq(id.as_str()))
+            .all(&self.tx)
+            .await
+            .classify(self.dialect)?
+            .into_iter()
+            .map(|row| (row.key, row.value))
+            .collect();
+        let stale: Vec<String> = stored
+            .iter()
+            .filter(|(key, value)| labels.get(*key) != Some(*value))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for chunk in stale.chunks(BATCH) {
+            group_labels::Entity::delete_many()
+                .filter(group_labels::Column::GroupId.eq(id.as_str()))
+                .filter(self.dialect.one_of(group_labels::Column::Key, chunk))
+                .exec(&self.tx)
+                .await
+                .classify(self.dialect)?;
+        }
+        self.insert_labels(
+            id,
+            labels
+                .iter()
+                .filter(|(key, value)| stored.get(*key) != Some(*value)),
+        )
+        .await
+    }
+
+    /// Inserts label rows of group `id`, which has none for these keys.
+    async fn insert_labels<'a>(
+        &self,
+        id: &GroupId,
+        labels: impl Iterator<Item = (&'a String, &'a String)>,
+    ) -> Result<(), Error> {
+        let rows: Vec<group_labels::ActiveModel> = labels
+            .map(|(key, value)| group_labels::ActiveModel {
+                group_id: Set(id.as_str().to_owned()),
+                key: Set(key.clone()),
+                value: Set(value.clone()),
+            })
+            .collect();
+        for chunk in rows.chunks(BATCH) {
+            group_labels::Entity::insert_many(chunk.iter().cloned())
+                .exec_without_returning(&self.tx)
+                .await
+                .classify(self.dialect)?;
+        }
         Ok(())
     }
 }

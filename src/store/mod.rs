@@ -13,7 +13,16 @@
 //! SQLite starts the transaction `IMMEDIATE`, taking the database write lock
 //! before the first read, so a read-merge-write never acts on a stale read.
 //! Reads run in a [`ReadTx`] that sees one consistent snapshot.
+//!
+//! Work is bounded per call: a statement stops once its call's deadline
+//! has passed or the call was dropped (see [`calls`]); ListGroups filters
+//! must fit a [`FilterBudget`], and filtered listings hold one of a fixed
+//! number of slots, fewer than the pooled connections (see
+//! [`Store::read_listing`]). The health ping has a connection of its own,
+//! so that callers holding every pooled connection do not make the
+//! database look unreachable.
 
+mod calls;
 mod changes;
 mod dialect;
 mod entities;
@@ -24,17 +33,21 @@ mod hierarchy;
 mod members;
 mod secrets;
 
-use std::{ops::Deref, time::Duration};
+use std::{ops::Deref, sync::Arc, time::Duration};
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction, DbErr,
     QueryResult, Statement, Value,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::errors::Classify as _;
 pub use self::{dialect::Dialect, groups::GroupQuery};
-use crate::error::Error;
+use crate::{
+    domain::filter::{Filter, FilterBudget},
+    error::Error,
+};
 
 /// Rows per statement in batched inserts and `IN (…)` lists, well below
 /// both backends' bind-parameter limits.
@@ -52,44 +65,57 @@ pub struct StoreOptions {
     /// The longest one statement may run (PostgreSQL), or wait for another
     /// writer's lock (SQLite's busy timeout).
     pub statement_timeout: Duration,
+    /// The budget every ListGroups filter must fit.
+    pub filter_budget: FilterBudget,
+    /// Most filtered listings running at once (see [`Store::read_listing`]).
+    pub filtered_listings: u32,
 }
 
 /// The database: a connection pool, and the transactions groupd runs on it.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// One connection of its own for the health ping.
+    probe: DatabaseConnection,
     dialect: Dialect,
+    listings: Arc<Listings>,
+    statement_timeout: Duration,
+}
+
+/// What bounds the filtered listings (see [`Store::read_listing`]).
+#[derive(Debug)]
+struct Listings {
+    budget: FilterBudget,
+    slots: Arc<Semaphore>,
+    size: u32,
+    /// How long a listing waits for a slot.
+    wait: Duration,
 }
 
 impl Store {
-    /// Connects to `url`. A SQLite database file is created when missing,
-    /// and put in WAL mode.
+    /// Connects to `url`: the pool, and the health probe's own connection.
+    /// A SQLite database file is created when missing, and put in WAL mode.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, Error> {
-        let busy_timeout = options.statement_timeout;
-        let mut connect = ConnectOptions::new(url.to_owned());
-        connect
-            .max_connections(options.max_connections)
-            .connect_timeout(options.connect_timeout)
-            .acquire_timeout(options.acquire_timeout)
-            .statement_timeout(options.statement_timeout)
-            // Names groupd's sessions in pg_stat_activity.
-            .set_application_name("groupd")
-            .sqlx_logging_level(tracing::log::LevelFilter::Debug)
-            .map_sqlx_sqlite_opts(move |opts| {
-                opts.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    // NORMAL in WAL mode keeps every committed write across
-                    // a process crash; only a power loss may lose the last
-                    // commits.
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(busy_timeout)
-                    .foreign_keys(true)
-            });
-        let db = Database::connect(connect)
+        let db = Database::connect(connect_options(url, options, options.max_connections))
+            .await
+            .map_err(errors::connect_error)?;
+        let probe = Database::connect(connect_options(url, options, 1))
             .await
             .map_err(errors::connect_error)?;
         let dialect = Dialect::of(db.get_database_backend())?;
-        Ok(Self { db, dialect })
+        let size = options.filtered_listings.max(1);
+        Ok(Self {
+            db,
+            probe,
+            dialect,
+            listings: Arc::new(Listings {
+                budget: options.filter_budget,
+                slots: Arc::new(Semaphore::new(usize::try_from(size).unwrap_or(1))),
+                size,
+                wait: options.acquire_timeout,
+            }),
+            statement_timeout: options.statement_timeout,
+        })
     }
 
     /// Applies pending migrations.
@@ -115,21 +141,24 @@ impl Store {
         )
     }
 
-    /// Checks that the database answers.
+    /// Checks that the database answers, on the probe's own connection:
+    /// callers holding every pooled connection do not make it fail.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.db.ping().await.classify(self.dialect)
+        self.probe.ping().await.classify(self.dialect)
     }
 
-    /// Closes the pool.
+    /// Closes the pool and the probe's connection.
     pub async fn close(self) -> Result<(), Error> {
-        self.db.close().await.classify(self.dialect)
+        let probe = self.probe.close().await.classify(self.dialect);
+        self.db.close().await.classify(self.dialect)?;
+        probe
     }
 
     /// Starts a write transaction (see the module documentation).
     pub async fn write(&self) -> Result<WriteTx, Error> {
         let tx = self.dialect.begin_write(&self.db).await;
         Ok(WriteTx {
-            read: self.transaction(tx)?,
+            read: self.transaction(tx).await?,
         })
     }
 
@@ -137,15 +166,100 @@ impl Store {
     /// that a group and its members are read as of the same moment.
     pub async fn read(&self) -> Result<ReadTx, Error> {
         let tx = self.dialect.begin_read(&self.db).await;
-        self.transaction(tx)
+        self.transaction(tx).await
     }
 
-    fn transaction(&self, begun: Result<DatabaseTransaction, DbErr>) -> Result<ReadTx, Error> {
+    /// Starts the read of a ListGroups call. A filter must fit the filter
+    /// budget, checked before anything runs (INVALID_ARGUMENT on `filter`
+    /// otherwise). A filtered listing then takes one of the listing slots,
+    /// which it holds with its connection until the transaction ends:
+    /// there are fewer slots than pooled connections, so filtered
+    /// listings, however many callers send them, leave connections for
+    /// every other call. A listing that finds no free slot within the
+    /// acquire timeout is answered RESOURCE_EXHAUSTED (DEADLINE_EXCEEDED
+    /// when its deadline comes first). Listings without a filter are not
+    /// limited.
+    pub async fn read_listing(&self, filter: Option<&Filter>) -> Result<ReadTx, Error> {
+        let Some(filter) = filter else {
+            return self.read().await;
+        };
+        self.listings
+            .budget
+            .check(filter)
+            .map_err(|violation| Error::InvalidArgument {
+                violations: vec![violation],
+            })?;
+        let waiting = Arc::clone(&self.listings.slots).acquire_owned();
+        let slot = match tokio::time::timeout(self.listings.wait, waiting).await {
+            Ok(Ok(slot)) => slot,
+            // The semaphore is never closed.
+            Ok(Err(closed)) => return Err(Error::internal(closed)),
+            Err(_) => {
+                return Err(Error::ResourceExhausted {
+                    reason: "TOO_MANY_FILTERED_LISTINGS",
+                    message: format!(
+                        "{} filtered listings are running and none ended within {:?}; \
+                         retry later",
+                        self.listings.size, self.listings.wait
+                    ),
+                });
+            }
+        };
+        let mut tx = self.read().await?;
+        tx.slot = Some(slot);
+        Ok(tx)
+    }
+
+    /// The transaction `begun`, bounded by the call's deadline: SQLite
+    /// stops its statements itself (see [`calls`]); PostgreSQL gets a
+    /// statement timeout no longer than what is left of the call, when
+    /// that is shorter than the configured one.
+    async fn transaction(
+        &self,
+        begun: Result<DatabaseTransaction, DbErr>,
+    ) -> Result<ReadTx, Error> {
+        let tx = begun.classify(self.dialect)?;
+        if let Some(left) =
+            crate::deadline::remaining().filter(|left| *left < self.statement_timeout)
+        {
+            self.dialect
+                .bound_statements(&tx, left)
+                .await
+                .classify(self.dialect)?;
+        }
         Ok(ReadTx {
-            tx: begun.classify(self.dialect)?,
+            tx,
             dialect: self.dialect,
+            slot: None,
         })
     }
+}
+
+/// The connection options of a pool of `max_connections` on `url`.
+fn connect_options(url: &str, options: &StoreOptions, max_connections: u32) -> ConnectOptions {
+    let busy_timeout = options.statement_timeout;
+    let mut connect = ConnectOptions::new(url.to_owned());
+    connect
+        .max_connections(max_connections)
+        .connect_timeout(options.connect_timeout)
+        .acquire_timeout(options.acquire_timeout)
+        .statement_timeout(options.statement_timeout)
+        // Names groupd's sessions in pg_stat_activity.
+        .set_application_name("groupd")
+        .sqlx_logging_level(tracing::log::LevelFilter::Debug)
+        .map_sqlx_sqlite_opts(move |opts| {
+            opts.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // NORMAL in WAL mode keeps every committed write across
+                // a process crash; only a power loss may lose the last
+                // commits.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(busy_timeout)
+                .foreign_keys(true)
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| pool.after_connect(calls::watch_new))
+        .map_sqlx_sqlite_before_acquire(calls::watch_pooled);
+    connect
 }
 
 /// A transaction that reads. Dropping it ends it.
@@ -153,6 +267,9 @@ impl Store {
 pub struct ReadTx {
     tx: DatabaseTransaction,
     dialect: Dialect,
+    /// The listing slot a filtered listing holds (see
+    /// [`Store::read_listing`]), given back when the transaction ends.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl ReadTx {

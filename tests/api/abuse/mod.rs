@@ -6,6 +6,7 @@
 
 mod connections;
 mod errors;
+mod filters;
 mod history;
 mod raw;
 mod replies;
