@@ -95,13 +95,7 @@ pub struct Settings {
     pub skip_migrations: bool,
 
     /// Maximum number of pooled database connections (at least 1).
-    #[arg(
-        long,
-        env = "GROUPD_DB_MAX_CONNECTIONS",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..=10_000),
-        global = true
-    )]
+    #[arg(long, env = "GROUPD_DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub db_max_connections: u32,
 
     /// How long opening a new database connection may take.
@@ -154,26 +148,14 @@ pub struct Settings {
     /// Most connections each port holds open at once. Beyond it, new
     /// connections wait in the listen queue until one closes. Both ports'
     /// together must fit in the process's file limit.
-    #[arg(
-        long,
-        env = "GROUPD_MAX_CONNECTIONS",
-        default_value_t = 256,
-        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
-        global = true
-    )]
+    #[arg(long, env = "GROUPD_MAX_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
 
     /// Most bytes of request bodies and replies held in memory at once,
     /// over both ports. A request that would go beyond it is answered
     /// RESOURCE_EXHAUSTED (HTTP 503) without the rest of it being read. At
     /// least twice `--max-message-bytes`.
-    #[arg(
-        long,
-        env = "GROUPD_MAX_INFLIGHT_BYTES",
-        default_value_t = 64 * 1024 * 1024,
-        value_parser = parse_message_bytes,
-        global = true
-    )]
+    #[arg(long, env = "GROUPD_MAX_INFLIGHT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = parse_message_bytes, global = true)]
     pub max_inflight_bytes: usize,
 
     /// How long, after a shutdown signal, health reports NOT_SERVING before
@@ -199,13 +181,7 @@ pub struct Settings {
 
     /// Largest gRPC message, or HTTP/JSON body, accepted, in bytes (at
     /// least 1024).
-    #[arg(
-        long,
-        env = "GROUPD_MAX_MESSAGE_BYTES",
-        default_value_t = 4 * 1024 * 1024,
-        value_parser = parse_message_bytes,
-        global = true
-    )]
+    #[arg(long, env = "GROUPD_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = parse_message_bytes, global = true)]
     pub max_message_bytes: usize,
 
     /// Most comparisons one ListGroups filter may hold.
