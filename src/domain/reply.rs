@@ -14,6 +14,7 @@
 
 use super::{
     Group, GroupChange, Limits, MemberEntry,
+    hierarchy::MembershipCheck,
     ids::PRINCIPAL_ID_MAX_BYTES,
     mask::MAX_MASK_PATHS,
     validate::{
@@ -108,6 +109,13 @@ pub fn membership(members: &[MemberEntry]) -> usize {
 /// admins when it carries them.
 pub fn group(group: &Group) -> usize {
     group_basic(group) + group.members.as_deref().map_or(0, membership)
+}
+
+/// A CheckMembership answer: its flags and its path of group ids.
+pub fn membership_check(check: &MembershipCheck) -> usize {
+    /// The two flags, at most.
+    const FLAGS: usize = 8;
+    FLAGS + check.path.iter().map(|id| field(id.len())).sum::<usize>()
 }
 
 /// A history entry.
@@ -286,6 +294,16 @@ mod tests {
             change.members_added[0], "member-000000",
             "the first ones are kept"
         );
+    }
+
+    #[test]
+    fn a_membership_path_counts_each_group_id() {
+        let check = MembershipCheck {
+            is_member: true,
+            direct: false,
+            path: vec!["a".repeat(128), "b".into()],
+        };
+        assert_eq!(membership_check(&check), 8 + field(128) + field(1));
     }
 
     #[test]

@@ -525,6 +525,18 @@ mod tests {
             }
 
             #[test]
+            fn a_membership_check_never_encodes_larger_than_its_bound(
+                path in ids(40),
+                is_member in any::<bool>(),
+                direct in any::<bool>(),
+            ) {
+                let check = crate::domain::hierarchy::MembershipCheck { is_member, direct, path };
+                let bound = reply::membership_check(&check);
+                let encoded = pb::CheckMembershipResponse::from(check).encoded_len();
+                prop_assert!(encoded <= bound, "{encoded} > {bound}");
+            }
+
+            #[test]
             fn a_change_never_encodes_larger_than_its_bound(
                 mut group in group(),
                 mask in proptest::collection::vec("[a-z_.]{1,70}", 0..20),

@@ -39,7 +39,22 @@ impl GroupService {
             return Ok(MembershipCheck::direct(target));
         }
         let edges = tx.ancestry_edges(&own).await?;
-        Ok(Ancestry::walk(own, edges).check(target))
+        let check = Ancestry::walk(own, edges).check(target);
+        // A chain of groups can be longer than a reply can carry (thousands
+        // of levels): answered with an error rather than a reply the
+        // transport would refuse.
+        if reply::membership_check(&check) > self.limits.max_reply_bytes {
+            return Err(Error::FailedPrecondition {
+                reason: "MEMBERSHIP_PATH_TOO_LONG",
+                message: format!(
+                    "the principal is a member of {:?} through a chain of {} groups, too long to \
+                     return in one reply",
+                    target,
+                    check.path.len()
+                ),
+            });
+        }
+        Ok(check)
     }
 
     /// The live groups a principal belongs to, directly or (with
