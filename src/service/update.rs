@@ -80,11 +80,15 @@ impl GroupService {
             check_name_free(&tx, &group.id, &plan.fields).await?;
         }
 
-        group.fields = plan.fields;
+        let labels_before = std::mem::replace(&mut group.fields, plan.fields).labels;
         group.member_count += plan.delta.count_change();
         touch(&mut group, actor);
         if !request.validate_only {
             tx.update_group(&group).await?;
+            if group.fields.labels != labels_before {
+                tx.replace_labels(&group.id, &labels_before, &group.fields.labels)
+                    .await?;
+            }
             if changes_parents {
                 tx.replace_parents(&group.id, &group.fields.member_of)
                     .await?;

@@ -291,37 +291,28 @@ impl WriteTx {
             .await
     }
 
-    /// Writes every column of an existing group's row, and its label rows
-    /// where they changed. Parents and members are written separately, and
-    /// only when they change.
+    /// Writes every column of an existing group's row. Labels, parents and
+    /// members are written separately, and only when they change.
     pub async fn update_group(&self, group: &Group) -> Result<(), Error> {
         groups::Entity::update(group_row(group)?)
             .exec(&self.tx)
             .await
             .classify(self.dialect)?;
-        self.sync_labels(&group.id, &group.fields.labels).await
+        Ok(())
     }
 
-    /// Makes the label rows of group `id` equal to `labels`: one read, then
-    /// the rows of removed or changed keys are deleted and those of added
-    /// or changed keys inserted. Most updates leave labels alone, and then
-    /// the read is all.
-    async fn sync_labels(
+    /// Turns the label rows of group `id` from `before` (what they hold)
+    /// into `after`: the rows of removed or changed keys are deleted and
+    /// those of added or changed keys inserted; the others are left alone.
+    pub async fn replace_labels(
         &self,
         id: &GroupId,
-        labels: &BTreeMap<String, String>,
+        before: &BTreeMap<String, String>,
+        after: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
-        let stored: HashMap<String, String> = group_labels::Entity::find()
-            .filter(group_labels::Column::GroupId.eq(id.as_str()))
-            .all(&self.tx)
-            .await
-            .classify(self.dialect)?
-            .into_iter()
-            .map(|row| (row.key, row.value))
-            .collect();
-        let stale: Vec<String> = stored
+        let stale: Vec<String> = before
             .iter()
-            .filter(|(key, value)| labels.get(*key) != Some(*value))
+            .filter(|(key, value)| after.get(*key) != Some(*value))
             .map(|(key, _)| key.clone())
             .collect();
         for chunk in stale.chunks(BATCH) {
@@ -334,9 +325,9 @@ impl WriteTx {
         }
         self.insert_labels(
             id,
-            labels
+            after
                 .iter()
-                .filter(|(key, value)| stored.get(*key) != Some(*value)),
+                .filter(|(key, value)| before.get(*key) != Some(*value)),
         )
         .await
     }
