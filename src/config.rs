@@ -198,12 +198,20 @@ pub struct Settings {
     pub max_filter_substring_matches: usize,
 
     /// Most ListGroups calls with a filter running at once, each holding a
-    /// pooled connection; below `--db-max-connections`, so that other
-    /// calls always find one. Beyond it a call waits up to
+    /// pooled connection. Beyond it a call waits up to
     /// `--db-acquire-timeout` (within its deadline), then is answered
-    /// RESOURCE_EXHAUSTED. Default: half the pool (at least 1).
+    /// RESOURCE_EXHAUSTED. Default: a third of the pool (at least 1).
     #[arg(long, env = "GROUPD_MAX_FILTERED_LISTINGS", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub max_filtered_listings: Option<u32>,
+
+    /// Most walks up the group hierarchy running at once (CheckMembership,
+    /// transitive ListMemberGroups), each holding a pooled connection.
+    /// Together with `--max-filtered-listings` below
+    /// `--db-max-connections`, so that other calls always find one. Beyond
+    /// it a call waits up to `--db-acquire-timeout`, then is answered
+    /// RESOURCE_EXHAUSTED. Default: a third of the pool (at least 1).
+    #[arg(long, env = "GROUPD_MAX_MEMBERSHIP_WALKS", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub max_membership_walks: Option<u32>,
 }
 
 impl Settings {
@@ -266,19 +274,8 @@ impl Settings {
                 ),
             );
         }
-        if let Some(listings) = self
-            .max_filtered_listings
-            .filter(|listings| *listings >= self.db_max_connections && self.db_max_connections > 1)
-        {
-            return invalid(
-                ErrorKind::ArgumentConflict,
-                format!(
-                    "'--max-filtered-listings' is {listings}, not below \
-                     '--db-max-connections' ({}): filtered listings could hold every \
-                     pooled connection",
-                    self.db_max_connections
-                ),
-            );
+        if let Err(problem) = self.check_expensive_reads() {
+            return invalid(ErrorKind::ArgumentConflict, problem);
         }
         if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
             return invalid(
@@ -325,8 +322,37 @@ impl Settings {
             max_filter_negations = self.max_filter_negations,
             max_filter_substring_matches = self.max_filter_substring_matches,
             max_filtered_listings = self.filtered_listings(),
+            max_membership_walks = self.membership_walks(),
             "effective configuration"
         );
+    }
+
+    /// Checks that the slots of expensive reads leave pooled connections
+    /// for every other call: each kind below the pool, both together too
+    /// once the pool has room for that (three connections or more).
+    fn check_expensive_reads(&self) -> Result<(), String> {
+        let pool = self.db_max_connections;
+        let listings = self.filtered_listings();
+        let walks = self.membership_walks();
+        for (flag, slots) in [
+            ("--max-filtered-listings", listings),
+            ("--max-membership-walks", walks),
+        ] {
+            if pool > 1 && slots >= pool {
+                return Err(format!(
+                    "'{flag}' is {slots}, not below '--db-max-connections' ({pool}): these \
+                     calls could hold every pooled connection"
+                ));
+            }
+        }
+        if pool > 2 && listings + walks >= pool {
+            return Err(format!(
+                "'--max-filtered-listings' ({listings}) and '--max-membership-walks' ({walks}) \
+                 together are not below '--db-max-connections' ({pool}): these calls could \
+                 hold every pooled connection"
+            ));
+        }
+        Ok(())
     }
 
     /// The budget of one ListGroups filter.
@@ -339,11 +365,19 @@ impl Settings {
     }
 
     /// How many filtered listings may run at once: `--max-filtered-listings`,
-    /// else half the pool, at least one. With a pool of one connection there
-    /// is no room to keep free, and the one listing shares it.
+    /// else a third of the pool, at least one. With a pool of one or two
+    /// connections there is no room to keep free, and the expensive reads
+    /// share it with the other calls.
     pub fn filtered_listings(&self) -> u32 {
         self.max_filtered_listings
-            .unwrap_or((self.db_max_connections / 2).max(1))
+            .unwrap_or((self.db_max_connections / 3).max(1))
+    }
+
+    /// How many membership walks may run at once: `--max-membership-walks`,
+    /// else a third of the pool, at least one.
+    pub fn membership_walks(&self) -> u32 {
+        self.max_membership_walks
+            .unwrap_or((self.db_max_connections / 3).max(1))
     }
 
     /// The service limits these settings configure.
@@ -479,32 +513,51 @@ mod tests {
         assert_eq!(settings.max_inflight_bytes, 64 * 1024 * 1024);
         assert_eq!(settings.filter_budget(), FilterBudget::DEFAULT);
         assert_eq!(
-            settings.filtered_listings(),
-            5,
-            "half of the 10 pooled connections"
+            (settings.filtered_listings(), settings.membership_walks()),
+            (3, 3),
+            "a third each of the 10 pooled connections"
         );
     }
 
     #[test]
-    fn filtered_listings_default_to_half_the_pool_and_stay_below_it() {
-        let listings = |args: &[&str]| {
+    fn expensive_reads_default_to_a_third_of_the_pool_each_and_stay_below_it() {
+        let slots = |args: &[&str]| {
             let mut all = vec!["groupd"];
             all.extend_from_slice(args);
-            Settings::parse_from_args(all).map(|s| s.filtered_listings())
+            Settings::parse_from_args(all).map(|s| (s.filtered_listings(), s.membership_walks()))
         };
-        assert_eq!(listings(&["--db-max-connections", "3"]).ok(), Some(1));
-        assert_eq!(listings(&["--db-max-connections", "1"]).ok(), Some(1));
+        let refusal = |args: &[&str]| slots(args).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(slots(&["--db-max-connections", "3"]).ok(), Some((1, 1)));
+        assert_eq!(slots(&["--db-max-connections", "1"]).ok(), Some((1, 1)));
+        assert_eq!(slots(&["--db-max-connections", "2"]).ok(), Some((1, 1)));
         assert_eq!(
-            listings(&["--db-max-connections", "4", "--max-filtered-listings", "3"]).ok(),
-            Some(3)
+            slots(&["--db-max-connections", "5", "--max-filtered-listings", "3"]).ok(),
+            Some((3, 1))
         );
-        let refused = listings(&["--db-max-connections", "4", "--max-filtered-listings", "4"])
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        assert_eq!(
+            slots(&["--db-max-connections", "7", "--max-membership-walks", "4"]).ok(),
+            Some((2, 4)),
+            "the other default stays a third of the pool"
+        );
+        let one_kind = refusal(&["--db-max-connections", "4", "--max-filtered-listings", "4"]);
         assert!(
-            refused.contains("--max-filtered-listings") && refused.contains("--db-max-connections"),
-            "{refused}"
+            one_kind.contains("--max-filtered-listings")
+                && one_kind.contains("--db-max-connections"),
+            "{one_kind}"
+        );
+        let walks = refusal(&["--db-max-connections", "2", "--max-membership-walks", "2"]);
+        assert!(walks.contains("--max-membership-walks"), "{walks}");
+        let together = refusal(&[
+            "--db-max-connections",
+            "6",
+            "--max-filtered-listings",
+            "3",
+            "--max-membership-walks",
+            "3",
+        ]);
+        assert!(
+            together.contains("together") && together.contains("(6)"),
+            "{together}"
         );
     }
 

@@ -57,6 +57,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
         statement_timeout: settings.db_statement_timeout,
         filter_budget: settings.filter_budget(),
         filtered_listings: settings.filtered_listings(),
+        membership_walks: settings.membership_walks(),
     };
     Ok(Store::connect(&settings.database_url, &options).await?)
 }

@@ -26,7 +26,7 @@ impl GroupService {
         &self,
         request: CheckMembership,
     ) -> Result<MembershipCheck, Error> {
-        let tx = self.store.read().await?;
+        let tx = self.store.read_walk().await?;
         let Some(group) = tx.find_group(&request.id).await? else {
             return Err(not_found(&request.id));
         };
@@ -66,7 +66,11 @@ impl GroupService {
     ) -> Result<Page<Group>, Error> {
         let query_key = format!("member-groups|{}|{}", request.member_id, request.transitive);
         let after: Option<String> = self.tokens.decode(&query_key, &request.page.token)?;
-        let tx = self.store.read().await?;
+        let tx = if request.transitive {
+            self.store.read_walk().await?
+        } else {
+            self.store.read().await?
+        };
         let own = tx.live_groups_of_member(&request.member_id).await?;
         let ids = if request.transitive {
             let edges = tx.ancestry_edges(&own).await?;

@@ -114,6 +114,7 @@ mod tests {
             statement_timeout: busy,
             filter_budget: FilterBudget::DEFAULT,
             filtered_listings: 1,
+            membership_walks: 1,
         }
     }
 

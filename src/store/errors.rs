@@ -217,6 +217,7 @@ mod tests {
             statement_timeout: busy,
             filter_budget: crate::domain::filter::FilterBudget::DEFAULT,
             filtered_listings: 1,
+            membership_walks: 1,
         };
         Store::connect(url, &options).await.unwrap()
     }

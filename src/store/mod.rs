@@ -16,9 +16,10 @@
 //!
 //! Work is bounded per call: a statement stops once its call's deadline
 //! has passed or the call was dropped (see [`calls`]); ListGroups filters
-//! must fit a [`FilterBudget`], and filtered listings hold one of a fixed
-//! number of slots, fewer than the pooled connections (see
-//! [`Store::read_listing`]). The health ping has a connection of its own,
+//! must fit a [`FilterBudget`]; filtered listings and membership walks
+//! each hold one of a fixed number of slots of their own, together fewer
+//! than the pooled connections (see [`Store::read_listing`] and
+//! [`Store::read_walk`]). The health ping has a connection of its own,
 //! so that callers holding every pooled connection do not make the
 //! database look unreachable.
 
@@ -69,6 +70,8 @@ pub struct StoreOptions {
     pub filter_budget: FilterBudget,
     /// Most filtered listings running at once (see [`Store::read_listing`]).
     pub filtered_listings: u32,
+    /// Most membership walks running at once (see [`Store::read_walk`]).
+    pub membership_walks: u32,
 }
 
 /// The database: a connection pool, and the transactions groupd runs on it.
@@ -78,18 +81,55 @@ pub struct Store {
     /// One connection of its own for the health ping.
     probe: DatabaseConnection,
     dialect: Dialect,
-    listings: Arc<Listings>,
+    filter_budget: FilterBudget,
+    listings: Arc<Slots>,
+    walks: Arc<Slots>,
     statement_timeout: Duration,
 }
 
-/// What bounds the filtered listings (see [`Store::read_listing`]).
+/// A fixed number of slots for one kind of expensive read, each held with
+/// its connection until the read's transaction ends.
 #[derive(Debug)]
-struct Listings {
-    budget: FilterBudget,
+struct Slots {
     slots: Arc<Semaphore>,
     size: u32,
-    /// How long a listing waits for a slot.
+    /// How long a read waits for a slot.
     wait: Duration,
+    /// The ErrorInfo reason of a read that found none.
+    reason: &'static str,
+    /// What the reads are, for the error message.
+    what: &'static str,
+}
+
+impl Slots {
+    fn new(size: u32, wait: Duration, reason: &'static str, what: &'static str) -> Arc<Self> {
+        let size = size.max(1);
+        Arc::new(Self {
+            slots: Arc::new(Semaphore::new(usize::try_from(size).unwrap_or(1))),
+            size,
+            wait,
+            reason,
+            what,
+        })
+    }
+
+    /// Takes a slot, waiting up to `wait`; RESOURCE_EXHAUSTED when none
+    /// comes free (the call's deadline, when shorter, ends the wait first).
+    async fn take(&self) -> Result<OwnedSemaphorePermit, Error> {
+        let waiting = Arc::clone(&self.slots).acquire_owned();
+        match tokio::time::timeout(self.wait, waiting).await {
+            Ok(Ok(slot)) => Ok(slot),
+            // The semaphore is never closed.
+            Ok(Err(closed)) => Err(Error::internal(closed)),
+            Err(_) => Err(Error::ResourceExhausted {
+                reason: self.reason,
+                message: format!(
+                    "{} {} are running and none ended within {:?}; retry later",
+                    self.size, self.what, self.wait
+                ),
+            }),
+        }
+    }
 }
 
 impl Store {
@@ -103,17 +143,24 @@ impl Store {
             .await
             .map_err(errors::connect_error)?;
         let dialect = Dialect::of(db.get_database_backend())?;
-        let size = options.filtered_listings.max(1);
+        let wait = options.acquire_timeout;
         Ok(Self {
             db,
             probe,
             dialect,
-            listings: Arc::new(Listings {
-                budget: options.filter_budget,
-                slots: Arc::new(Semaphore::new(usize::try_from(size).unwrap_or(1))),
-                size,
-                wait: options.acquire_timeout,
-            }),
+            filter_budget: options.filter_budget,
+            listings: Slots::new(
+                options.filtered_listings,
+                wait,
+                "TOO_MANY_FILTERED_LISTINGS",
+                "filtered listings",
+            ),
+            walks: Slots::new(
+                options.membership_walks,
+                wait,
+                "TOO_MANY_MEMBERSHIP_WALKS",
+                "membership walks",
+            ),
             statement_timeout: options.statement_timeout,
         })
     }
@@ -183,28 +230,26 @@ impl Store {
         let Some(filter) = filter else {
             return self.read().await;
         };
-        self.listings
-            .budget
+        self.filter_budget
             .check(filter)
             .map_err(|violation| Error::InvalidArgument {
                 violations: vec![violation],
             })?;
-        let waiting = Arc::clone(&self.listings.slots).acquire_owned();
-        let slot = match tokio::time::timeout(self.listings.wait, waiting).await {
-            Ok(Ok(slot)) => slot,
-            // The semaphore is never closed.
-            Ok(Err(closed)) => return Err(Error::internal(closed)),
-            Err(_) => {
-                return Err(Error::ResourceExhausted {
-                    reason: "TOO_MANY_FILTERED_LISTINGS",
-                    message: format!(
-                        "{} filtered listings are running and none ended within {:?}; \
-                         retry later",
-                        self.listings.size, self.listings.wait
-                    ),
-                });
-            }
-        };
+        let slot = self.listings.take().await?;
+        let mut tx = self.read().await?;
+        tx.slot = Some(slot);
+        Ok(tx)
+    }
+
+    /// Starts the read of a walk up the `member_of` hierarchy
+    /// (CheckMembership, transitive ListMemberGroups), whose cost is the
+    /// size of a principal's ancestry: a dense hierarchy makes it large.
+    /// Like a filtered listing, it first takes one of the walk slots, so
+    /// walks leave pooled connections for every other call; a walk that
+    /// finds none within the acquire timeout is answered
+    /// RESOURCE_EXHAUSTED (reason `TOO_MANY_MEMBERSHIP_WALKS`).
+    pub async fn read_walk(&self) -> Result<ReadTx, Error> {
+        let slot = self.walks.take().await?;
         let mut tx = self.read().await?;
         tx.slot = Some(slot);
         Ok(tx)
@@ -267,8 +312,8 @@ fn connect_options(url: &str, options: &StoreOptions, max_connections: u32) -> C
 pub struct ReadTx {
     tx: DatabaseTransaction,
     dialect: Dialect,
-    /// The listing slot a filtered listing holds (see
-    /// [`Store::read_listing`]), given back when the transaction ends.
+    /// The slot an expensive read holds (see [`Store::read_listing`] and
+    /// [`Store::read_walk`]), given back when the transaction ends.
     slot: Option<OwnedSemaphorePermit>,
 }
 
@@ -313,5 +358,73 @@ impl WriteTx {
         crate::deadline::begin_commit()?;
         let dialect = self.read.dialect;
         self.read.tx.commit().await.classify(dialect)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Store, StoreOptions};
+    use crate::{domain::filter, error::Error};
+
+    #[tokio::test]
+    async fn each_kind_of_expensive_read_waits_for_a_slot_of_its_own_and_other_reads_do_not() {
+        let path =
+            std::env::temp_dir().join(format!("groupd_slots_{}.db", uuid::Uuid::new_v4().simple()));
+        let options = StoreOptions {
+            max_connections: 4,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_millis(200),
+            statement_timeout: Duration::from_secs(5),
+            filter_budget: crate::domain::filter::FilterBudget::DEFAULT,
+            filtered_listings: 1,
+            membership_walks: 1,
+        };
+        let store = Store::connect(&format!("sqlite://{}", path.display()), &options)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let filter = filter::parse("name = \"a\"").unwrap().unwrap();
+
+        let walk = store.read_walk().await.unwrap();
+        let refused = store.read_walk().await.map(|_| ());
+        assert!(
+            matches!(
+                refused,
+                Err(Error::ResourceExhausted {
+                    reason: "TOO_MANY_MEMBERSHIP_WALKS",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        // A walk's slot is not a listing's, and plain reads take none.
+        let listing = store.read_listing(Some(&filter)).await.unwrap();
+        let refused = store.read_listing(Some(&filter)).await.map(|_| ());
+        assert!(
+            matches!(
+                refused,
+                Err(Error::ResourceExhausted {
+                    reason: "TOO_MANY_FILTERED_LISTINGS",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let plain = store.read().await.unwrap();
+        let unfiltered = store.read_listing(None).await.unwrap();
+        drop((plain, unfiltered, listing));
+
+        // Ending the walk's transaction gives its slot back.
+        drop(walk);
+        let next = store.read_walk().await.unwrap();
+        drop(next);
+        store.close().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
     }
 }
