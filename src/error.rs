@@ -57,13 +57,27 @@ pub enum Error {
         message: String,
     },
 
-    /// No credentials, or credentials that could not be verified.
-    #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
+    /// No credentials, or credentials that could not be verified. The
+    /// message never holds a credential or any part of one.
+    #[error("{message}")]
+    Unauthenticated {
+        /// The `ErrorInfo` reason, e.g. `CREDENTIALS_MISSING`,
+        /// `CREDENTIALS_INVALID`, `TOKEN_EXPIRED`.
+        reason: &'static str,
+        /// A sentence for the caller.
+        message: String,
+    },
 
-    /// The caller may not do this.
-    #[error("permission denied: {0}")]
-    PermissionDenied(String),
+    /// The caller may not do this. Said the same way whether or not the
+    /// group exists, so that ids cannot be probed.
+    #[error("{message}")]
+    PermissionDenied {
+        /// The permission the caller lacks, e.g. `groups.update`; in the
+        /// `ErrorInfo` metadata.
+        permission: &'static str,
+        /// A sentence for the caller.
+        message: String,
+    },
 
     /// The RPC exists in the contract but is not served yet.
     #[error("{rpc} is not implemented yet")]
@@ -184,11 +198,11 @@ impl Error {
             Self::NotFound { .. } => "GROUP_NOT_FOUND",
             Self::AlreadyExists { reason, .. }
             | Self::FailedPrecondition { reason, .. }
-            | Self::ResourceExhausted { reason, .. } => reason,
+            | Self::ResourceExhausted { reason, .. }
+            | Self::Unauthenticated { reason, .. } => reason,
             Self::EtagMismatch { .. } => "ETAG_MISMATCH",
             Self::Conflict => "CONCURRENT_MODIFICATION",
-            Self::Unauthenticated(_) => "UNAUTHENTICATED",
-            Self::PermissionDenied(_) => "PERMISSION_DENIED",
+            Self::PermissionDenied { .. } => "PERMISSION_DENIED",
             Self::Unimplemented { .. } => "NOT_IMPLEMENTED",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Unavailable(_) => "DATABASE_UNAVAILABLE",

@@ -1,6 +1,7 @@
 //! groupd: a gRPC group-management service. See `ARCHITECTURE.md` for the
 //! code map; this file only declares modules.
 
+pub mod auth;
 pub mod config;
 pub mod deadline;
 pub mod domain;

@@ -21,7 +21,7 @@ pub const ROLE_ID_MAX_BYTES: usize = 256;
 /// The pattern of names, scopes and group ids ([`is_name`]).
 pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
 /// The pattern of principal ids ([`PrincipalId`]).
-pub const PRINCIPAL_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,255}$";
+pub const PRINCIPAL_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,255}$";
 /// The pattern of role ids ([`RoleId`]).
 pub const ROLE_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,255}$";
 /// The pattern of label keys ([`is_label_key`]).
@@ -155,7 +155,7 @@ identifier!(
 identifier!(
     /// A principal's id (a user or a service): [`PRINCIPAL_ID_PATTERN`].
     PrincipalId,
-    |text: &str| is_token(text, PRINCIPAL_ID_MAX_BYTES, b"._@-")
+    |text: &str| is_token(text, PRINCIPAL_ID_MAX_BYTES, b"._@:/-")
 );
 
 identifier!(
@@ -181,9 +181,13 @@ mod tests {
     }
 
     #[test]
-    fn principal_ids_allow_at_signs_and_role_ids_allow_slashes() {
+    fn principal_ids_name_users_service_accounts_and_spiffe_ids() {
         assert!(PrincipalId::is_valid("alice@example.com"));
-        assert!(!PrincipalId::is_valid("alice/x"));
+        assert!(PrincipalId::is_valid("system:serviceaccount:payments:api"));
+        assert!(PrincipalId::is_valid("spiffe://example.org/ns/payments/sa/api"));
+        assert!(!PrincipalId::is_valid("/alice"));
+        assert!(!PrincipalId::is_valid("alice smith"));
+        assert!(!PrincipalId::is_valid("alice?x"));
         assert!(RoleId::is_valid("roles/admin:read"));
         assert!(!RoleId::is_valid(":admin"));
     }

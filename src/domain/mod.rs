@@ -5,6 +5,7 @@
 //! requests into these types; the service plans each write here, asks the
 //! store what only the database knows, and writes the plan.
 
+pub mod caller;
 pub mod create;
 pub mod filter;
 pub mod group;
@@ -27,16 +28,28 @@ pub use ids::{GroupId, IdError, PrincipalId, RoleId};
 pub use mask::{MaskPath, UpdateMask};
 pub use text::{clip, quote};
 
-/// The principal that made a request, recorded in `created_by`,
-/// `updated_by` and the history. Authentication is not wired in yet, so
-/// every caller is [`Principal::anonymous`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+pub use caller::{Caller, Role};
+
+/// The principal that made a request, as authentication established it:
+/// recorded in `created_by`, `updated_by` and the history, and compared
+/// with a group's members and admins. Always a valid [`PrincipalId`], so
+/// that a caller can be listed in a group; with authentication off, every
+/// caller is [`Principal::anonymous`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal(String);
 
 impl Principal {
     /// The principal of an unauthenticated caller.
     pub fn anonymous() -> Self {
         Self("anonymous".to_owned())
+    }
+
+    /// The principal an authenticated identity names, when it is a valid
+    /// principal id.
+    pub fn parse(id: &str) -> Option<Self> {
+        PrincipalId::parse(id)
+            .ok()
+            .map(|id| Self(id.as_str().to_owned()))
     }
 
     /// The principal's id.

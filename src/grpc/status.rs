@@ -56,8 +56,8 @@ pub fn status(error: &Error) -> Status {
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         Error::EtagMismatch { .. } | Error::Conflict => Code::Aborted,
         Error::FailedPrecondition { .. } => Code::FailedPrecondition,
-        Error::Unauthenticated(_) => Code::Unauthenticated,
-        Error::PermissionDenied(_) => Code::PermissionDenied,
+        Error::Unauthenticated { .. } => Code::Unauthenticated,
+        Error::PermissionDenied { .. } => Code::PermissionDenied,
         Error::Unimplemented { .. } => Code::Unimplemented,
         Error::DeadlineExceeded => Code::DeadlineExceeded,
         Error::ResourceExhausted { .. } => Code::ResourceExhausted,
@@ -70,6 +70,9 @@ pub fn status(error: &Error) -> Status {
         .filter(|id| !id.is_empty() && id.len() <= MAX_METADATA_ID_BYTES)
     {
         metadata.insert("id".to_owned(), id.to_owned());
+    }
+    if let Error::PermissionDenied { permission, .. } = error {
+        metadata.insert("permission".to_owned(), (*permission).to_owned());
     }
     let mut details = ErrorDetails::with_error_info(error.reason(), ERROR_DOMAIN, metadata);
     if let Error::InvalidArgument { violations } = error {

@@ -116,7 +116,7 @@ mod tests {
         }
         assert_eq!(
             schema(&document, "Member")["properties"]["id"]["pattern"],
-            "^[A-Za-z0-9][A-Za-z0-9._@-]{0,255}$"
+            "^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,255}$"
         );
         assert_eq!(
             schema(&document, "RoleRef")["properties"]["roleId"]["pattern"],
