@@ -155,6 +155,7 @@ impl Application {
         let store = self.service.store().clone();
         let groups = GrpcService::new(
             self.service,
+            Arc::new(crate::auth::Authenticator::none()),
             self.metrics.clone(),
             self.settings.request_timeout,
             self.settings.max_message_bytes,

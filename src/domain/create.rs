@@ -96,6 +96,7 @@ pub fn new_group(
         member_count: delta.count_change(),
         version: 1,
         members: None,
+        permissions: Vec::new(),
     };
     (group, delta)
 }

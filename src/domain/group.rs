@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Principal, ids::GroupId};
+use super::{Principal, ids::GroupId, policy::Permission};
 
 /// A point in time, in microseconds since the Unix epoch: exact, and ordered
 /// the same way by every database.
@@ -171,6 +171,10 @@ pub struct Group {
     /// The direct members sorted by id, in [`View::Full`] only.
     #[serde(skip)]
     pub members: Option<Vec<MemberEntry>>,
+    /// What the caller who reads it may do with it (see `policy`); never
+    /// stored.
+    #[serde(skip)]
+    pub permissions: Vec<Permission>,
 }
 
 impl Group {
@@ -191,6 +195,7 @@ impl Group {
             member_count: 0,
             version: 0,
             members: None,
+            permissions: Vec::new(),
         }
     }
 

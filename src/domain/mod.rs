@@ -14,6 +14,7 @@ pub mod ids;
 pub mod listing;
 pub mod mask;
 pub mod membership;
+pub mod policy;
 pub mod reply;
 pub mod requests;
 pub mod text;

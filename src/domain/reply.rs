@@ -27,8 +27,9 @@ use super::{
 const TAG: usize = 2;
 
 /// The fixed-size fields of a group (state, inactive, member count, three
-/// timestamps) and its etag, at most.
-const GROUP_FIXED: usize = 128;
+/// timestamps), its etag and its `permissions` (every name, each a field),
+/// at most.
+const GROUP_FIXED: usize = 128 + 256;
 
 /// The fixed-size fields of a history entry (version, time, kind), at
 /// most.

@@ -136,6 +136,7 @@ mod tests {
             member_count: 2,
             version: 3,
             members: None,
+            permissions: Vec::new(),
         }
     }
 

@@ -80,6 +80,7 @@ impl GrpcService {
             method,
             transport = context.transport.as_str(),
             request_id = %context.request_id,
+            principal = Empty,
             code = Empty,
             elapsed_ms = Empty,
         );

@@ -337,6 +337,11 @@ impl From<Group> for pb::Group {
             updated_by: group.updated_by,
             member_count: i32::try_from(group.member_count).unwrap_or(i32::MAX),
             etag,
+            permissions: group
+                .permissions
+                .into_iter()
+                .map(|permission| permission.as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -508,6 +513,8 @@ mod tests {
                                 .map(|(id, is_admin)| MemberEntry { id, is_admin })
                                 .collect()
                         }),
+                        // Every permission: the largest the field gets.
+                        permissions: crate::domain::policy::Permission::ON_GROUPS.to_vec(),
                     },
                 )
         }

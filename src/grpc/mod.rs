@@ -8,14 +8,16 @@ mod call;
 pub mod convert;
 mod status;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tonic::{Request, Response, Status};
 
 use self::call::CallContext;
 pub use self::status::{bad_request, message, status};
 use crate::{
-    domain::Principal,
+    auth::{Authenticator, PeerIdentity},
+    domain::Caller,
+    error::Error,
     metrics::Metrics,
     pb::{self, group_service_server},
     service::GroupService,
@@ -34,23 +36,27 @@ pub const MAX_LOGGED_REQUEST_ID_BYTES: usize = 128;
 #[derive(Debug, Clone)]
 pub struct GrpcService {
     service: GroupService,
+    auth: Arc<Authenticator>,
     metrics: Metrics,
     request_timeout: Duration,
     max_message_bytes: usize,
 }
 
 impl GrpcService {
-    /// The gRPC face of `service`, recording every call in `metrics`; no
-    /// call runs longer than `request_timeout`, and no message, request or
-    /// reply, takes more than `max_message_bytes`.
+    /// The gRPC face of `service`, authenticating every call with `auth`
+    /// and recording it in `metrics`; no call runs longer than
+    /// `request_timeout`, and no message, request or reply, takes more than
+    /// `max_message_bytes`.
     pub fn new(
         service: GroupService,
+        auth: Arc<Authenticator>,
         metrics: Metrics,
         request_timeout: Duration,
         max_message_bytes: usize,
     ) -> Self {
         Self {
             service,
+            auth,
             metrics,
             request_timeout,
             max_message_bytes,
@@ -66,30 +72,45 @@ impl GrpcService {
     }
 }
 
-/// The principal making a request. Authentication is not wired in yet, so
-/// every caller is anonymous.
-fn principal<T>(_request: &Request<T>) -> Principal {
-    Principal::anonymous()
+/// The credentials of a request: its metadata as headers, and the client
+/// certificate's identity the TLS layer verified, if any.
+struct Credentials {
+    headers: http::HeaderMap,
+    peer: Option<PeerIdentity>,
+}
+
+impl Credentials {
+    fn of<T>(request: &Request<T>) -> Self {
+        Self {
+            headers: request.metadata().clone().into_headers(),
+            peer: request.extensions().get::<PeerIdentity>().cloned(),
+        }
+    }
+}
+
+impl GrpcService {
+    /// The caller `credentials` identify, recorded in the call's span (its
+    /// log line names the principal, never a credential).
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, Error> {
+        let caller = self
+            .auth
+            .authenticate(&credentials.headers, credentials.peer.as_ref())
+            .await?;
+        tracing::Span::current().record("principal", caller.principal().as_str());
+        Ok(caller)
+    }
 }
 
 /// Implements the generated `GroupService` trait, one line an RPC: its
 /// request and response messages, and the [`GroupService`] operation that
-/// serves it, which either reads (called with the request) or writes
-/// (called with the caller and the request). Every RPC then runs the same
-/// way: the request is parsed into its domain form by `TryFrom`, the
-/// operation called, and its result converted with `From`, all inside
-/// [`GrpcService::call`] under the RPC's name. A macro, because the trait's
-/// methods are rewritten by `async_trait` and differ only in these names.
+/// serves it. Every RPC then runs the same way, inside
+/// [`GrpcService::call`] under the RPC's name: the caller is authenticated,
+/// the request parsed into its domain form by `TryFrom`, the operation
+/// called with both, and its result converted with `From`. A macro,
+/// because the trait's methods are rewritten by `async_trait` and differ
+/// only in these names.
 macro_rules! serve_rpcs {
-    (@call read $service:ident, $actor:ident, $operation:ident, $request:ident) => {{
-        // A read records nothing, so it does not need its caller.
-        let _ = $actor;
-        $service.$operation($request)
-    }};
-    (@call write $service:ident, $actor:ident, $operation:ident, $request:ident) => {
-        $service.$operation(&$actor, $request)
-    };
-    ($($rpc:ident($request:ident) -> $response:ident: $kind:ident $operation:ident;)+) => {
+    ($($rpc:ident($request:ident) -> $response:ident: $operation:ident;)+) => {
         #[tonic::async_trait]
         impl group_service_server::GroupService for GrpcService {
             $(
@@ -98,12 +119,13 @@ macro_rules! serve_rpcs {
                     request: Request<pb::$request>,
                 ) -> Result<Response<pb::$response>, Status> {
                     let method = stringify!($request).trim_end_matches("Request");
-                    let actor = principal(&request);
                     let context = CallContext::of(&request, self.request_timeout);
+                    let credentials = Credentials::of(&request);
                     self.call(method, context, async {
+                        let caller = self.authenticate(&credentials).await?;
                         let parsed = TryFrom::try_from(request.into_inner())?;
-                        let service = &self.service;
-                        serve_rpcs!(@call $kind service, actor, $operation, parsed)
+                        self.service
+                            .$operation(&caller, parsed)
                             .await
                             .map(pb::$response::from)
                     })
@@ -115,16 +137,16 @@ macro_rules! serve_rpcs {
 }
 
 serve_rpcs! {
-    create_group(CreateGroupRequest) -> Group: write create_group;
-    get_group(GetGroupRequest) -> Group: read get_group;
-    list_groups(ListGroupsRequest) -> ListGroupsResponse: read list_groups;
-    update_group(UpdateGroupRequest) -> Group: write update_group;
-    delete_group(DeleteGroupRequest) -> Group: write delete_group;
-    undelete_group(UndeleteGroupRequest) -> Group: write undelete_group;
-    add_group_members(AddGroupMembersRequest) -> Group: write change_members;
-    remove_group_members(RemoveGroupMembersRequest) -> Group: write change_members;
-    list_group_members(ListGroupMembersRequest) -> ListGroupMembersResponse: read list_members;
-    list_group_changes(ListGroupChangesRequest) -> ListGroupChangesResponse: read list_changes;
-    check_membership(CheckMembershipRequest) -> CheckMembershipResponse: read check_membership;
-    list_member_groups(ListMemberGroupsRequest) -> ListMemberGroupsResponse: read list_member_groups;
+    create_group(CreateGroupRequest) -> Group: create_group;
+    get_group(GetGroupRequest) -> Group: get_group;
+    list_groups(ListGroupsRequest) -> ListGroupsResponse: list_groups;
+    update_group(UpdateGroupRequest) -> Group: update_group;
+    delete_group(DeleteGroupRequest) -> Group: delete_group;
+    undelete_group(UndeleteGroupRequest) -> Group: undelete_group;
+    add_group_members(AddGroupMembersRequest) -> Group: change_members;
+    remove_group_members(RemoveGroupMembersRequest) -> Group: change_members;
+    list_group_members(ListGroupMembersRequest) -> ListGroupMembersResponse: list_members;
+    list_group_changes(ListGroupChangesRequest) -> ListGroupChangesResponse: list_changes;
+    check_membership(CheckMembershipRequest) -> CheckMembershipResponse: check_membership;
+    list_member_groups(ListMemberGroupsRequest) -> ListMemberGroupsResponse: list_member_groups;
 }

@@ -1,9 +1,13 @@
 //! GetGroup, and the soft delete and undelete of a group.
 
-use super::{GroupService, check_etag, check_name_free, not_found, record, touch};
+use super::{
+    GroupService, authorize, check_etag, check_name_free, give_permissions, record, standing,
+    touch,
+};
 use crate::{
     domain::{
-        ChangeKind, Group, Principal, State, View,
+        Caller, ChangeKind, Group, State, View,
+        policy::{self, Permission},
         membership::MembershipDelta,
         requests::{DeleteGroup, GetGroup, UndeleteGroup},
     },
@@ -15,12 +19,12 @@ impl GroupService {
     /// Returns a group, live or deleted. In the FULL view, a group whose
     /// members do not fit in one reply is FAILED_PRECONDITION, pointing at
     /// the BASIC view and ListGroupMembers.
-    pub async fn get_group(&self, request: GetGroup) -> Result<Group, Error> {
+    pub async fn get_group(&self, caller: &Caller, request: GetGroup) -> Result<Group, Error> {
         let tx = self.store.read().await?;
-        let mut group = tx
-            .find_group(&request.id)
-            .await?
-            .ok_or_else(|| not_found(&request.id))?;
+        let found = tx.find_group(&request.id).await?;
+        let standing = standing(&tx, caller, &request.id).await?;
+        let mut group = authorize(caller, found, standing, Permission::Get, &request.id)?;
+        group.permissions = policy::permissions(caller, standing);
         if request.view == View::Full && !self.attach_members(&tx, &mut group).await? {
             return Err(Error::FailedPrecondition {
                 reason: "GROUP_TOO_LARGE",
@@ -39,25 +43,33 @@ impl GroupService {
     /// listing and membership, and can be undeleted.
     pub async fn delete_group(
         &self,
-        actor: &Principal,
+        caller: &Caller,
         request: DeleteGroup,
     ) -> Result<Group, Error> {
         let id = &request.id;
         let tx = self.store.write().await?;
-        let mut group = match tx.lock_group(id).await? {
+        let found = tx.lock_group(id).await?;
+        let standing = standing(&tx, caller, id).await?;
+        let found = match authorize(caller, found.map(Some), standing, Permission::Delete, id) {
+            // A caller who may delete any group learns it is missing.
+            Err(crate::error::Error::NotFound { .. }) => None,
+            other => other?,
+        };
+        let mut group = match found {
             Some(group) if group.is_live() => group,
             Some(mut deleted) if request.allow_missing => {
                 self.attach_members(&tx, &mut deleted).await?;
+                deleted.permissions = policy::permissions(caller, standing);
                 return Ok(deleted);
             }
             None if request.allow_missing => return Ok(Group::absent(request.id)),
-            _ => return Err(not_found(id)),
+            _ => return Err(super::not_found(id)),
         };
         check_etag(&group, &request.etag)?;
-        touch(&mut group, actor);
+        touch(&mut group, caller.principal());
         group.state = State::Deleted;
         group.delete_time = Some(group.update_time);
-        self.write_lifecycle(tx, actor, group, ChangeKind::Delete)
+        self.write_lifecycle(tx, caller, group, ChangeKind::Delete)
             .await
     }
 
@@ -65,12 +77,14 @@ impl GroupService {
     /// name meanwhile.
     pub async fn undelete_group(
         &self,
-        actor: &Principal,
+        caller: &Caller,
         request: UndeleteGroup,
     ) -> Result<Group, Error> {
         let id = &request.id;
         let tx = self.store.write().await?;
-        let mut group = tx.lock_group(id).await?.ok_or_else(|| not_found(id))?;
+        let found = tx.lock_group(id).await?;
+        let standing = standing(&tx, caller, id).await?;
+        let mut group = authorize(caller, found, standing, Permission::Undelete, id)?;
         if group.is_live() {
             return Err(Error::AlreadyExists {
                 reason: "GROUP_NOT_DELETED",
@@ -80,10 +94,10 @@ impl GroupService {
         }
         check_etag(&group, &request.etag)?;
         check_name_free(&tx, id, &group.fields).await?;
-        touch(&mut group, actor);
+        touch(&mut group, caller.principal());
         group.state = State::Active;
         group.delete_time = None;
-        self.write_lifecycle(tx, actor, group, ChangeKind::Undelete)
+        self.write_lifecycle(tx, caller, group, ChangeKind::Undelete)
             .await
     }
 }
@@ -95,14 +109,14 @@ impl GroupService {
     async fn write_lifecycle(
         &self,
         tx: WriteTx,
-        actor: &Principal,
+        caller: &Caller,
         mut group: Group,
         kind: ChangeKind,
     ) -> Result<Group, Error> {
         tx.update_group(&group).await?;
         record(
             &tx,
-            actor,
+            caller.principal(),
             &group,
             kind,
             Vec::new(),
@@ -110,6 +124,7 @@ impl GroupService {
         )
         .await?;
         self.attach_members(&tx, &mut group).await?;
+        give_permissions(&tx, caller, &mut group).await?;
         tx.commit().await?;
         Ok(group)
     }

@@ -4,10 +4,11 @@
 
 use serde::de::DeserializeOwned;
 
-use super::{GroupService, attach_members, not_found};
+use super::{GroupService, attach_members, authorize, give_permissions_all, standing};
 use crate::{
     domain::{
-        Group, GroupChange, View,
+        Caller, Group, GroupChange, View,
+        policy::{self, Permission, Standing},
         listing::{GroupCursor, Page},
         reply,
         requests::{ListGroups, ListOfGroup},
@@ -17,8 +18,16 @@ use crate::{
 };
 
 impl GroupService {
-    /// Lists groups a page at a time, with the number all pages hold.
-    pub async fn list_groups(&self, request: ListGroups) -> Result<Page<Group>, Error> {
+    /// Lists the groups `caller` may read a page at a time, with the number
+    /// all pages hold: every group for those who may read any, the groups
+    /// they are direct members of for the others.
+    pub async fn list_groups(
+        &self,
+        caller: &Caller,
+        request: ListGroups,
+    ) -> Result<Page<Group>, Error> {
+        let member = (!policy::allows(caller, Standing::STRANGER, Permission::Get))
+            .then(|| caller.principal().as_str().to_owned());
         let query_key = format!(
             "groups|{}|{}|{}",
             request.filter_text.trim(),
@@ -36,12 +45,18 @@ impl GroupService {
                 order: request.order,
                 after,
                 limit: request.page.size + 1,
+                member: member.clone(),
             })
             .await?;
         let total = tx
-            .count_groups(request.show_deleted, request.filter.as_ref())
+            .count_groups(
+                request.show_deleted,
+                request.filter.as_ref(),
+                member.as_deref(),
+            )
             .await?;
         let mut groups = groups;
+        give_permissions_all(&tx, caller, &mut groups).await?;
         if request.view == View::Full {
             // Members for the groups the page has room for; a group whose
             // members alone would not fit any page is listed without them.
@@ -67,9 +82,13 @@ impl GroupService {
     }
 
     /// Lists a group's direct members a page at a time, sorted by id.
-    pub async fn list_members(&self, request: ListOfGroup) -> Result<Page<String>, Error> {
+    pub async fn list_members(
+        &self,
+        caller: &Caller,
+        request: ListOfGroup,
+    ) -> Result<Page<String>, Error> {
         let (tx, query_key, after) = self
-            .open_group_listing::<String>("members", &request)
+            .open_group_listing::<String>(caller, Permission::Get, "members", &request)
             .await?;
         let members = tx
             .list_members(&request.id, after.as_deref(), request.page.size + 1)
@@ -84,8 +103,14 @@ impl GroupService {
     }
 
     /// Lists a group's history a page at a time, oldest first.
-    pub async fn list_changes(&self, request: ListOfGroup) -> Result<Page<GroupChange>, Error> {
-        let (tx, query_key, after) = self.open_group_listing("changes", &request).await?;
+    pub async fn list_changes(
+        &self,
+        caller: &Caller,
+        request: ListOfGroup,
+    ) -> Result<Page<GroupChange>, Error> {
+        let (tx, query_key, after) = self
+            .open_group_listing(caller, Permission::ListChanges, "changes", &request)
+            .await?;
         let mut changes = tx
             .list_changes(&request.id, after.unwrap_or(0), request.page.size + 1)
             .await?;
@@ -100,18 +125,21 @@ impl GroupService {
 
     /// Starts a listing of one group's `kind` of items: the token's cursor
     /// (tokens are bound to the kind and the group), the key it is bound
-    /// to, and a transaction in which the group exists, live or deleted.
+    /// to, and a transaction in which the group exists, live or deleted, and
+    /// `caller` holds `permission` on it.
     async fn open_group_listing<C: DeserializeOwned>(
         &self,
+        caller: &Caller,
+        permission: Permission,
         kind: &str,
         request: &ListOfGroup,
     ) -> Result<(ReadTx, String, Option<C>), Error> {
+        let tx = self.store.read().await?;
+        let exists = tx.group_exists(&request.id).await?.then_some(());
+        let standing = standing(&tx, caller, &request.id).await?;
+        authorize(caller, exists, standing, permission, &request.id)?;
         let query_key = format!("{kind}|{}", request.id);
         let after = self.tokens.decode(&query_key, &request.page.token)?;
-        let tx = self.store.read().await?;
-        if !tx.group_exists(&request.id).await? {
-            return Err(not_found(&request.id));
-        }
         Ok((tx, query_key, after))
     }
 

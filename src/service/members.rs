@@ -3,10 +3,14 @@
 
 use std::collections::HashSet;
 
-use super::{GroupService, lock_live, record, touch};
+use super::{
+    GroupService, authorize, check_admins_left, give_permissions, not_found, record, standing,
+    touch,
+};
 use crate::{
     domain::{
-        ChangeKind, Group, Principal, membership,
+        Caller, ChangeKind, Group, membership,
+        policy::{self, Permission},
         requests::{ChangeMembers, SetOperation},
         validate,
     },
@@ -21,7 +25,7 @@ impl GroupService {
     /// nothing, not even a new version.
     pub async fn change_members(
         &self,
-        actor: &Principal,
+        caller: &Caller,
         request: ChangeMembers,
     ) -> Result<Group, Error> {
         let ChangeMembers {
@@ -36,7 +40,12 @@ impl GroupService {
             &self.limits,
         ))?;
         let tx = self.store.write().await?;
-        let mut group = lock_live(&tx, &id).await?;
+        let found = tx.lock_group(&id).await?;
+        let standing = standing(&tx, caller, &id).await?;
+        let mut group = match authorize(caller, found, standing, Permission::UpdateMembers, &id)? {
+            group if group.is_live() => group,
+            _ => return Err(not_found(&id)),
+        };
         let named: Vec<String> = membership
             .members
             .iter()
@@ -57,7 +66,14 @@ impl GroupService {
             ),
         };
         if delta.is_empty() {
+            group.permissions = policy::permissions(caller, standing);
             return Ok(group);
+        }
+        let removed = delta.admins_removed().len();
+        if removed > 0 && !policy::may_orphan(caller) {
+            let removed = u64::try_from(removed).unwrap_or(u64::MAX);
+            let admins = tx.admin_count(&id).await?;
+            check_admins_left(caller, &id, admins.saturating_sub(removed))?;
         }
         if let Some(violation) = validate::change_size(&delta, "members", &self.limits) {
             return Err(Error::InvalidArgument {
@@ -72,9 +88,10 @@ impl GroupService {
             });
         }
         group.member_count = count;
-        touch(&mut group, actor);
+        touch(&mut group, caller.principal());
         tx.update_group(&group).await?;
-        record(&tx, actor, &group, kind, Vec::new(), &delta).await?;
+        record(&tx, caller.principal(), &group, kind, Vec::new(), &delta).await?;
+        give_permissions(&tx, caller, &mut group).await?;
         tx.commit().await?;
         Ok(group)
     }

@@ -6,10 +6,11 @@
 
 use std::ops::Bound;
 
-use super::{GroupService, not_found};
+use super::{GroupService, give_permissions_all, not_found};
 use crate::{
     domain::{
-        Group,
+        Caller, Group,
+        policy::{self, Permission},
         hierarchy::{Ancestry, MembershipCheck},
         listing::Page,
         reply,
@@ -21,14 +22,23 @@ use crate::{
 impl GroupService {
     /// Whether a principal is a member of a group, directly or through
     /// `member_of`, and by which shortest path. A deleted group has no
-    /// members.
+    /// members. A caller may ask about itself, and those who may read
+    /// every membership about anyone. A missing group is NOT_FOUND only
+    /// for callers who may read every group; to the others, asking about
+    /// themselves, it is a group they are not a member of, so that the
+    /// answer does not tell whether a group exists.
     pub async fn check_membership(
         &self,
+        caller: &Caller,
         request: CheckMembership,
     ) -> Result<MembershipCheck, Error> {
+        ask_about(caller, request.member_id.as_str())?;
         let tx = self.store.read_walk().await?;
         let Some(group) = tx.find_group(&request.id).await? else {
-            return Err(not_found(&request.id));
+            if policy::reveals_absence(caller, Permission::Get) {
+                return Err(not_found(&request.id));
+            }
+            return Ok(MembershipCheck::default());
         };
         if !group.is_live() {
             return Ok(MembershipCheck::default());
@@ -62,8 +72,10 @@ impl GroupService {
     /// id, in the BASIC view.
     pub async fn list_member_groups(
         &self,
+        caller: &Caller,
         request: ListMemberGroups,
     ) -> Result<Page<Group>, Error> {
+        ask_about(caller, request.member_id.as_str())?;
         let query_key = format!("member-groups|{}|{}", request.member_id, request.transitive);
         let after: Option<String> = self.tokens.decode(&query_key, &request.page.token)?;
         let tx = if request.transitive {
@@ -87,9 +99,26 @@ impl GroupService {
             .take(take)
             .cloned()
             .collect();
-        let groups = tx.groups_by_ids(&page_ids).await?;
+        let mut groups = tx.groups_by_ids(&page_ids).await?;
+        give_permissions_all(&tx, caller, &mut groups).await?;
         self.page(&query_key, groups, request.page.size, reply::group, |g| {
             g.id.as_str().to_owned()
         })
     }
+}
+
+/// PERMISSION_DENIED unless `caller` may ask about `principal`'s
+/// memberships.
+fn ask_about(caller: &Caller, principal: &str) -> Result<(), Error> {
+    if policy::may_ask_about(caller, principal) {
+        return Ok(());
+    }
+    let permission = Permission::ReadMemberships;
+    Err(Error::PermissionDenied {
+        permission: permission.as_str(),
+        message: format!(
+            "permission {} is denied: a caller may ask only about its own memberships",
+            permission.as_str()
+        ),
+    })
 }

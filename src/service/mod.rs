@@ -9,6 +9,12 @@
 //! parents, no cycle), then write the plan and its history entry and
 //! commit. A request that fails or is `validate_only` drops its
 //! transaction, which rolls it back.
+//!
+//! Every operation takes the [`Caller`] and checks it against the domain's
+//! `policy` inside its transaction, before anything about the group is
+//! revealed: a caller who may not touch a group is refused the same way
+//! whether or not it exists. Every group returned carries the caller's
+//! `permissions` on it.
 
 mod create;
 mod lifecycle;
@@ -23,8 +29,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use self::page_token::PageTokens;
 use crate::{
     domain::{
-        ChangeKind, Group, GroupChange, GroupFields, GroupId, Limits, MemberEntry, Principal,
-        Timestamp, membership::MembershipDelta, reply,
+        Caller, ChangeKind, Group, GroupChange, GroupFields, GroupId, Limits, MemberEntry,
+        Principal, Role, Timestamp,
+        membership::MembershipDelta,
+        policy::{self, Permission, Standing},
+        reply,
     },
     error::Error,
     store::{ReadTx, Store, WriteTx},
@@ -109,19 +118,123 @@ fn attach_if_it_fits(group: &mut Group, members: Vec<MemberEntry>, room: usize) 
 }
 
 /// Group `id` (live or deleted) as a write answers it, or NOT_FOUND: see
-/// [`GroupService::attach_members`].
-async fn answer_group(service: &GroupService, tx: &ReadTx, id: &GroupId) -> Result<Group, Error> {
-    let mut group = tx.find_group(id).await?.ok_or_else(|| not_found(id))?;
+/// [`GroupService::attach_members`]; PERMISSION_DENIED when `caller` may
+/// not read it.
+async fn answer_group(
+    service: &GroupService,
+    tx: &ReadTx,
+    caller: &Caller,
+    id: &GroupId,
+) -> Result<Group, Error> {
+    let found = tx.find_group(id).await?;
+    let standing = standing(tx, caller, id).await?;
+    let mut group = authorize(caller, found, standing, Permission::Get, id)?;
     service.attach_members(tx, &mut group).await?;
+    group.permissions = policy::permissions(caller, standing);
     Ok(group)
 }
 
-/// Locks and returns live group `id` for a write, or NOT_FOUND.
-async fn lock_live(tx: &WriteTx, id: &GroupId) -> Result<Group, Error> {
-    match tx.lock_group(id).await? {
-        Some(group) if group.is_live() => Ok(group),
-        _ => Err(not_found(id)),
+/// The standing of `caller` in group `id`; not read for `groups.admin`,
+/// whose rights do not depend on it.
+async fn standing(tx: &ReadTx, caller: &Caller, id: &GroupId) -> Result<Standing, Error> {
+    if caller.has(Role::Admin) {
+        return Ok(Standing::STRANGER);
     }
+    tx.standing(id, caller.principal().as_str()).await
+}
+
+/// `group` when `caller`, standing so in it, holds `permission` on it.
+/// Otherwise, and when the group is missing, PERMISSION_DENIED, said the
+/// same way whether or not it exists; NOT_FOUND for a missing group only
+/// when the caller's right does not depend on the group (see
+/// [`policy::reveals_absence`]).
+fn authorize<G>(
+    caller: &Caller,
+    group: Option<G>,
+    standing: Standing,
+    permission: Permission,
+    id: &GroupId,
+) -> Result<G, Error> {
+    match group {
+        Some(group) if policy::allows(caller, standing, permission) => Ok(group),
+        None if policy::reveals_absence(caller, permission) => Err(not_found(id)),
+        _ => Err(denied(permission, id.as_str())),
+    }
+}
+
+/// PERMISSION_DENIED for `permission` on group `id`.
+fn denied(permission: Permission, id: &str) -> Error {
+    Error::PermissionDenied {
+        permission: permission.as_str(),
+        message: format!(
+            "permission {} is denied on group {} (or the group does not exist)",
+            permission.as_str(),
+            crate::domain::quote(id)
+        ),
+    }
+}
+
+/// Gives `group` the permissions `caller` holds on it, reading the
+/// caller's standing (in `tx`, so after the call's own write).
+async fn give_permissions(tx: &ReadTx, caller: &Caller, group: &mut Group) -> Result<(), Error> {
+    let standing = standing(tx, caller, &group.id).await?;
+    group.permissions = policy::permissions(caller, standing);
+    Ok(())
+}
+
+/// Gives each of `groups` the permissions `caller` holds on it, with one
+/// read of the caller's standings.
+async fn give_permissions_all(
+    tx: &ReadTx,
+    caller: &Caller,
+    groups: &mut [Group],
+) -> Result<(), Error> {
+    let standings = if caller.has(Role::Admin) {
+        std::collections::HashMap::new()
+    } else {
+        let ids: Vec<String> = groups.iter().map(|g| g.id.as_str().to_owned()).collect();
+        tx.standings(caller.principal().as_str(), &ids).await?
+    };
+    for group in groups {
+        let standing = standings
+            .get(group.id.as_str())
+            .copied()
+            .unwrap_or(Standing::STRANGER);
+        group.permissions = policy::permissions(caller, standing);
+    }
+    Ok(())
+}
+
+/// PERMISSION_DENIED unless `caller` may change the members of each of
+/// `parents` (added or removed as parents of a group, which adds or removes
+/// that group's members to theirs); checked before whether they exist.
+async fn check_parents(tx: &ReadTx, caller: &Caller, parents: &[String]) -> Result<(), Error> {
+    if parents.is_empty() || caller.has(Role::Admin) {
+        return Ok(());
+    }
+    let standings = tx.standings(caller.principal().as_str(), parents).await?;
+    for parent in parents {
+        let standing = standings.get(parent).copied().unwrap_or(Standing::STRANGER);
+        if !policy::allows(caller, standing, Permission::UpdateMembers) {
+            return Err(denied(Permission::UpdateMembers, parent));
+        }
+    }
+    Ok(())
+}
+
+/// FAILED_PRECONDITION when a write by `caller` would leave a group with
+/// no admins, which only `groups.admin` may do.
+fn check_admins_left(caller: &Caller, id: &GroupId, admins_left: u64) -> Result<(), Error> {
+    if admins_left == 0 && !policy::may_orphan(caller) {
+        return Err(Error::FailedPrecondition {
+            reason: "GROUP_WITHOUT_ADMINS",
+            message: format!(
+                "this write would leave group {} without admins; keep at least one",
+                crate::domain::quote(id.as_str())
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// NOT_FOUND for group `id`.

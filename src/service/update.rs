@@ -2,12 +2,16 @@
 //! for what an update changes).
 
 use super::{
-    GroupService, check_etag, check_name_free, create::NewGroup, not_found, record, touch,
+    GroupService, authorize, check_admins_left, check_etag, check_name_free, check_parents,
+    create::{NewGroup, check_may_create, creator_joins},
+    denied, give_permissions, not_found, record, standing, touch,
 };
 use crate::{
     domain::{
-        ChangeKind, FieldViolation, Group, Principal, create, requests::UpdateGroup, update,
-        validate,
+        Caller, ChangeKind, FieldViolation, Group, create,
+        policy::{self, Permission},
+        requests::UpdateGroup,
+        update, validate,
     },
     error::Error,
     store::WriteTx,
@@ -19,7 +23,7 @@ impl GroupService {
     /// replicas.
     pub async fn update_group(
         &self,
-        actor: &Principal,
+        caller: &Caller,
         request: UpdateGroup,
     ) -> Result<Group, Error> {
         let (members, admins) = request.masked_lists();
@@ -37,9 +41,13 @@ impl GroupService {
             // then sees the first's edge and answers MEMBER_OF_CYCLE.
             tx.lock_hierarchy().await?;
         }
-        let mut group = match tx.lock_group(&request.id).await? {
-            Some(group) if group.is_live() => group,
-            None if request.allow_missing => return self.create_missing(tx, actor, request).await,
+        let found = tx.lock_group(&request.id).await?;
+        if found.is_none() && request.allow_missing {
+            return self.create_missing(tx, caller, request).await;
+        }
+        let standing = standing(&tx, caller, &request.id).await?;
+        let mut group = match authorize(caller, found, standing, Permission::Update, &request.id)? {
+            group if group.is_live() => group,
             _ => return Err(not_found(&request.id)),
         };
         check_etag(&group, &request.etag)?;
@@ -52,6 +60,43 @@ impl GroupService {
         let plan =
             update::plan(&group, &request, current.as_deref(), &self.limits).map_err(invalid)?;
         let changes_parents = plan.changes_parents(&group);
+        if changes_parents {
+            // Both the parents added and those removed: each gains or
+            // loses this group's members.
+            let changed: Vec<String> = plan
+                .fields
+                .member_of
+                .iter()
+                .filter(|p| !group.fields.member_of.contains(p))
+                .chain(
+                    group
+                        .fields
+                        .member_of
+                        .iter()
+                        .filter(|p| !plan.fields.member_of.contains(p)),
+                )
+                .cloned()
+                .collect();
+            check_parents(&tx, caller, &changed).await?;
+        }
+        if plan.fields.assigned_roles != group.fields.assigned_roles
+            && !policy::allows(caller, standing, Permission::UpdateRoles)
+        {
+            return Err(denied(Permission::UpdateRoles, group.id.as_str()));
+        }
+        if let Some(current) = current.as_ref().filter(|_| !policy::may_orphan(caller)) {
+            let admins_left = plan
+                .delta
+                .apply(current.clone())
+                .iter()
+                .filter(|m| m.is_admin)
+                .count();
+            check_admins_left(
+                caller,
+                &group.id,
+                u64::try_from(admins_left).unwrap_or(u64::MAX),
+            )?;
+        }
         if changes_parents {
             let new: Vec<String> = request
                 .fields
@@ -82,7 +127,7 @@ impl GroupService {
 
         let labels_before = std::mem::replace(&mut group.fields, plan.fields).labels;
         group.member_count += plan.delta.count_change();
-        touch(&mut group, actor);
+        touch(&mut group, caller.principal());
         if !request.validate_only {
             tx.update_group(&group).await?;
             if group.fields.labels != labels_before {
@@ -95,7 +140,7 @@ impl GroupService {
             }
             record(
                 &tx,
-                actor,
+                caller.principal(),
                 &group,
                 ChangeKind::Update,
                 plan.mask_paths,
@@ -113,6 +158,7 @@ impl GroupService {
                 self.attach_members(&tx, &mut group).await?;
             }
         }
+        give_permissions(&tx, caller, &mut group).await?;
         if !request.validate_only {
             tx.commit().await?;
         }
@@ -127,9 +173,11 @@ impl GroupService {
     async fn create_missing(
         &self,
         tx: WriteTx,
-        actor: &Principal,
-        request: UpdateGroup,
+        caller: &Caller,
+        mut request: UpdateGroup,
     ) -> Result<Group, Error> {
+        check_may_create(caller, &request.fields)?;
+        creator_joins(caller, &mut request.membership);
         if !request.etag.is_empty() {
             return Err(Error::EtagMismatch {
                 id: request.id.as_str().to_owned(),
@@ -148,7 +196,7 @@ impl GroupService {
             validate_only: request.validate_only,
             request_id: None,
         };
-        self.insert_new_group(tx, actor, new).await
+        self.insert_new_group(tx, caller, new).await
     }
 }
 

@@ -15,7 +15,7 @@ use sea_orm::{
 
 use super::{
     BATCH, ReadTx, WriteTx,
-    entities::{group_labels, groups},
+    entities::{group_labels, group_members, groups},
     errors::Classify as _,
     filter,
 };
@@ -41,6 +41,9 @@ pub struct GroupQuery {
     pub after: Option<GroupCursor>,
     /// Most groups to return.
     pub limit: u64,
+    /// Only the groups this principal is a direct member of; `None` for
+    /// every group.
+    pub member: Option<String>,
 }
 
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
@@ -79,6 +82,7 @@ fn to_group(row: groups::Model, member_of: Vec<String>) -> Result<Group, Error> 
         member_count: row.member_count,
         version: row.version,
         members: None,
+        permissions: Vec::new(),
     })
 }
 
@@ -181,6 +185,7 @@ impl ReadTx {
                 query.show_deleted,
                 query.filter.as_ref(),
             ))
+            .filter(member_of(query.member.as_deref()))
             .order_by(column, order.clone())
             .order_by(groups::Column::Id, order)
             .limit(query.limit);
@@ -215,12 +220,31 @@ impl ReadTx {
         &self,
         show_deleted: bool,
         filter: Option<&Filter>,
+        member: Option<&str>,
     ) -> Result<u64, Error> {
         groups::Entity::find()
             .filter(filter::matching(self.dialect, show_deleted, filter))
+            .filter(member_of(member))
             .count(&self.tx)
             .await
             .classify(self.dialect)
+    }
+}
+
+/// The groups `member` is a direct member of (through the index on
+/// members), or every group when `None`.
+fn member_of(member: Option<&str>) -> Condition {
+    match member {
+        None => Condition::all(),
+        Some(member) => Condition::all().add(
+            groups::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(group_members::Column::GroupId)
+                    .from(group_members::Entity)
+                    .and_where(group_members::Column::MemberId.eq(member))
+                    .to_owned(),
+            ),
+        ),
     }
 }
 

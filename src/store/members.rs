@@ -12,7 +12,9 @@ use sea_orm::{
 
 use super::{BATCH, ReadTx, WriteTx, entities::group_members, errors::Classify as _};
 use crate::{
-    domain::{GroupId, MemberEntry, PrincipalId, membership::MembershipDelta},
+    domain::{
+        GroupId, MemberEntry, PrincipalId, membership::MembershipDelta, policy::Standing,
+    },
     error::Error,
 };
 
@@ -71,6 +73,50 @@ impl ReadTx {
             found.extend(rows.into_iter().map(|row| (row.member_id, row.is_admin)));
         }
         Ok(found)
+    }
+
+    /// The standing of `principal` in group `id`: one row, read through the
+    /// primary key.
+    pub async fn standing(&self, id: &GroupId, principal: &str) -> Result<Standing, Error> {
+        let row = group_members::Entity::find_by_id((id.as_str().to_owned(), principal.to_owned()))
+            .one(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        Ok(row.map_or(Standing::STRANGER, |row| Standing::of_member(row.is_admin)))
+    }
+
+    /// The standing of `principal` in each of `ids` where it has one (the
+    /// others are [`Standing::STRANGER`]), through the index on members.
+    pub async fn standings(
+        &self,
+        principal: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Standing>, Error> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(BATCH) {
+            let rows = group_members::Entity::find()
+                .filter(group_members::Column::MemberId.eq(principal))
+                .filter(self.dialect.one_of(group_members::Column::GroupId, chunk))
+                .all(&self.tx)
+                .await
+                .classify(self.dialect)?;
+            found.extend(
+                rows.into_iter()
+                    .map(|row| (row.group_id, Standing::of_member(row.is_admin))),
+            );
+        }
+        Ok(found)
+    }
+
+    /// How many admins group `id` has.
+    pub async fn admin_count(&self, id: &GroupId) -> Result<u64, Error> {
+        use sea_orm::PaginatorTrait as _;
+        group_members::Entity::find()
+            .filter(group_members::Column::GroupId.eq(id.as_str()))
+            .filter(group_members::Column::IsAdmin.eq(true))
+            .count(&self.tx)
+            .await
+            .classify(self.dialect)
     }
 
     /// The live groups `member_id` is a direct member of, sorted by id

@@ -105,6 +105,7 @@ mod tests {
             "createdBy",
             "deleteTime",
             "memberCount",
+            "permissions",
             "state",
             "updateTime",
             "updatedBy",
