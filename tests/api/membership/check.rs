@@ -293,8 +293,9 @@ async fn check_membership_with_an_empty_id_or_a_bad_member_id_is_invalid_argumen
         "",
         "has space",
         "@leading",
-        "a/b",
-        "a:b",
+        "/ab",
+        ":ab",
+        "a?b",
         "x\0y",
         long_principal.as_str(),
     ] {

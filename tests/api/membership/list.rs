@@ -214,7 +214,8 @@ async fn list_member_groups_of_an_unknown_principal_is_empty_and_a_malformed_one
         "",
         "has space",
         "-leading",
-        "a/b",
+        "/ab",
+        "a#b",
         "x\0y",
         long_principal.as_str(),
     ] {
