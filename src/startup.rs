@@ -153,9 +153,11 @@ impl Application {
         let drain = tokio::spawn(drain);
 
         let store = self.service.store().clone();
+        let auth = Arc::new(crate::auth::Authenticator::none());
+        let challenge = auth.challenge();
         let groups = GrpcService::new(
             self.service,
-            Arc::new(crate::auth::Authenticator::none()),
+            auth,
             self.metrics.clone(),
             self.settings.request_timeout,
             self.settings.max_message_bytes,
@@ -164,6 +166,7 @@ impl Application {
         let gateway = http::contract_gateway(
             GrpcHandler::new(groups.clone()),
             self.settings.max_message_bytes,
+            challenge.as_deref(),
         )?;
         let grpc = Routes::new(health_service)
             .add_service(reflection_v1)

@@ -34,13 +34,18 @@ pub use descriptors::{contract_service, descriptor_pool};
 pub use gateway::{Gateway, GrpcHandler};
 
 /// The gateway of groupd's `GroupService`, calling `grpc` (the tonic server
-/// of the service) and refusing request bodies over `max_body_bytes`. Its
+/// of the service) and refusing request bodies over `max_body_bytes`; a 401
+/// carries `challenge` as its `WWW-Authenticate` header. Its
 /// descriptor pool is the one [`router`] generates the OpenAPI document
 /// from, so that it is decoded once.
-pub fn contract_gateway(grpc: GrpcHandler, max_body_bytes: usize) -> anyhow::Result<Gateway> {
+pub fn contract_gateway(
+    grpc: GrpcHandler,
+    max_body_bytes: usize,
+    challenge: Option<&str>,
+) -> anyhow::Result<Gateway> {
     let pool = descriptor_pool()?;
     let service = contract_service(&pool)?;
-    Gateway::new(pool, &service, grpc, max_body_bytes).map_err(anyhow::Error::msg)
+    Gateway::new(pool, &service, grpc, max_body_bytes, challenge).map_err(anyhow::Error::msg)
 }
 
 /// What the handlers of the router share; cloned for every request, so

@@ -139,6 +139,9 @@ struct Inner {
     routes: Routes,
     grpc: GrpcHandler,
     max_body_bytes: usize,
+    /// The `WWW-Authenticate` header of a 401: the schemes the server
+    /// accepts; none when authentication is off.
+    challenge: Option<http::HeaderValue>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -151,14 +154,23 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// The gateway of `service` (whose types must be in `pool`), calling
-    /// `grpc`. Request bodies over `max_body_bytes` are refused. Fails when
-    /// an HTTP rule of the service cannot be served, naming the RPC.
+    /// `grpc`. Request bodies over `max_body_bytes` are refused. A 401
+    /// carries `challenge` as its `WWW-Authenticate` header (RFC 9110 wants
+    /// one on every 401): the schemes the server accepts. Fails when an
+    /// HTTP rule of the service cannot be served, naming the RPC.
     pub fn new(
         pool: DescriptorPool,
         service: &ServiceDescriptor,
         grpc: GrpcHandler,
         max_body_bytes: usize,
+        challenge: Option<&str>,
     ) -> Result<Self, String> {
+        let challenge = challenge
+            .map(|text| {
+                http::HeaderValue::from_str(text)
+                    .map_err(|_| format!("the challenge {text:?} is not a header value"))
+            })
+            .transpose()?;
         let routes = Routes::new(bindings::bindings(&pool, service)?);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -166,6 +178,7 @@ impl Gateway {
                 routes,
                 grpc,
                 max_body_bytes,
+                challenge,
             }),
         })
     }
@@ -194,12 +207,24 @@ impl Gateway {
                 refusal: None,
                 response,
             },
-            Err(Failure::Rpc(status)) => Handled {
-                rpc: Some(rpc),
-                code: status.code(),
-                refusal: None,
-                response: HttpError::new(status).into_response(&self.inner.pool),
-            },
+            Err(Failure::Rpc(status)) => {
+                let code = status.code();
+                let mut error = HttpError::new(status);
+                if let Some(challenge) = self
+                    .inner
+                    .challenge
+                    .as_ref()
+                    .filter(|_| code == Code::Unauthenticated)
+                {
+                    error = error.with_header(http::header::WWW_AUTHENTICATE, challenge.clone());
+                }
+                Handled {
+                    rpc: Some(rpc),
+                    code,
+                    refusal: None,
+                    response: error.into_response(&self.inner.pool),
+                }
+            }
             Err(Failure::Gateway(error)) => self.refused(Some(rpc), error),
         }
     }
