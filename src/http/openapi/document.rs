@@ -89,9 +89,27 @@ pub fn document(
             },
         ],
         "paths": paths,
+        // Which schemes a server accepts is its `--auth` setting: a bearer
+        // token (JWT), Basic, or none (a server with authentication off,
+        // and mTLS, which happens below HTTP).
+        "security": [{"bearer": []}, {"basic": []}, {}],
         "components": {
             "schemas": generator.schemas,
             "responses": error_responses(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A JWT from the issuer the server trusts (for \
+                        example a Kubernetes service-account token).",
+                },
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "A user of the server's htpasswd file.",
+                },
+            },
             "parameters": {
                 "IfMatch": {
                     "name": "If-Match",
@@ -270,6 +288,18 @@ fn error_responses() -> Value {
              allowed in the current state. Nothing changed."
         ),
         "NotFound": response("NOT_FOUND: the resource the path names does not exist."),
+        "Unauthenticated": response(
+            "UNAUTHENTICATED: the request carries no credentials, or credentials that \
+             could not be verified (`ErrorInfo.reason` says which, e.g. \
+             `CREDENTIALS_MISSING`, `CREDENTIALS_INVALID`, `TOKEN_EXPIRED`). The \
+             `WWW-Authenticate` header names the schemes the server accepts. Nothing \
+             changed."
+        ),
+        "PermissionDenied": response(
+            "PERMISSION_DENIED: the caller may not do this (`ErrorInfo.metadata.permission` \
+             names the permission it lacks). Said the same way whether or not the group \
+             exists. Nothing changed."
+        ),
         "Conflict": response(
             "ALREADY_EXISTS (for example a name already taken) or ABORTED (an etag \
              mismatch, or a concurrent write). Nothing changed."

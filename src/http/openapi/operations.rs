@@ -220,6 +220,8 @@ impl Generator {
         let mut responses = Map::new();
         responses.insert("200".to_owned(), success);
         responses.insert("400".to_owned(), response_ref("BadRequest"));
+        responses.insert("401".to_owned(), response_ref("Unauthenticated"));
+        responses.insert("403".to_owned(), response_ref("PermissionDenied"));
         // A path that names a resource by its id (or AIP name) answers 404
         // when there is no such resource.
         let names_resource = bound.iter().any(|variable| {

@@ -334,7 +334,23 @@ fn responses_carry_the_output_errors_and_etag() {
         json!({"$ref": "#/components/headers/ETag"})
     );
     let codes: Vec<&String> = get.as_object().unwrap().keys().collect();
-    assert_eq!(codes, ["200", "400", "404", "503", "504", "default"]);
+    assert_eq!(
+        codes,
+        ["200", "400", "401", "403", "404", "503", "504", "default"]
+    );
+    // Every operation declares the credentials it accepts, and none.
+    assert_eq!(
+        document["security"],
+        json!([{"bearer": []}, {"basic": []}, {}])
+    );
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        document["components"]["securitySchemes"]["basic"]["scheme"],
+        "basic"
+    );
     // Every error is a `google.rpc.Status` body.
     assert_eq!(
         resolve_ref(&document, &get["404"])["content"]["application/json"]["schema"],
