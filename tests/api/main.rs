@@ -19,6 +19,7 @@
 mod helpers;
 
 mod abuse;
+mod auth;
 mod capacity;
 mod changes;
 mod concurrency;
