@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 use tower::{ServiceExt as _, util::BoxCloneSyncService};
 
 use super::failure::{Failure, internal, internal_error};
-use crate::http::bindings::Binding;
+use crate::{auth::PeerIdentity, http::bindings::Binding};
 
 /// The in-process gRPC service the gateway calls: the tonic server of the
 /// service, boxed so that the gateway does not depend on its type.
@@ -33,12 +33,15 @@ const FORWARDED_HEADERS: [&str; 3] = ["authorization", "x-request-id", "grpc-tim
 /// Calls the RPC in process, as a gRPC client would over the network:
 /// `message` framed as a unary gRPC request to `grpc`, the reply unframed
 /// and decoded as the RPC's output. A status other than OK, in the headers
-/// or the trailers, is the RPC's failure.
+/// or the trailers, is the RPC's failure. `peer`, the identity the TLS
+/// handshake of the HTTP connection verified, goes with the call, as it
+/// would on a gRPC connection.
 pub(super) async fn invoke(
     grpc: &GrpcHandler,
     binding: &Binding,
     message: DynamicMessage,
     headers: &HeaderMap,
+    peer: Option<&PeerIdentity>,
 ) -> Result<DynamicMessage, Failure> {
     let path = format!(
         "/{}/{}",
@@ -61,6 +64,9 @@ pub(super) async fn invoke(
         .header(header::TE, "trailers")
         // Tells the RPC's metrics and log that the call came over HTTP.
         .extension(crate::metrics::Transport::Http);
+    if let Some(peer) = peer {
+        request = request.extension(peer.clone());
+    }
     for name in FORWARDED_HEADERS {
         if let Some(value) = headers.get(name) {
             request = request.header(name, value);
