@@ -596,6 +596,9 @@ mod tests {
         assert_eq!(settings.idle_timeout, Duration::from_secs(60));
         assert_eq!(settings.max_connections, 256);
         assert_eq!(settings.max_inflight_bytes, 64 * 1024 * 1024);
+        assert_eq!(settings.tls_files(), None, "plaintext by default");
+        assert_eq!(settings.tls_reload_interval, Duration::from_secs(5));
+        assert_eq!(settings.probe_addr, None, "no probe port by default");
         assert_eq!(settings.filter_budget(), FilterBudget::DEFAULT);
         assert_eq!(
             (settings.filtered_listings(), settings.membership_walks()),
@@ -644,6 +647,31 @@ mod tests {
             together.contains("together") && together.contains("(6)"),
             "{together}"
         );
+    }
+
+    #[test]
+    fn tls_files_come_together() {
+        let settings = Settings::parse_from_args([
+            "groupd",
+            "--tls-cert",
+            "/tls/cert.pem",
+            "--tls-key",
+            "/tls/key.pem",
+            "--tls-client-ca",
+            "/tls/ca.pem",
+            "--probe-addr",
+            "0.0.0.0:8081",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            settings.tls_files(),
+            Some(crate::serve::tls::TlsFiles {
+                cert: "/tls/cert.pem".into(),
+                key: "/tls/key.pem".into(),
+                client_ca: Some("/tls/ca.pem".into()),
+            })
+        );
+        assert_eq!(settings.probe_addr.map(|a| a.port()), Some(8081));
     }
 
     #[test]
@@ -721,6 +749,15 @@ mod tests {
                 ],
                 "--http-addr",
             ),
+            (&["--tls-cert", "cert.pem"], "--tls-key"),
+            (&["--tls-key", "key.pem"], "--tls-cert"),
+            (&["--tls-client-ca", "ca.pem"], "--tls-client-ca"),
+            (&["--tls-reload-interval", "0s"], "--tls-reload-interval"),
+            (
+                &["--grpc-addr", "127.0.0.1:7000", "--probe-addr", "127.0.0.1:7000"],
+                "--probe-addr",
+            ),
+            (&["--probe-addr", "localhost"], "--probe-addr"),
         ] {
             let message = refused(args);
             assert!(message.contains(names), "{args:?}: {message}");

@@ -377,3 +377,129 @@ impl ServerTls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertifiedKey, generate_simple_self_signed};
+
+    use super::*;
+
+    /// A directory of TLS files, removed when dropped.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("groupd_tls_unit_{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{e}"));
+            Self(path)
+        }
+
+        fn files(&self, client_ca: bool) -> TlsFiles {
+            TlsFiles {
+                cert: self.0.join("cert.pem"),
+                key: self.0.join("key.pem"),
+                client_ca: client_ca.then(|| self.0.join("ca.pem")),
+            }
+        }
+
+        fn write(&self, name: &str, contents: &str) {
+            std::fs::write(self.0.join(name), contents).unwrap_or_else(|e| panic!("{e}"));
+        }
+
+        fn write_server(&self, server: &CertifiedKey<rcgen::KeyPair>) {
+            self.write("cert.pem", &server.cert.pem());
+            self.write("key.pem", &server.signing_key.serialize_pem());
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn self_signed() -> CertifiedKey<rcgen::KeyPair> {
+        generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn refusal(files: TlsFiles) -> String {
+        match ServerTls::load(files) {
+            Ok(_) => panic!("the files were accepted"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn config(tls: &ServerTls, protocol: Protocol) -> Arc<ServerConfig> {
+        Arc::clone(&tls.port(protocol).config.borrow())
+    }
+
+    #[test]
+    fn each_port_offers_its_protocols() {
+        let dir = Dir::new();
+        let server = self_signed();
+        dir.write_server(&server);
+        dir.write("ca.pem", &self_signed().cert.pem());
+        let tls = ServerTls::load(dir.files(true)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config(&tls, Protocol::Grpc).alpn_protocols, vec![b"h2".to_vec()]);
+        assert_eq!(
+            config(&tls, Protocol::Http).alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+
+    #[test]
+    fn files_that_cannot_serve_are_refused_naming_the_file_not_its_contents() {
+        let dir = Dir::new();
+        let server = self_signed();
+        dir.write_server(&server);
+
+        dir.write("key.pem", "-----BEGIN PRIVATE KEY-----\ns3cretKeyMaterial\n-----END PRIVATE KEY-----\n");
+        let message = refusal(dir.files(false));
+        assert!(message.contains("key.pem") && message.contains("private key"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+
+        dir.write("key.pem", &self_signed().signing_key.serialize_pem());
+        let message = refusal(dir.files(false));
+        assert!(message.contains("cannot serve TLS"), "a key of another certificate: {message}");
+
+        dir.write_server(&server);
+        dir.write("cert.pem", "no certificate here");
+        let message = refusal(dir.files(false));
+        assert!(message.contains("cert.pem") && message.contains("certificate"), "{message}");
+
+        dir.write_server(&server);
+        let message = refusal(dir.files(true));
+        assert!(message.contains("ca.pem") && message.contains("cannot read"), "{message}");
+        dir.write("ca.pem", "");
+        let message = refusal(dir.files(true));
+        assert!(message.contains("client CA"), "{message}");
+    }
+
+    #[test]
+    fn a_change_is_loaded_and_a_broken_one_keeps_the_last_good_configuration() {
+        let dir = Dir::new();
+        dir.write_server(&self_signed());
+        let mut tls = ServerTls::load(dir.files(false)).unwrap_or_else(|e| panic!("{e}"));
+        let first = config(&tls, Protocol::Grpc);
+        assert!(matches!(tls.reload(), Reload::Unchanged));
+        assert!(Arc::ptr_eq(&first, &config(&tls, Protocol::Grpc)));
+
+        dir.write_server(&self_signed());
+        assert!(matches!(tls.reload(), Reload::Reloaded));
+        let second = config(&tls, Protocol::Grpc);
+        assert!(!Arc::ptr_eq(&first, &second));
+
+        dir.write("cert.pem", "garbage");
+        assert!(matches!(tls.reload(), Reload::Kept(TlsError::Certificates { .. })));
+        assert!(Arc::ptr_eq(&second, &config(&tls, Protocol::Grpc)));
+        assert!(matches!(tls.reload(), Reload::Unchanged), "a broken change is tried once");
+
+        std::fs::remove_file(dir.0.join("key.pem")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(tls.reload(), Reload::Kept(TlsError::Read { .. })));
+        assert!(Arc::ptr_eq(&second, &config(&tls, Protocol::Grpc)));
+
+        dir.write_server(&self_signed());
+        assert!(matches!(tls.reload(), Reload::Reloaded));
+        assert!(!Arc::ptr_eq(&second, &config(&tls, Protocol::Grpc)));
+    }
+}

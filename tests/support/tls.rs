@@ -11,7 +11,7 @@ use std::{
 };
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
@@ -50,6 +50,7 @@ impl Ca {
     /// A new CA whose subject's common name is `name`.
     pub fn new(name: &str) -> Self {
         let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -66,6 +67,7 @@ impl Ca {
     pub fn server(&self, names: &[&str]) -> Leaf {
         let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
         let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, "groupd");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params)
@@ -79,6 +81,8 @@ impl Ca {
     /// A client certificate carrying `names`.
     pub fn client(&self, names: &ClientNames<'_>) -> Leaf {
         let mut params = CertificateParams::default();
+        // The default subject has a CN of its own.
+        params.distinguished_name = DistinguishedName::new();
         params.subject_alt_names = names
             .uris
             .iter()

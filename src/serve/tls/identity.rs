@@ -40,3 +40,65 @@ pub fn peer_identity(der: &[u8]) -> Option<String> {
         .filter(|identity| !identity.is_empty())
         .map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+
+    use super::*;
+
+    /// A self-signed certificate with `uris` and `dns` SANs and the common
+    /// name `cn`, DER.
+    fn certificate(uris: &[&str], dns: &[&str], cn: Option<&str>) -> Vec<u8> {
+        let mut params = CertificateParams::default();
+        // The default subject has a CN of its own.
+        params.distinguished_name = DistinguishedName::new();
+        params.subject_alt_names = uris
+            .iter()
+            .map(|uri| SanType::URI((*uri).try_into().unwrap_or_else(|e| panic!("{e}"))))
+            .chain(
+                dns.iter()
+                    .map(|dns| SanType::DnsName((*dns).try_into().unwrap_or_else(|e| panic!("{e}")))),
+            )
+            .collect();
+        if let Some(cn) = cn {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let certificate = params.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));
+        certificate.der().to_vec()
+    }
+
+    #[test]
+    fn spiffe_uri_before_dns_before_common_name() {
+        let spiffe = "spiffe://example.org/ns/prod/sa/billing";
+        let all = certificate(
+            &["https://example.org/not-an-id", spiffe],
+            &["billing.example.org", "other.example.org"],
+            Some("billing"),
+        );
+        assert_eq!(peer_identity(&all).as_deref(), Some(spiffe));
+        let dns = certificate(
+            &["https://example.org/not-an-id"],
+            &["billing.example.org", "other.example.org"],
+            Some("billing"),
+        );
+        assert_eq!(
+            peer_identity(&dns).as_deref(),
+            Some("billing.example.org"),
+            "a URI that is not a SPIFFE id does not count; the first DNS SAN does"
+        );
+        let cn = certificate(&[], &[], Some("billing"));
+        assert_eq!(peer_identity(&cn).as_deref(), Some("billing"));
+    }
+
+    #[test]
+    fn a_certificate_naming_nobody_gives_no_identity() {
+        assert_eq!(peer_identity(&certificate(&[], &[], None)), None);
+        assert_eq!(
+            peer_identity(&certificate(&["https://example.org/x"], &[], None)),
+            None
+        );
+        assert_eq!(peer_identity(b"not a certificate"), None);
+    }
+}
