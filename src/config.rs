@@ -754,7 +754,12 @@ mod tests {
             (&["--tls-client-ca", "ca.pem"], "--tls-client-ca"),
             (&["--tls-reload-interval", "0s"], "--tls-reload-interval"),
             (
-                &["--grpc-addr", "127.0.0.1:7000", "--probe-addr", "127.0.0.1:7000"],
+                &[
+                    "--grpc-addr",
+                    "127.0.0.1:7000",
+                    "--probe-addr",
+                    "127.0.0.1:7000",
+                ],
                 "--probe-addr",
             ),
             (&["--probe-addr", "localhost"], "--probe-addr"),

@@ -325,7 +325,10 @@ async fn handshake(
     tls: &PortTls,
     deadline: Instant,
     stop: &CancellationToken,
-) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Option<PeerIdentity>)> {
+) -> Option<(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    Option<PeerIdentity>,
+)> {
     let handshake = tls.acceptor().accept(tcp);
     let stream = tokio::select! {
         () = stop.cancelled() => return None,

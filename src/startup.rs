@@ -209,7 +209,11 @@ impl Application {
         };
         let http = http::router(gateway, self.metrics.clone())?;
 
-        let scheme = if self.tls.is_some() { "TLS" } else { "plaintext" };
+        let scheme = if self.tls.is_some() {
+            "TLS"
+        } else {
+            "plaintext"
+        };
         tracing::info!(addr = %self.grpc_addr, scheme, "serving gRPC");
         tracing::info!(addr = %self.http_addr, scheme, "serving HTTP");
         // One budget for both ports: it bounds the process's memory.

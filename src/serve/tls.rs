@@ -225,8 +225,8 @@ fn server_config(
     key: PrivateKeyDer<'static>,
     verifier: Option<Arc<dyn ClientCertVerifier>>,
 ) -> Result<ServerConfig, rustls::Error> {
-    let builder =
-        ServerConfig::builder_with_provider(crypto_provider()).with_safe_default_protocol_versions()?;
+    let builder = ServerConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()?;
     let builder = match verifier {
         Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),
@@ -389,7 +389,8 @@ mod tests {
 
     impl Dir {
         fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("groupd_tls_unit_{}", uuid::Uuid::new_v4()));
+            let path =
+                std::env::temp_dir().join(format!("groupd_tls_unit_{}", uuid::Uuid::new_v4()));
             std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{e}"));
             Self(path)
         }
@@ -440,7 +441,10 @@ mod tests {
         dir.write_server(&server);
         dir.write("ca.pem", &self_signed().cert.pem());
         let tls = ServerTls::load(dir.files(true)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(config(&tls, Protocol::Grpc).alpn_protocols, vec![b"h2".to_vec()]);
+        assert_eq!(
+            config(&tls, Protocol::Grpc).alpn_protocols,
+            vec![b"h2".to_vec()]
+        );
         assert_eq!(
             config(&tls, Protocol::Http).alpn_protocols,
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -453,23 +457,38 @@ mod tests {
         let server = self_signed();
         dir.write_server(&server);
 
-        dir.write("key.pem", "-----BEGIN PRIVATE KEY-----\ns3cretKeyMaterial\n-----END PRIVATE KEY-----\n");
+        dir.write(
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\ns3cretKeyMaterial\n-----END PRIVATE KEY-----\n",
+        );
         let message = refusal(dir.files(false));
-        assert!(message.contains("key.pem") && message.contains("private key"), "{message}");
+        assert!(
+            message.contains("key.pem") && message.contains("private key"),
+            "{message}"
+        );
         assert!(!message.contains("s3cret"), "{message}");
 
         dir.write("key.pem", &self_signed().signing_key.serialize_pem());
         let message = refusal(dir.files(false));
-        assert!(message.contains("cannot serve TLS"), "a key of another certificate: {message}");
+        assert!(
+            message.contains("cannot serve TLS"),
+            "a key of another certificate: {message}"
+        );
 
         dir.write_server(&server);
         dir.write("cert.pem", "no certificate here");
         let message = refusal(dir.files(false));
-        assert!(message.contains("cert.pem") && message.contains("certificate"), "{message}");
+        assert!(
+            message.contains("cert.pem") && message.contains("certificate"),
+            "{message}"
+        );
 
         dir.write_server(&server);
         let message = refusal(dir.files(true));
-        assert!(message.contains("ca.pem") && message.contains("cannot read"), "{message}");
+        assert!(
+            message.contains("ca.pem") && message.contains("cannot read"),
+            "{message}"
+        );
         dir.write("ca.pem", "");
         let message = refusal(dir.files(true));
         assert!(message.contains("client CA"), "{message}");
@@ -490,9 +509,15 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &second));
 
         dir.write("cert.pem", "garbage");
-        assert!(matches!(tls.reload(), Reload::Kept(TlsError::Certificates { .. })));
+        assert!(matches!(
+            tls.reload(),
+            Reload::Kept(TlsError::Certificates { .. })
+        ));
         assert!(Arc::ptr_eq(&second, &config(&tls, Protocol::Grpc)));
-        assert!(matches!(tls.reload(), Reload::Unchanged), "a broken change is tried once");
+        assert!(
+            matches!(tls.reload(), Reload::Unchanged),
+            "a broken change is tried once"
+        );
 
         std::fs::remove_file(dir.0.join("key.pem")).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(tls.reload(), Reload::Kept(TlsError::Read { .. })));

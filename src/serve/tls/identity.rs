@@ -3,9 +3,7 @@
 //! else its subject's common name. A certificate with none of these (or
 //! that does not parse, which a verified one does) gives none.
 
-use x509_parser::{
-    certificate::X509Certificate, extensions::GeneralName, prelude::FromDer as _,
-};
+use x509_parser::{certificate::X509Certificate, extensions::GeneralName, prelude::FromDer as _};
 
 /// The scheme of SPIFFE ids.
 const SPIFFE_SCHEME: &str = "spiffe://";
@@ -53,14 +51,13 @@ mod tests {
         let mut params = CertificateParams::default();
         // The default subject has a CN of its own.
         params.distinguished_name = DistinguishedName::new();
-        params.subject_alt_names = uris
-            .iter()
-            .map(|uri| SanType::URI((*uri).try_into().unwrap_or_else(|e| panic!("{e}"))))
-            .chain(
-                dns.iter()
-                    .map(|dns| SanType::DnsName((*dns).try_into().unwrap_or_else(|e| panic!("{e}")))),
-            )
-            .collect();
+        params.subject_alt_names =
+            uris.iter()
+                .map(|uri| SanType::URI((*uri).try_into().unwrap_or_else(|e| panic!("{e}"))))
+                .chain(dns.iter().map(|dns| {
+                    SanType::DnsName((*dns).try_into().unwrap_or_else(|e| panic!("{e}")))
+                }))
+                .collect();
         if let Some(cn) = cn {
             params.distinguished_name.push(DnType::CommonName, cn);
         }
