@@ -2,7 +2,7 @@
 //! twin (`--grpc-addr` / `GROUPD_GRPC_ADDR`), so the same binary is configured
 //! by flags on a laptop and by environment in Kubernetes.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -212,6 +212,39 @@ pub struct Settings {
     /// RESOURCE_EXHAUSTED. Default: a third of the pool (at least 1).
     #[arg(long, env = "GROUPD_MAX_MEMBERSHIP_WALKS", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub max_membership_walks: Option<u32>,
+
+    /// Certificate chain (PEM) both ports serve TLS with, the server's own
+    /// certificate first. With `--tls-key`; without either, both ports
+    /// speak plaintext. Reloaded when the file changes.
+    #[arg(long, env = "GROUPD_TLS_CERT", value_name = "PEM", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    /// Reloaded when the file changes.
+    #[arg(long, env = "GROUPD_TLS_KEY", value_name = "PEM", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM bundle) client certificates are verified
+    /// against. A client certificate is then optional at the TLS level: one
+    /// that does not verify is refused at the handshake; a verified one
+    /// names the caller (its SPIFFE URI SAN, else its first DNS SAN, else
+    /// its subject's CN) to authentication, which decides whether a
+    /// connection without one may call. Needs `--tls-cert`. Reloaded when
+    /// the file changes.
+    #[arg(long, env = "GROUPD_TLS_CLIENT_CA", value_name = "PEM", global = true)]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// How often the TLS files are read again; a change is served to new
+    /// connections, and a file that does not load keeps the last good
+    /// configuration (with a warning).
+    #[arg(long, env = "GROUPD_TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_positive_duration, global = true)]
+    pub tls_reload_interval: Duration,
+
+    /// Address of a plaintext gRPC port serving only `grpc.health.v1` (the
+    /// same health as the gRPC port), for probes that cannot speak TLS,
+    /// such as Kubernetes' gRPC probes. None by default.
+    #[arg(long, env = "GROUPD_PROBE_ADDR", global = true)]
+    pub probe_addr: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -289,7 +322,54 @@ impl Settings {
         if let Err(problem) = self.limits().check() {
             return invalid(ErrorKind::ArgumentConflict, problem);
         }
+        if let Err(problem) = self.check_tls() {
+            return invalid(ErrorKind::ArgumentConflict, problem);
+        }
         Ok(())
+    }
+
+    /// Checks that the TLS files come as a certificate and its key, a
+    /// client CA only with them, and that the probe port is a port of its
+    /// own.
+    fn check_tls(&self) -> Result<(), String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err("'--tls-cert' is set without '--tls-key': TLS needs both".to_owned());
+            }
+            (None, Some(_)) => {
+                return Err("'--tls-key' is set without '--tls-cert': TLS needs both".to_owned());
+            }
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(
+                "'--tls-client-ca' needs '--tls-cert' and '--tls-key': client certificates \
+                 are only asked for over TLS"
+                    .to_owned(),
+            );
+        }
+        if let Some(probe) = self.probe_addr
+            && probe.port() != 0
+            && (probe == self.grpc_addr || probe == self.http_addr)
+        {
+            return Err(format!(
+                "'--probe-addr' is {probe}, the address of another server; the probe port \
+                 needs its own"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The TLS files, when both ports serve TLS.
+    pub fn tls_files(&self) -> Option<crate::serve::tls::TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::serve::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// Logs the effective configuration as one line, the database password
@@ -323,6 +403,11 @@ impl Settings {
             max_filter_substring_matches = self.max_filter_substring_matches,
             max_filtered_listings = self.filtered_listings(),
             max_membership_walks = self.membership_walks(),
+            tls_cert = ?self.tls_cert,
+            tls_key = ?self.tls_key,
+            tls_client_ca = ?self.tls_client_ca,
+            tls_reload_interval = ?self.tls_reload_interval,
+            probe_addr = ?self.probe_addr,
             "effective configuration"
         );
     }
@@ -511,6 +596,9 @@ mod tests {
         assert_eq!(settings.idle_timeout, Duration::from_secs(60));
         assert_eq!(settings.max_connections, 256);
         assert_eq!(settings.max_inflight_bytes, 64 * 1024 * 1024);
+        assert_eq!(settings.tls_files(), None, "plaintext by default");
+        assert_eq!(settings.tls_reload_interval, Duration::from_secs(5));
+        assert_eq!(settings.probe_addr, None, "no probe port by default");
         assert_eq!(settings.filter_budget(), FilterBudget::DEFAULT);
         assert_eq!(
             (settings.filtered_listings(), settings.membership_walks()),
@@ -559,6 +647,31 @@ mod tests {
             together.contains("together") && together.contains("(6)"),
             "{together}"
         );
+    }
+
+    #[test]
+    fn tls_files_come_together() {
+        let settings = Settings::parse_from_args([
+            "groupd",
+            "--tls-cert",
+            "/tls/cert.pem",
+            "--tls-key",
+            "/tls/key.pem",
+            "--tls-client-ca",
+            "/tls/ca.pem",
+            "--probe-addr",
+            "0.0.0.0:8081",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            settings.tls_files(),
+            Some(crate::serve::tls::TlsFiles {
+                cert: "/tls/cert.pem".into(),
+                key: "/tls/key.pem".into(),
+                client_ca: Some("/tls/ca.pem".into()),
+            })
+        );
+        assert_eq!(settings.probe_addr.map(|a| a.port()), Some(8081));
     }
 
     #[test]
@@ -636,6 +749,20 @@ mod tests {
                 ],
                 "--http-addr",
             ),
+            (&["--tls-cert", "cert.pem"], "--tls-key"),
+            (&["--tls-key", "key.pem"], "--tls-cert"),
+            (&["--tls-client-ca", "ca.pem"], "--tls-client-ca"),
+            (&["--tls-reload-interval", "0s"], "--tls-reload-interval"),
+            (
+                &[
+                    "--grpc-addr",
+                    "127.0.0.1:7000",
+                    "--probe-addr",
+                    "127.0.0.1:7000",
+                ],
+                "--probe-addr",
+            ),
+            (&["--probe-addr", "localhost"], "--probe-addr"),
         ] {
             let message = refused(args);
             assert!(message.contains(names), "{args:?}: {message}");

@@ -30,6 +30,12 @@
 //! - The gRPC port speaks HTTP/2 only: hyper-util's
 //!   `serve_connection_with_upgrades` ignores `http2_only` and would serve
 //!   HTTP/1.1 too, so the ports use `serve_connection`.
+//! - Over TLS ([`tls`]), the handshake runs in the connection's task, after
+//!   its slot of `--max-connections` is taken, and must end within
+//!   `--http-header-timeout` of the accept: the preface's bound counts from
+//!   the accept too, so that a client has that long for both together. A
+//!   client certificate the handshake verified names the client
+//!   ([`tls::identity`]) in every request of the connection ([`peer`]).
 //!
 //! Each exchange is bounded by [`exchange`]: the request body in time and by
 //! the in-flight [`budget`], the reply by the call's deadline.
@@ -39,6 +45,8 @@
 pub mod budget;
 pub mod exchange;
 pub mod limits;
+pub mod peer;
+pub mod tls;
 
 use std::{
     convert::Infallible,
@@ -68,8 +76,11 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use crate::auth::PeerIdentity;
 use exchange::{Activity, Exchange, ExchangeLimits, RequestBody};
 use limits::AcceptBackoff;
+use peer::WithPeer;
+use tls::PortTls;
 
 /// The bytes of an HTTP/2 client preface: the 24-byte magic and the header
 /// of the SETTINGS frame that must follow it. A connection that has sent
@@ -106,6 +117,8 @@ pub struct PortOptions {
     pub drain_timeout: Duration,
     /// What bounds each exchange.
     pub exchange: Arc<ExchangeLimits>,
+    /// The port's TLS configuration; `None` serves plaintext.
+    pub tls: Option<PortTls>,
 }
 
 /// Serves `service` on `listener` until `stop` is cancelled; then stops
@@ -205,27 +218,31 @@ pub async fn serve<S, B>(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::warn!(port = name, %error, "cannot set TCP_NODELAY");
         }
-        let activity = Activity::new();
-        let read = Arc::new(AtomicU64::new(0));
-        let io = TokioIo::new(Counted {
-            inner: tcp,
-            read: Arc::clone(&read),
-        });
-        let exchange = Exchange::new(
-            service.clone(),
-            Arc::clone(&options.exchange),
-            activity.clone(),
+        let port = Port {
             name,
-        );
-        let builder = Arc::clone(&builder);
-        let timeouts = Timeouts {
-            header: options.header_timeout,
-            idle: options.idle_timeout,
+            builder: Arc::clone(&builder),
+            service: service.clone(),
+            exchange: Arc::clone(&options.exchange),
+            timeouts: Timeouts {
+                header: options.header_timeout,
+                idle: options.idle_timeout,
+            },
+            stop: stop.clone(),
         };
-        let stop = stop.clone();
+        let tls = options.tls.clone();
         connections.spawn(async move {
-            let connection = builder.serve_connection(io, exchange);
-            drive(name, connection, &activity, &read, timeouts, &stop).await;
+            let accepted = Instant::now();
+            match tls {
+                None => port.connection(tcp, None, accepted).await,
+                Some(tls) => {
+                    let deadline = accepted + port.timeouts.header;
+                    if let Some((stream, peer)) =
+                        handshake(name, tcp, &tls, deadline, &port.stop).await
+                    {
+                        port.connection(stream, peer, accepted).await;
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -245,6 +262,96 @@ pub async fn serve<S, B>(
         connections.abort_all();
         while connections.join_next().await.is_some() {}
     }
+}
+
+/// What every connection of a port shares.
+struct Port<S> {
+    name: &'static str,
+    builder: Arc<Builder<TokioExecutor>>,
+    service: S,
+    exchange: Arc<ExchangeLimits>,
+    timeouts: Timeouts,
+    stop: CancellationToken,
+}
+
+impl<S, B> Port<S>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Serves one connection, whose client is `peer`, until it ends.
+    async fn connection<IO>(self, io: IO, peer: Option<PeerIdentity>, accepted: Instant)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Activity::new();
+        let read = Arc::new(AtomicU64::new(0));
+        let io = TokioIo::new(Counted {
+            inner: io,
+            read: Arc::clone(&read),
+        });
+        let exchange = Exchange::new(
+            WithPeer::new(self.service, peer),
+            Arc::clone(&self.exchange),
+            activity.clone(),
+            self.name,
+        );
+        let connection = self.builder.serve_connection(io, exchange);
+        drive(
+            self.name,
+            connection,
+            &activity,
+            &read,
+            self.timeouts,
+            accepted,
+            &self.stop,
+        )
+        .await;
+    }
+}
+
+/// The TLS handshake of a connection, which must end by `deadline`, and
+/// the identity of the client certificate it verified. `None` when the
+/// handshake failed, did not end in time, or the port stopped meanwhile:
+/// the connection is then dropped.
+async fn handshake(
+    port: &'static str,
+    tcp: TcpStream,
+    tls: &PortTls,
+    deadline: Instant,
+    stop: &CancellationToken,
+) -> Option<(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    Option<PeerIdentity>,
+)> {
+    let handshake = tls.acceptor().accept(tcp);
+    let stream = tokio::select! {
+        () = stop.cancelled() => return None,
+        ended = tokio::time::timeout_at(deadline, handshake) => match ended {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(port, %error, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(port, "TLS handshake not done within the header timeout");
+                return None;
+            }
+        },
+    };
+    let peer = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|certificate| tls::identity::peer_identity(certificate))
+        .map(PeerIdentity);
+    Some((stream, peer))
 }
 
 /// The timeouts a connection's driver applies.
@@ -274,18 +381,18 @@ where
     }
 }
 
-/// Runs one connection until it ends, closing it when it has been idle
-/// (no call in flight) too long, when it has not sent its preface in
-/// time, or when the port stops.
+/// Runs one connection, accepted at `accepted`, until it ends, closing it
+/// when it has been idle (no call in flight) too long, when it has not sent
+/// its preface in time, or when the port stops.
 async fn drive(
     port: &'static str,
     connection: impl Graceful,
     activity: &Activity,
     read: &AtomicU64,
     timeouts: Timeouts,
+    accepted: Instant,
     stop: &CancellationToken,
 ) {
-    let accepted = Instant::now();
     let mut changes = activity.subscribe();
     let mut closing: Option<Instant> = None;
     tokio::pin!(connection);
@@ -343,14 +450,15 @@ async fn drive(
     }
 }
 
-/// A TCP stream that counts the bytes read from it, so that the driver
+/// A connection's stream (TCP, or TLS: then the bytes counted are the
+/// decrypted ones) that counts the bytes read from it, so that the driver
 /// can tell a connection that sent its preface from one that did not.
-struct Counted {
-    inner: TcpStream,
+struct Counted<IO> {
+    inner: IO,
     read: Arc<AtomicU64>,
 }
 
-impl AsyncRead for Counted {
+impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -364,7 +472,7 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

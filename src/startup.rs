@@ -1,5 +1,6 @@
 //! Building and running the application: connect and migrate the database,
-//! bind the listener, serve until told to stop, then drain.
+//! load the TLS files, bind the listeners, serve until told to stop, then
+//! drain.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -20,6 +21,7 @@ use crate::{
         self, PortOptions, Protocol,
         budget::Budget,
         exchange::{ExchangeLimits, RefusalRecorder},
+        tls::ServerTls,
     },
     service::{GroupService, page_token::PageTokens},
     store::{Store, StoreOptions},
@@ -33,6 +35,10 @@ const SERVICE_NAME: &str = pb::group_service_server::SERVICE_NAME;
 /// Kubernetes restart every replica.
 pub const LIVENESS: &str = "liveness";
 
+/// Most connections the probe port holds open at once: probes are few and
+/// short, and the port must not cost what a client port may.
+const PROBE_MAX_CONNECTIONS: u32 = 16;
+
 /// How long stopping waits for the database pool to close.
 const POOL_CLOSE_BOUND: Duration = Duration::from_secs(2);
 
@@ -44,6 +50,10 @@ pub struct Application {
     grpc_addr: SocketAddr,
     http_listener: TcpListener,
     http_addr: SocketAddr,
+    /// The plaintext health-only port, when `--probe-addr` asks for one.
+    probe: Option<(TcpListener, SocketAddr)>,
+    /// Both ports' TLS, when `--tls-cert` and `--tls-key` are set.
+    tls: Option<ServerTls>,
     service: GroupService,
     metrics: Metrics,
 }
@@ -63,10 +73,12 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 impl Application {
-    /// Connects to the database, applies migrations (unless
-    /// `--skip-migrations`, which instead refuses to start while any is
-    /// pending), and binds the gRPC and HTTP listeners (port 0 picks one).
+    /// Loads the TLS files (when set), connects to the database, applies
+    /// migrations (unless `--skip-migrations`, which instead refuses to
+    /// start while any is pending), and binds the gRPC, HTTP and probe
+    /// listeners (port 0 picks one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let tls = settings.tls_files().map(ServerTls::load).transpose()?;
         let store = connect(&settings).await?;
         if settings.skip_migrations {
             let pending = store.pending_migrations().await?;
@@ -87,12 +99,22 @@ impl Application {
         let grpc_addr = listener.local_addr()?;
         let http_listener = TcpListener::bind(settings.http_addr).await?;
         let http_addr = http_listener.local_addr()?;
+        let probe = match settings.probe_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await?;
+                let addr = listener.local_addr()?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
         Ok(Self {
             settings,
             listener,
             grpc_addr,
             http_listener,
             http_addr,
+            probe,
+            tls,
             service,
             metrics: Metrics::new(),
         })
@@ -106,6 +128,11 @@ impl Application {
     /// The address the HTTP server is bound to.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address the probe port is bound to, when there is one.
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The metrics every call is recorded in (shared: clones see the same
@@ -168,6 +195,9 @@ impl Application {
             self.settings.max_message_bytes,
             challenge.as_deref(),
         )?;
+        // The probe port answers health alone: the same reporter, so it is
+        // NOT_SERVING exactly when the gRPC port's health is.
+        let probe = Routes::new(health_service.clone()).prepare();
         let grpc = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -183,8 +213,13 @@ impl Application {
         };
         let http = http::router(gateway, self.metrics.clone())?;
 
-        tracing::info!(addr = %self.grpc_addr, "serving gRPC");
-        tracing::info!(addr = %self.http_addr, "serving HTTP");
+        let scheme = if self.tls.is_some() {
+            "TLS"
+        } else {
+            "plaintext"
+        };
+        tracing::info!(addr = %self.grpc_addr, scheme, "serving gRPC");
+        tracing::info!(addr = %self.http_addr, scheme, "serving HTTP");
         // One budget for both ports: it bounds the process's memory.
         let exchange = ExchangeLimits {
             budget: Budget::with_gauge(
@@ -195,13 +230,15 @@ impl Application {
             request_timeout: self.settings.request_timeout,
             refusals: None,
         };
-        let port = |protocol, exchange| PortOptions {
+        let tls_of = |protocol| self.tls.as_ref().map(|tls| tls.port(protocol));
+        let port = |protocol, exchange, tls| PortOptions {
             protocol,
             header_timeout: self.settings.http_header_timeout,
             idle_timeout: self.settings.idle_timeout,
             max_connections: self.settings.max_connections,
             drain_timeout: self.settings.drain_timeout,
             exchange: Arc::new(exchange),
+            tls,
         };
         let grpc_port = port(
             Protocol::Grpc,
@@ -209,8 +246,29 @@ impl Application {
                 refusals: Some(refusals),
                 ..exchange.clone()
             },
+            tls_of(Protocol::Grpc),
         );
-        let http_port = port(Protocol::Http, exchange);
+        let probe_port = PortOptions {
+            max_connections: PROBE_MAX_CONNECTIONS,
+            ..port(Protocol::Grpc, exchange.clone(), None)
+        };
+        let http_port = port(Protocol::Http, exchange, tls_of(Protocol::Http));
+        let reload = self.tls.map(|tls| {
+            tokio::spawn(tls.watch(self.settings.tls_reload_interval, draining.clone()))
+        });
+        let probing = async {
+            if let Some((listener, addr)) = self.probe {
+                tracing::info!(%addr, "serving gRPC health in plaintext (probe port)");
+                serve::serve(
+                    "probe",
+                    listener,
+                    with_request_id(probe),
+                    probe_port,
+                    draining.clone(),
+                )
+                .await;
+            }
+        };
         tokio::join!(
             serve::serve(
                 "grpc",
@@ -224,9 +282,13 @@ impl Application {
                 self.http_listener,
                 with_request_id(http),
                 http_port,
-                draining,
+                draining.clone(),
             ),
+            probing,
         );
+        if let Some(reload) = reload {
+            reload.abort();
+        }
         drain.abort();
         // Closing the pool waits for every connection to come back; one
         // held by a call the drain cut may still be waiting in the database

@@ -36,6 +36,7 @@ mod openapi;
 mod operations;
 mod seeds;
 mod serving;
+mod tls;
 mod update;
 
 /// Fails when the PostgreSQL half of the suite cannot run and was not

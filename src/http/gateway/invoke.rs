@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 use tower::{ServiceExt as _, util::BoxCloneSyncService};
 
 use super::failure::{Failure, internal, internal_error};
-use crate::http::bindings::Binding;
+use crate::{auth::PeerIdentity, http::bindings::Binding};
 
 /// The in-process gRPC service the gateway calls: the tonic server of the
 /// service, boxed so that the gateway does not depend on its type.
@@ -33,12 +33,15 @@ const FORWARDED_HEADERS: [&str; 3] = ["authorization", "x-request-id", "grpc-tim
 /// Calls the RPC in process, as a gRPC client would over the network:
 /// `message` framed as a unary gRPC request to `grpc`, the reply unframed
 /// and decoded as the RPC's output. A status other than OK, in the headers
-/// or the trailers, is the RPC's failure.
+/// or the trailers, is the RPC's failure. `peer`, the identity the TLS
+/// handshake of the HTTP connection verified, goes with the call, as it
+/// would on a gRPC connection.
 pub(super) async fn invoke(
     grpc: &GrpcHandler,
     binding: &Binding,
     message: DynamicMessage,
     headers: &HeaderMap,
+    peer: Option<&PeerIdentity>,
 ) -> Result<DynamicMessage, Failure> {
     let path = format!(
         "/{}/{}",
@@ -61,6 +64,9 @@ pub(super) async fn invoke(
         .header(header::TE, "trailers")
         // Tells the RPC's metrics and log that the call came over HTTP.
         .extension(crate::metrics::Transport::Http);
+    if let Some(peer) = peer {
+        request = request.extension(peer.clone());
+    }
     for name in FORWARDED_HEADERS {
         if let Some(value) = headers.get(name) {
             request = request.header(name, value);
@@ -95,4 +101,63 @@ pub(super) async fn invoke(
         .ok_or_else(|| internal("the reply is not one uncompressed message"))?;
     DynamicMessage::decode(binding.method.output(), message)
         .map_err(|_| Failure::Gateway(internal_error("the reply could not be decoded")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tower::service_fn;
+
+    use super::*;
+    use crate::{http as gateway_http, metrics::Metrics};
+
+    /// What the in-process call saw of the caller's identity when
+    /// `request` went through the HTTP router.
+    async fn identity_seen(request: http::Request<axum::body::Body>) -> Option<PeerIdentity> {
+        let seen = Arc::new(Mutex::new(None));
+        let grpc = {
+            let seen = Arc::clone(&seen);
+            GrpcHandler::new(service_fn(move |call: http::Request<tonic::body::Body>| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let peer = call.extensions().get::<PeerIdentity>().cloned();
+                    *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(peer);
+                    Ok::<_, Infallible>(Status::unimplemented("seen").into_http())
+                }
+            }))
+        };
+        let gateway =
+            gateway_http::contract_gateway(grpc, 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+        let router =
+            gateway_http::router(gateway, Metrics::new()).unwrap_or_else(|e| panic!("{e}"));
+        let Ok(response) = router.oneshot(request).await;
+        assert_eq!(response.status(), http::StatusCode::NOT_IMPLEMENTED);
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).take();
+        seen.unwrap_or_else(|| panic!("the RPC was not called"))
+    }
+
+    fn get_group() -> http::request::Builder {
+        http::Request::get("/v1/groups/engineering")
+    }
+
+    #[tokio::test]
+    async fn the_connections_identity_goes_with_the_in_process_call() {
+        let peer = PeerIdentity("spiffe://example.org/ns/prod/sa/billing".to_owned());
+        let request = get_group()
+            .extension(peer.clone())
+            .body(axum::body::Body::empty())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(identity_seen(request).await, Some(peer));
+    }
+
+    #[tokio::test]
+    async fn no_header_sets_an_identity() {
+        let request = get_group()
+            .header("x-peer-identity", "spiffe://example.org/admin")
+            .header("x-forwarded-client-cert", "URI=spiffe://example.org/admin")
+            .body(axum::body::Body::empty())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(identity_seen(request).await, None);
+    }
 }

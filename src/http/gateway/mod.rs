@@ -277,7 +277,9 @@ impl Gateway {
         }
         field_mask::apply_implied_mask(&mut message, binding, &body_keys)?;
 
-        let reply = invoke::invoke(&self.inner.grpc, binding, message, &parts.headers).await?;
+        let peer = parts.extensions.get::<crate::auth::PeerIdentity>();
+        let reply =
+            invoke::invoke(&self.inner.grpc, binding, message, &parts.headers, peer).await?;
         Ok(reply::reply_response(&reply))
     }
 }

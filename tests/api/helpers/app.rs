@@ -135,13 +135,21 @@ impl TestApp {
     }
 }
 
-/// Builds and runs a server on `url`, registers it in `servers`, and
-/// connects a channel to it.
-async fn start_server(
-    url: &str,
-    extra_args: &[String],
-    servers: &Servers,
-) -> Result<(Channel, SocketAddr, SocketAddr, CancellationToken), String> {
+/// A server started without a client, for scenarios that connect their own
+/// way (over TLS, say).
+pub struct Launched {
+    /// The address the gRPC port bound.
+    pub addr: SocketAddr,
+    /// The address the HTTP port bound.
+    pub http_addr: SocketAddr,
+    /// The address the probe port bound, when `--probe-addr` was given.
+    pub probe_addr: Option<SocketAddr>,
+    /// Cancelling it starts the server's graceful shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Builds and runs a server on `url` and registers it in `servers`.
+async fn launch(url: &str, extra_args: &[String], servers: &Servers) -> Result<Launched, String> {
     let mut args = vec![
         "groupd".to_owned(),
         "--database-url".to_owned(),
@@ -157,14 +165,33 @@ async fn start_server(
     let application = Application::build(settings)
         .await
         .map_err(|e| format!("Application::build failed: {e:#}"))?;
-    let addr = application.grpc_addr();
-    let http_addr = application.http_addr();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(application.run(shutdown.clone()));
+    let launched = Launched {
+        addr: application.grpc_addr(),
+        http_addr: application.http_addr(),
+        probe_addr: application.probe_addr(),
+        shutdown: CancellationToken::new(),
+    };
+    let task = tokio::spawn(application.run(launched.shutdown.clone()));
     servers.0.lock().unwrap().push(Server {
-        shutdown: shutdown.clone(),
+        shutdown: launched.shutdown.clone(),
         task: Some(task),
     });
+    Ok(launched)
+}
+
+/// Builds and runs a server on `url`, registers it in `servers`, and
+/// connects a channel to it.
+async fn start_server(
+    url: &str,
+    extra_args: &[String],
+    servers: &Servers,
+) -> Result<(Channel, SocketAddr, SocketAddr, CancellationToken), String> {
+    let Launched {
+        addr,
+        http_addr,
+        shutdown,
+        ..
+    } = launch(url, extra_args, servers).await?;
 
     // The listener is bound by build(), so connecting cannot race the server.
     let channel = Channel::from_shared(format!("http://{addr}"))
@@ -287,6 +314,40 @@ where
         return;
     };
     let outcome = tokio::spawn(scenario(app)).await;
+    let problem = resources.cleanup().await;
+    match outcome {
+        Ok(()) => {}
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("the scenario task failed: {error}"),
+    }
+    if let Some(problem) = problem {
+        panic!("{problem}");
+    }
+}
+
+/// Runs one scenario against a fresh server on SQLite that the scenario
+/// connects to itself, with cleanup as in [`run_scenario`]. For what does
+/// not depend on the database, such as TLS.
+pub async fn run_launched_scenario<F, Fut>(extra_args: &[String], scenario: F)
+where
+    F: FnOnce(Launched) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    init_logging();
+    let (url, database) = ScratchDb::sqlite("groupd_test");
+    let servers = Servers::default();
+    let resources = Resources {
+        servers: servers.clone(),
+        database,
+    };
+    let launched = match launch(&url, extra_args, &servers).await {
+        Ok(launched) => launched,
+        Err(problem) => {
+            resources.cleanup().await;
+            panic!("{problem}");
+        }
+    };
+    let outcome = tokio::spawn(scenario(launched)).await;
     let problem = resources.cleanup().await;
     match outcome {
         Ok(()) => {}

@@ -15,6 +15,8 @@ mod http;
 mod postgres;
 #[path = "../../support/scratch_db.rs"]
 mod scratch_db;
+#[path = "../../support/tls.rs"]
+pub mod tls;
 
 pub use self::{
     app::*, assertions::*, child::*, grpc::*, http::*, postgres::check_postgres_half,
