@@ -201,22 +201,53 @@ mod tests {
             ReadMemberships,
         ];
         let rows: [(&str, &[Role], Standing, &str); 10] = [
-            ("groups.admin", &[Role::Admin], Standing::STRANGER, "YYYYYYYYY"),
-            ("groups.reader", &[Role::Reader], Standing::STRANGER, "Y....Y..Y"),
-            ("groups.creator", &[Role::Creator], Standing::STRANGER, ".......Y."),
+            (
+                "groups.admin",
+                &[Role::Admin],
+                Standing::STRANGER,
+                "YYYYYYYYY",
+            ),
+            (
+                "groups.reader",
+                &[Role::Reader],
+                Standing::STRANGER,
+                "Y....Y..Y",
+            ),
+            (
+                "groups.creator",
+                &[Role::Creator],
+                Standing::STRANGER,
+                ".......Y.",
+            ),
             ("group admin", &[], ADMIN, "YYYYYY..."),
             ("direct member", &[], MEMBER, "Y....Y..."),
             ("stranger", &[], Standing::STRANGER, "........."),
-            ("reader and group admin", &[Role::Reader], ADMIN, "YYYYYY..Y"),
+            (
+                "reader and group admin",
+                &[Role::Reader],
+                ADMIN,
+                "YYYYYY..Y",
+            ),
             ("creator and member", &[Role::Creator], MEMBER, "Y....Y.Y."),
             ("admin and member", &[Role::Admin], MEMBER, "YYYYYYYYY"),
-            ("every role", &[Role::Reader, Role::Creator], ADMIN, "YYYYYY.YY"),
+            (
+                "every role",
+                &[Role::Reader, Role::Creator],
+                ADMIN,
+                "YYYYYY.YY",
+            ),
         ];
         for (who, roles, standing, expected) in rows {
             let caller = caller(roles);
             let got: String = columns
                 .iter()
-                .map(|p| if allows(&caller, standing, *p) { 'Y' } else { '.' })
+                .map(|p| {
+                    if allows(&caller, standing, *p) {
+                        'Y'
+                    } else {
+                        '.'
+                    }
+                })
                 .collect();
             assert_eq!(got, expected, "{who}");
         }
@@ -238,7 +269,10 @@ mod tests {
     #[test]
     fn permissions_list_what_the_table_allows_in_a_fixed_order() {
         let names = |c: &Caller, s| -> Vec<&str> {
-            permissions(c, s).into_iter().map(Permission::as_str).collect()
+            permissions(c, s)
+                .into_iter()
+                .map(Permission::as_str)
+                .collect()
         };
         assert_eq!(
             names(&caller(&[]), ADMIN),

@@ -1,8 +1,7 @@
 //! CreateGroup, and the creation UpdateGroup does with `allow_missing`.
 
 use super::{
-    GroupService, answer_group, check_name_free, check_parents, give_permissions,
-    now_after, record,
+    GroupService, answer_group, check_name_free, check_parents, give_permissions, now_after, record,
 };
 use crate::{
     domain::{

@@ -1,14 +1,13 @@
 //! GetGroup, and the soft delete and undelete of a group.
 
 use super::{
-    GroupService, authorize, check_etag, check_name_free, give_permissions, record, standing,
-    touch,
+    GroupService, authorize, check_etag, check_name_free, give_permissions, record, standing, touch,
 };
 use crate::{
     domain::{
         Caller, ChangeKind, Group, State, View,
-        policy::{self, Permission},
         membership::MembershipDelta,
+        policy::{self, Permission},
         requests::{DeleteGroup, GetGroup, UndeleteGroup},
     },
     error::Error,

@@ -8,8 +8,8 @@ use super::{GroupService, attach_members, authorize, give_permissions_all, stand
 use crate::{
     domain::{
         Caller, Group, GroupChange, View,
-        policy::{self, Permission, Standing},
         listing::{GroupCursor, Page},
+        policy::{self, Permission, Standing},
         reply,
         requests::{ListGroups, ListOfGroup},
     },

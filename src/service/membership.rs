@@ -10,9 +10,9 @@ use super::{GroupService, give_permissions_all, not_found};
 use crate::{
     domain::{
         Caller, Group,
-        policy::{self, Permission},
         hierarchy::{Ancestry, MembershipCheck},
         listing::Page,
+        policy::{self, Permission},
         reply,
         requests::{CheckMembership, ListMemberGroups},
     },

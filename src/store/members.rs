@@ -12,9 +12,7 @@ use sea_orm::{
 
 use super::{BATCH, ReadTx, WriteTx, entities::group_members, errors::Classify as _};
 use crate::{
-    domain::{
-        GroupId, MemberEntry, PrincipalId, membership::MembershipDelta, policy::Standing,
-    },
+    domain::{GroupId, MemberEntry, PrincipalId, membership::MembershipDelta, policy::Standing},
     error::Error,
 };
 

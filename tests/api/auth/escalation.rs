@@ -12,7 +12,13 @@ use crate::helpers::*;
 
 /// A group created by `groups.admin` with `admins` as its admins (and
 /// members) and `members` as other members.
-async fn group_of(app: &TestApp, auth: &Auth, name: &str, admins: &[&str], others: &[&str]) -> pb::Group {
+async fn group_of(
+    app: &TestApp,
+    auth: &Auth,
+    name: &str,
+    admins: &[&str],
+    others: &[&str],
+) -> pb::Group {
     let mut group = named(name);
     group.admins = members(admins);
     group.members = members(&[admins, others].concat());
@@ -40,7 +46,10 @@ async fn update_as(
         .map(tonic::Response::into_inner)
 }
 
-pub(super) async fn nesting_needs_the_right_to_change_the_parents_members(app: TestApp, auth: Auth) {
+pub(super) async fn nesting_needs_the_right_to_change_the_parents_members(
+    app: TestApp,
+    auth: Auth,
+) {
     let platform = group_of(&app, &auth, "platform-admins", &["root"], &[]).await;
     let team = group_of(&app, &auth, "team", &["gadmin"], &["member"]).await;
     let own_parent = group_of(&app, &auth, "team-parent", &["gadmin"], &[]).await;
@@ -94,9 +103,15 @@ pub(super) async fn nesting_needs_the_right_to_change_the_parents_members(app: T
         .await
         .unwrap();
     let before = auth.snapshot(&app, &team.id).await;
-    let status = update_as(&app, &auth, Who::GroupAdmin, patch(&team.id), &["member_of"])
-        .await
-        .unwrap_err();
+    let status = update_as(
+        &app,
+        &auth,
+        Who::GroupAdmin,
+        patch(&team.id),
+        &["member_of"],
+    )
+    .await
+    .unwrap_err();
     assert_error(&status, Code::PermissionDenied, "PERMISSION_DENIED");
     auth.assert_unchanged(&app, &before).await;
 
@@ -114,9 +129,15 @@ pub(super) async fn only_groups_admin_grants_roles(app: TestApp, auth: Auth) {
     let before = auth.snapshot(&app, &team.id).await;
     let mut granted = patch(&team.id);
     granted.assigned_roles = roles(&["roles/owner"]);
-    let status = update_as(&app, &auth, Who::GroupAdmin, granted.clone(), &["assigned_roles"])
-        .await
-        .unwrap_err();
+    let status = update_as(
+        &app,
+        &auth,
+        Who::GroupAdmin,
+        granted.clone(),
+        &["assigned_roles"],
+    )
+    .await
+    .unwrap_err();
     assert_error(&status, Code::PermissionDenied, "PERMISSION_DENIED");
     assert_eq!(
         status.get_details_error_info().unwrap().metadata["permission"],
@@ -126,7 +147,10 @@ pub(super) async fn only_groups_admin_grants_roles(app: TestApp, auth: Auth) {
 
     let mut with_roles = named("with-roles");
     with_roles.assigned_roles = roles(&["roles/owner"]);
-    let status = auth.create(&app, Who::Creator, with_roles).await.unwrap_err();
+    let status = auth
+        .create(&app, Who::Creator, with_roles)
+        .await
+        .unwrap_err();
     assert_error(&status, Code::PermissionDenied, "PERMISSION_DENIED");
 
     let updated = update_as(&app, &auth, Who::Root, granted, &["assigned_roles"])
@@ -137,9 +161,15 @@ pub(super) async fn only_groups_admin_grants_roles(app: TestApp, auth: Auth) {
     let mut same = patch(&team.id);
     same.assigned_roles = roles(&["roles/owner"]);
     same.description = "still owner".into();
-    let kept = update_as(&app, &auth, Who::GroupAdmin, same, &["assigned_roles", "description"])
-        .await
-        .unwrap();
+    let kept = update_as(
+        &app,
+        &auth,
+        Who::GroupAdmin,
+        same,
+        &["assigned_roles", "description"],
+    )
+    .await
+    .unwrap();
     assert_eq!(kept.description, "still owner");
 }
 
@@ -178,9 +208,15 @@ pub(super) async fn a_group_keeps_an_admin_unless_groups_admin_says_otherwise(
     assert_error(&status, Code::FailedPrecondition, "GROUP_WITHOUT_ADMINS");
     let mut no_admins = patch(&team.id);
     no_admins.members = members(&["member"]);
-    let status = update_as(&app, &auth, Who::GroupAdmin, no_admins, &["members", "admins"])
-        .await
-        .unwrap_err();
+    let status = update_as(
+        &app,
+        &auth,
+        Who::GroupAdmin,
+        no_admins,
+        &["members", "admins"],
+    )
+    .await
+    .unwrap_err();
     assert_error(&status, Code::FailedPrecondition, "GROUP_WITHOUT_ADMINS");
     auth.assert_unchanged(&app, &before).await;
 
@@ -249,7 +285,10 @@ pub(super) async fn a_missing_group_is_refused_exactly_like_a_forbidden_one(
         assert_eq!(delete_missing.code(), Code::PermissionDenied);
     }
     // Those who may read every group learn that it does not exist.
-    let missing = auth.get(&app, Who::Reader, "no-such-group").await.unwrap_err();
+    let missing = auth
+        .get(&app, Who::Reader, "no-such-group")
+        .await
+        .unwrap_err();
     assert_not_found(&missing, "no-such-group");
     // Asking about oneself in a group one cannot read tells nothing either.
     let check = app
@@ -272,7 +311,10 @@ pub(super) async fn callers_see_their_own_permissions_and_are_recorded_as_actors
     auth: Auth,
 ) {
     // A creator becomes the admin of what it creates, and its author.
-    let made = auth.create(&app, Who::Creator, named("made")).await.unwrap();
+    let made = auth
+        .create(&app, Who::Creator, named("made"))
+        .await
+        .unwrap();
     assert_eq!(made.created_by, "creator");
     assert_eq!(ids(&made.admins), ["creator"]);
     assert_eq!(ids(&made.members), ["creator"]);
@@ -295,7 +337,11 @@ pub(super) async fn callers_see_their_own_permissions_and_are_recorded_as_actors
     assert_eq!(as_member.permissions, ["groups.get", "groups.changes.list"]);
     let as_root = auth.get(&app, Who::Root, &team.id).await.unwrap();
     assert_eq!(as_root.permissions.len(), 7);
-    assert!(as_root.permissions.contains(&"groups.roles.update".to_owned()));
+    assert!(
+        as_root
+            .permissions
+            .contains(&"groups.roles.update".to_owned())
+    );
 
     // The writer is the authenticated principal, never the request's.
     let mut described = patch(&team.id);

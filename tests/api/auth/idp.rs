@@ -35,7 +35,8 @@ impl Idp {
         let jwks = json!({"keys": [{
             "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig",
         }]});
-        let dir = std::env::temp_dir().join(format!("groupd_idp_{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("groupd_idp_{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
         Self { dir, key, kid }

@@ -96,7 +96,12 @@ impl Auth {
         }
     }
 
-    pub async fn create(&self, app: &TestApp, who: Who, group: pb::Group) -> Result<pb::Group, Status> {
+    pub async fn create(
+        &self,
+        app: &TestApp,
+        who: Who,
+        group: pb::Group,
+    ) -> Result<pb::Group, Status> {
         app.client()
             .create_group(self.request(
                 who,
