@@ -184,7 +184,9 @@ mod tests {
     fn principal_ids_name_users_service_accounts_and_spiffe_ids() {
         assert!(PrincipalId::is_valid("alice@example.com"));
         assert!(PrincipalId::is_valid("system:serviceaccount:payments:api"));
-        assert!(PrincipalId::is_valid("spiffe://example.org/ns/payments/sa/api"));
+        assert!(PrincipalId::is_valid(
+            "spiffe://example.org/ns/payments/sa/api"
+        ));
         assert!(!PrincipalId::is_valid("/alice"));
         assert!(!PrincipalId::is_valid("alice smith"));
         assert!(!PrincipalId::is_valid("alice?x"));
