@@ -112,10 +112,12 @@ impl RemoteJwks {
     }
 
     /// Fetches the JWKS now (the scheduled refresh, and the first fetch);
-    /// with discovery, reads the discovery document again first.
+    /// with discovery, reads the discovery document again first. It waits
+    /// for a gated fetch under way but does not close the gate: a key
+    /// rotated in just after a scheduled fetch is still fetched for the
+    /// first token that names it.
     pub async fn fetch(&self) -> anyhow::Result<Vec<u8>> {
-        let mut gate = self.gate.lock().await;
-        *gate = Some(Instant::now());
+        let _gate = self.gate.lock().await;
         self.fetch_jwks(true).await
     }
 

@@ -281,3 +281,145 @@ fn parse_claim_name(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        let mut all = vec!["groupd"];
+        all.extend_from_slice(args);
+        Settings::parse_from_args(all).map_err(|error| error.to_string())
+    }
+
+    const JWT: [&str; 6] = [
+        "--auth",
+        "jwt",
+        "--jwt-issuer",
+        "https://issuer.example",
+        "--jwt-audience",
+        "groupd",
+    ];
+
+    #[test]
+    fn authentication_is_off_by_default_with_the_documented_jwt_defaults() {
+        let settings = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(settings.auth.is_off());
+        assert_eq!(settings.auth.enabled(), vec![AuthMode::None]);
+        assert_eq!(settings.auth.jwt_leeway, Duration::from_secs(30));
+        assert_eq!(settings.auth.jwt_jwks_refresh, Duration::from_secs(300));
+        assert_eq!(settings.auth.jwt_principal_claim, "sub");
+        assert_eq!(settings.auth.jwt_roles_claim, "roles");
+    }
+
+    #[test]
+    fn modes_combine_and_repeat_but_none_stands_alone() {
+        let settings = parse(&[
+            "--auth",
+            "mtls,basic,mtls",
+            "--basic-users-file",
+            "/etc/groupd/users",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            settings.auth.enabled(),
+            vec![AuthMode::Mtls, AuthMode::Basic]
+        );
+        assert!(!settings.auth.is_off());
+        let refused = parse(&["--auth", "none,mtls"]).err().unwrap_or_default();
+        assert!(refused.contains("'--auth none'"), "{refused}");
+        let unknown = parse(&["--auth", "kerberos"]).err().unwrap_or_default();
+        assert!(unknown.contains("--auth"), "{unknown}");
+    }
+
+    #[test]
+    fn the_keys_come_from_a_file_a_url_or_discovery() {
+        let location = |extra: &[&str]| {
+            let mut args = JWT.to_vec();
+            args.extend_from_slice(extra);
+            parse(&args).map(|settings| settings.auth.jwks_location())
+        };
+        assert_eq!(
+            location(&[]).ok().flatten(),
+            Some(JwksLocation::Discovery(
+                url::Url::parse("https://issuer.example").unwrap_or_else(|e| panic!("{e}"))
+            ))
+        );
+        assert_eq!(
+            location(&["--jwt-jwks-file", "/keys.json"]).ok().flatten(),
+            Some(JwksLocation::File("/keys.json".into()))
+        );
+        for url in [
+            "https://issuer.example/jwks",
+            "http://127.0.0.1:8443/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:80/jwks",
+        ] {
+            assert!(
+                matches!(
+                    location(&["--jwt-jwks-url", url]),
+                    Ok(Some(JwksLocation::Url(_)))
+                ),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_each_mode_needs_is_checked_at_start() {
+        let refused = |args: &[&str], names: &str| {
+            let mut all = vec!["groupd"];
+            all.extend_from_slice(args);
+            match Settings::parse_from_args(all) {
+                Ok(_) => panic!("{args:?} was accepted"),
+                Err(error) => {
+                    let message = error.to_string();
+                    assert!(message.contains(names), "{args:?}: {message}");
+                }
+            }
+        };
+        refused(
+            &["--auth", "jwt", "--jwt-audience", "groupd"],
+            "--jwt-issuer",
+        );
+        refused(
+            &["--auth", "jwt", "--jwt-issuer", "https://issuer.example"],
+            "--jwt-audience",
+        );
+        let mut both = JWT.to_vec();
+        both.extend([
+            "--jwt-jwks-file",
+            "/k.json",
+            "--jwt-jwks-url",
+            "https://i.example/k",
+        ]);
+        refused(&both, "--jwt-jwks-url");
+        refused(
+            &[
+                "--auth",
+                "jwt",
+                "--jwt-issuer",
+                "groupd-dev",
+                "--jwt-audience",
+                "groupd",
+            ],
+            "--jwt-issuer",
+        );
+        let mut plain = JWT.to_vec();
+        plain.extend(["--jwt-jwks-url", "http://keys.example/jwks"]);
+        refused(&plain, "--jwt-jwks-url");
+        let mut empty_claim = JWT.to_vec();
+        empty_claim.extend(["--jwt-principal-claim", ""]);
+        refused(&empty_claim, "--jwt-principal-claim");
+        refused(&["--auth", "basic"], "--basic-users-file");
+        refused(&["--basic-users-file", "/users"], "--basic-users-file");
+        refused(&["--jwt-issuer", "https://issuer.example"], "--jwt-issuer");
+        refused(&["--roles-file", "/roles.json"], "--roles-file");
+        // A non-URL issuer is fine when the keys are a file.
+        let mut file = vec!["--auth", "jwt", "--jwt-issuer", "groupd-dev"];
+        file.extend(["--jwt-audience", "groupd", "--jwt-jwks-file", "/k.json"]);
+        assert!(parse(&file).is_ok());
+    }
+}
