@@ -154,7 +154,11 @@ impl KeySet {
                     );
                     keys.push(key);
                 }
-                Err(reason) => skipped.push(format!("{name}: {reason}")),
+                Err(reason) => {
+                    let line = format!("{name}: {reason}");
+                    fingerprint.update(format!("skipped|{line}\n").as_bytes());
+                    skipped.push(line);
+                }
             }
         }
         Ok(ParsedKeySet {
@@ -184,7 +188,7 @@ impl KeySet {
             .collect()
     }
 
-    /// Whether `other` holds the same keys.
+    /// Whether `other` holds the same keys (and skipped the same others).
     pub fn same_keys(&self, other: &Self) -> bool {
         self.fingerprint == other.fingerprint
     }

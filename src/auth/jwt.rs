@@ -158,16 +158,17 @@ impl JwtAuth {
     }
 
     /// Parses a JWKS and, when its keys differ from those in use, installs
-    /// them (dropping cached tokens). Logs the keys skipped.
+    /// them (dropping cached tokens) and logs the keys it skipped.
     fn install(&self, contents: &[u8], origin: &str) -> anyhow::Result<()> {
         let parsed =
             KeySet::parse(contents).map_err(|problem| anyhow::anyhow!("{origin}: {problem}"))?;
-        for skipped in &parsed.skipped {
-            tracing::warn!(jwks = %origin, "JWKS key skipped: {skipped}");
-        }
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         if keys.loaded && keys.set.same_keys(&parsed.set) {
             return Ok(());
+        }
+        // Logged once per change of the set, not at every refresh.
+        for skipped in &parsed.skipped {
+            tracing::warn!(jwks = %origin, "JWKS key not used: {skipped}");
         }
         if parsed.set.is_empty() {
             tracing::warn!(jwks = %origin, "the JWKS holds no usable key: every token is refused");

@@ -221,6 +221,7 @@ impl Authenticator {
         })
         .await??;
         let mut refresh_interval = Duration::from_secs(300);
+        let mut remote_failing = false;
         let jwt = match config.jwt {
             None => None,
             Some(jwt) => {
@@ -250,6 +251,7 @@ impl Authenticator {
                     }
                     KeySource::Remote(remote) => {
                         if let Err(error) = auth.refresh().await {
+                            remote_failing = true;
                             tracing::error!(
                                 error = format!("{error:#}"),
                                 jwks = %remote.describe(),
@@ -269,7 +271,7 @@ impl Authenticator {
             roles,
             file_poll_interval: config.file_poll_interval,
             refresh_interval,
-            remote_failing: Mutex::new(false),
+            remote_failing: Mutex::new(remote_failing),
         };
         Ok(authenticator)
     }
