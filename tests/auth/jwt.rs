@@ -109,6 +109,10 @@ async fn refused_tokens_say_why_and_never_echo_the_token() {
     let mut ps256 = Header::new(Algorithm::PS256);
     ps256.kid = Some(rsa.kid().to_owned());
     let stranger = key(KeyAlgorithm::Eddsa);
+    // An ES256 token naming the Ed25519 key.
+    let p256 = key(KeyAlgorithm::Es256);
+    let mut es256_naming_ed = Header::new(Algorithm::ES256);
+    es256_naming_ed.kid = Some(ed.kid().to_owned());
     let cases: Vec<(&str, String, &str, &str)> = vec![
         (
             "expired",
@@ -201,6 +205,12 @@ async fn refused_tokens_say_why_and_never_echo_the_token() {
             sign_with(&rsa, &ps256, &claims_for("alice", &[])),
             CREDENTIALS_INVALID,
             "not the one its key is for",
+        ),
+        (
+            "key type that does not fit the alg",
+            sign_with(&p256, &es256_naming_ed, &claims_for("alice", &[])),
+            CREDENTIALS_INVALID,
+            "does not fit the type of its key",
         ),
         (
             "malformed",
