@@ -60,7 +60,7 @@ pub enum KeySource {
     /// A local JWKS file, read again when it changes.
     File(Mutex<WatchedFile>),
     /// A remote JWKS.
-    Remote(RemoteJwks),
+    Remote(Box<RemoteJwks>),
 }
 
 /// What a verified token established.

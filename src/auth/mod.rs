@@ -228,18 +228,18 @@ impl Authenticator {
                 refresh_interval = jwt.refresh_interval;
                 let source = match jwt.keys {
                     KeysFrom::File(path) => KeySource::File(Mutex::new(WatchedFile::new(path))),
-                    KeysFrom::Url(url) => KeySource::Remote(RemoteJwks::new(
+                    KeysFrom::Url(url) => KeySource::Remote(Box::new(RemoteJwks::new(
                         RemoteLocation::Jwks(url),
                         jwt.http,
                         jwt.min_refetch_interval,
-                    )?),
-                    KeysFrom::Discovery => KeySource::Remote(RemoteJwks::new(
+                    )?)),
+                    KeysFrom::Discovery => KeySource::Remote(Box::new(RemoteJwks::new(
                         RemoteLocation::Discovery {
                             issuer: jwt.rules.issuer.clone(),
                         },
                         jwt.http,
                         jwt.min_refetch_interval,
-                    )?),
+                    )?)),
                 };
                 let auth = JwtAuth::new(jwt.rules, source);
                 match auth.source() {

@@ -4,7 +4,8 @@
 //! Every fetch is bounded: connect and whole-request timeouts, at most three
 //! redirects, and a response of at most [`MAX_RESPONSE_BYTES`]. TLS is
 //! rustls with the ring provider and the system's trust store (the platform
-//! verifier); plain http is accepted only for loopback addresses.
+//! verifier); plain http is accepted only for loopback addresses, redirects
+//! included. Fetches connect directly: HTTP proxies are not used.
 //!
 //! Fetches other than the scheduled refresh (a token naming a `kid` the set
 //! does not hold) pass a gate: at most one per [`RemoteJwks::min_interval`],
@@ -13,15 +14,21 @@
 //! what it brought.
 
 use std::{
+    net::IpAddr,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
+use http_body_util::BodyExt as _;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use url::Url;
 
-use crate::config::{is_loopback, parse_http_url, redact_database_url};
+use crate::config::{parse_http_url, redact_database_url};
 
 /// The largest discovery document or JWKS read.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -58,15 +65,25 @@ impl Default for HttpBounds {
 }
 
 /// A remote JWKS and what bounds its fetches.
-#[derive(Debug)]
 pub struct RemoteJwks {
     location: RemoteLocation,
-    client: reqwest::Client,
+    tls: TlsConnector,
+    bounds: HttpBounds,
     /// The `jwks_uri` discovery gave last.
     discovered: Mutex<Option<Url>>,
     /// When the last gated fetch began; held while it runs.
     gate: tokio::sync::Mutex<Option<Instant>>,
     min_interval: Duration,
+}
+
+impl std::fmt::Debug for RemoteJwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteJwks")
+            .field("location", &self.describe())
+            .field("bounds", &self.bounds)
+            .field("min_interval", &self.min_interval)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a gated fetch did.
@@ -88,7 +105,8 @@ impl RemoteJwks {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             location,
-            client: client(bounds)?,
+            tls: tls_connector()?,
+            bounds,
             discovered: Mutex::new(None),
             gate: tokio::sync::Mutex::new(None),
             min_interval,
@@ -156,7 +174,7 @@ impl RemoteJwks {
                 }
             }
         };
-        get_bounded(&self.client, &url).await
+        get_bounded(&self.tls, self.bounds, &url).await
     }
 
     /// The `jwks_uri` of `issuer`'s discovery document.
@@ -167,7 +185,7 @@ impl RemoteJwks {
             jwks_uri: Option<String>,
         }
         let document = discovery_url(issuer)?;
-        let body = get_bounded(&self.client, &document).await?;
+        let body = get_bounded(&self.tls, self.bounds, &document).await?;
         let discovery: Discovery = serde_json::from_slice(&body)
             .with_context(|| format!("the discovery document at {document} is not JSON"))?;
         if discovery.issuer.as_deref() != Some(issuer) {
@@ -194,67 +212,145 @@ pub fn discovery_url(issuer: &str) -> anyhow::Result<Url> {
     parse_http_url(&text).map_err(|problem| anyhow::anyhow!("--jwt-issuer: {problem}"))
 }
 
-/// The HTTP client of JWKS fetches.
-fn client(bounds: HttpBounds) -> anyhow::Result<reqwest::Client> {
+/// The TLS client configuration of JWKS fetches: rustls with the ring
+/// provider, the system's trust store.
+fn tls_connector() -> anyhow::Result<TlsConnector> {
+    use rustls_platform_verifier::BuilderVerifierExt as _;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = {
-        use rustls_platform_verifier::BuilderVerifierExt as _;
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("TLS configuration")?
-            .with_platform_verifier()
-            .context("the system's trust store")?
-            .with_no_client_auth()
-    };
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .connect_timeout(bounds.connect_timeout)
-        .timeout(bounds.timeout)
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            // Redirects keep to the rule of the configured URLs: https, or
-            // http on a loopback address.
-            if attempt.previous().len() >= 3 {
-                attempt.error("more than 3 redirects")
-            } else if attempt.url().scheme() == "https" || is_loopback(attempt.url()) {
-                attempt.follow()
-            } else {
-                attempt.error("a redirect to plain http")
-            }
-        }))
-        .user_agent(concat!("groupd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client of JWKS fetches")
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS configuration")?
+        .with_platform_verifier()
+        .context("the system's trust store")?
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// The body of a GET of `url`, refused past [`MAX_RESPONSE_BYTES`] or on a
-/// status other than 2xx.
-async fn get_bounded(client: &reqwest::Client, url: &Url) -> anyhow::Result<Vec<u8>> {
+/// The most redirects a fetch follows.
+const MAX_REDIRECTS: usize = 3;
+
+/// The body of a GET of `url`, following at most [`MAX_REDIRECTS`]
+/// redirects (each to https, or http on a loopback address), refused past
+/// [`MAX_RESPONSE_BYTES`] or on a final status other than 2xx, all within
+/// the request timeout.
+async fn get_bounded(tls: &TlsConnector, bounds: HttpBounds, url: &Url) -> anyhow::Result<Vec<u8>> {
     let shown = redact_database_url(url.as_str());
-    let mut response = client
-        .get(url.clone())
-        .header(http::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|error| anyhow::anyhow!("GET {shown}: {}", error.without_url()))?;
-    if !response.status().is_success() {
-        bail!("GET {shown}: HTTP {}", response.status());
-    }
-    if response
-        .content_length()
-        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
-    {
-        bail!("GET {shown}: the response is larger than {MAX_RESPONSE_BYTES} bytes");
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| anyhow::anyhow!("GET {shown}: {}", error.without_url()))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            bail!("GET {shown}: the response is larger than {MAX_RESPONSE_BYTES} bytes");
+    tokio::time::timeout(bounds.timeout, async {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let response = get_once(tls, bounds, &url).await?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|value| value.to_str().ok())
+                    .ok_or_else(|| anyhow::anyhow!("HTTP {status} without a Location"))?;
+                let next = url
+                    .join(location)
+                    .map_err(|error| anyhow::anyhow!("a redirect to a bad URL: {error}"))?;
+                url = parse_http_url(next.as_str())
+                    .map_err(|problem| anyhow::anyhow!("a redirect refused: {problem}"))?;
+                continue;
+            }
+            if !status.is_success() {
+                bail!("HTTP {status}");
+            }
+            if response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+                .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+            {
+                bail!("the response is larger than {MAX_RESPONSE_BYTES} bytes");
+            }
+            let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|error| anyhow::anyhow!("reading the response: {error}"))?;
+            return Ok(body.to_bytes().to_vec());
         }
-        body.extend_from_slice(&chunk);
+        bail!("more than {MAX_REDIRECTS} redirects")
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within {:?}", bounds.timeout))
+    .and_then(|result| result)
+    .map_err(|error| anyhow::anyhow!("GET {shown}: {error:#}"))
+}
+
+/// One GET of `url` on a new connection (these fetches are rare: at start,
+/// every few minutes, and for unknown kids at most every few seconds).
+async fn get_once(
+    tls: &TlsConnector,
+    bounds: HttpBounds,
+    url: &Url,
+) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| anyhow::anyhow!("the URL has no port"))?;
+    let (host, server_name) = match url.host() {
+        Some(url::Host::Domain(name)) => (
+            name.to_owned(),
+            ServerName::try_from(name.to_owned()).context("the host name")?,
+        ),
+        Some(url::Host::Ipv4(address)) => {
+            (address.to_string(), ServerName::from(IpAddr::V4(address)))
+        }
+        Some(url::Host::Ipv6(address)) => {
+            (address.to_string(), ServerName::from(IpAddr::V6(address)))
+        }
+        None => bail!("the URL has no host"),
+    };
+    let tcp = tokio::time::timeout(
+        bounds.connect_timeout,
+        TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no connection within {:?}", bounds.connect_timeout))?
+    .context("connecting")?;
+    let mut target = url.path().to_owned();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
     }
-    Ok(body)
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let request = http::Request::get(target)
+        .header(http::header::HOST, authority)
+        .header(http::header::ACCEPT, "application/json")
+        .header(
+            http::header::USER_AGENT,
+            concat!("groupd/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .context("the request")?;
+    if url.scheme() == "https" {
+        let stream = tls
+            .connect(server_name, tcp)
+            .await
+            .context("the TLS handshake")?;
+        send(stream, request).await
+    } else {
+        send(tcp, request).await
+    }
+}
+
+/// Sends `request` over `stream` as HTTP/1.1.
+async fn send<S>(
+    stream: S,
+    request: http::Request<http_body_util::Empty<hyper::body::Bytes>>,
+) -> anyhow::Result<http::Response<hyper::body::Incoming>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("the HTTP handshake")?;
+    // The connection runs until the response body is read or dropped.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    sender.send_request(request).await.context("the request")
 }

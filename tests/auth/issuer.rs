@@ -203,3 +203,26 @@ async fn an_oversized_jwks_is_refused_and_the_keys_in_use_kept() {
     assert!(!auth.refresh_remote_keys().await);
     caller(&auth, &bearer(&token(&issuer, &first, "alice"))).await;
 }
+
+#[tokio::test]
+async fn redirects_are_followed_within_bounds_and_never_to_plain_http_elsewhere() {
+    let first = key(KeyAlgorithm::Eddsa);
+    let issuer = Issuer::start(&[&first]).await;
+    let at = |path: &str| {
+        let mut config = config();
+        config.jwt = Some(jwt_config(
+            &issuer.url(),
+            KeysFrom::Url(issuer.url_of(path)),
+        ));
+        config
+    };
+    let moved = build(at("/moved")).await;
+    caller(&moved, &bearer(&token(&issuer, &first, "alice"))).await;
+    for refused in ["/loop", "/elsewhere"] {
+        let auth = build(at(refused)).await;
+        let Some(jwt) = auth.jwt() else {
+            panic!("jwt is on")
+        };
+        assert!(!jwt.key_set_loaded(), "{refused}");
+    }
+}

@@ -158,7 +158,9 @@ struct IssuerState {
 }
 
 /// A local OpenID issuer: `/.well-known/openid-configuration` naming
-/// `/jwks`, and the JWKS, on 127.0.0.1. Stops when dropped.
+/// `/jwks`, and the JWKS, on 127.0.0.1; `/moved` redirects to the JWKS,
+/// `/loop` to itself, `/elsewhere` to plain http on another host. Stops
+/// when dropped.
 pub struct Issuer {
     state: Arc<IssuerState>,
     address: SocketAddr,
@@ -182,6 +184,9 @@ impl Issuer {
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(key_set))
+            .route("/moved", get(moved))
+            .route("/loop", get(redirect_loop))
+            .route("/elsewhere", get(elsewhere))
             .with_state(state.clone());
         let stop = CancellationToken::new();
         let stopped = stop.clone();
@@ -204,7 +209,12 @@ impl Issuer {
 
     /// The URL of its JWKS.
     pub fn jwks_url(&self) -> url::Url {
-        url::Url::parse(&format!("http://{}/jwks", self.address))
+        self.url_of("/jwks")
+    }
+
+    /// The URL of `path` on it.
+    pub fn url_of(&self, path: &str) -> url::Url {
+        url::Url::parse(&format!("http://{}{path}", self.address))
             .unwrap_or_else(|error| panic!("{error}"))
     }
 
@@ -267,6 +277,30 @@ async fn key_set(State(state): State<Arc<IssuerState>>) -> axum::response::Respo
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     json_response(&document)
+}
+
+/// `/moved`: a redirect to the JWKS.
+async fn moved() -> axum::response::Response {
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(axum::http::header::LOCATION, "/jwks")],
+    )
+        .into_response()
+}
+
+/// `/loop`: a redirect to itself.
+async fn redirect_loop() -> axum::response::Response {
+    (StatusCode::FOUND, [(axum::http::header::LOCATION, "/loop")]).into_response()
+}
+
+/// `/elsewhere`: a redirect to plain http on a host that is not this one.
+async fn elsewhere() -> axum::response::Response {
+    let location = "http://keys.example/jwks";
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, location)],
+    )
+        .into_response()
 }
 
 fn json_response(document: &Value) -> axum::response::Response {
