@@ -8,6 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::{Limits, filter::FilterBudget};
 
+mod auth;
+mod dev;
+
+pub use auth::{AuthMode, AuthSettings, JwksLocation, is_loopback, parse_http_url};
+pub use dev::{DevKeysArgs, DevTokenArgs};
+
 /// groupd: a gRPC group-management service.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "groupd", version, about)]
@@ -22,7 +28,7 @@ pub struct Cli {
 }
 
 /// The commands of the `groupd` binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Serve gRPC and HTTP/JSON (the default).
     Serve,
@@ -30,6 +36,12 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document of the HTTP/JSON API and exit.
     Openapi,
+    /// For development only: write a fresh signing key and a JWKS holding
+    /// its public half, for `--jwt-jwks-file` and `groupd dev-token`.
+    DevKeys(DevKeysArgs),
+    /// For development only: print a JWT signed with a key of
+    /// `groupd dev-keys`.
+    DevToken(DevTokenArgs),
 }
 
 /// The output format of logs.
@@ -245,6 +257,10 @@ pub struct Settings {
     /// such as Kubernetes' gRPC probes. None by default.
     #[arg(long, env = "GROUPD_PROBE_ADDR", global = true)]
     pub probe_addr: Option<SocketAddr>,
+
+    /// How callers authenticate (`--auth` and the flags of each mode).
+    #[command(flatten)]
+    pub auth: AuthSettings,
 }
 
 impl Settings {
@@ -325,6 +341,17 @@ impl Settings {
         if let Err(problem) = self.check_tls() {
             return invalid(ErrorKind::ArgumentConflict, problem);
         }
+        if let Err(problem) = self.auth.check() {
+            return invalid(ErrorKind::ArgumentConflict, problem);
+        }
+        if self.auth.has(AuthMode::Mtls) && self.tls_client_ca.is_none() {
+            return invalid(
+                ErrorKind::ArgumentConflict,
+                "'--auth mtls' needs '--tls-client-ca' (and TLS): without a CA to verify them \
+                 against, no client certificate names a caller"
+                    .to_owned(),
+            );
+        }
         Ok(())
     }
 
@@ -372,8 +399,8 @@ impl Settings {
         }
     }
 
-    /// Logs the effective configuration as one line, the database password
-    /// redacted.
+    /// Logs the effective configuration as two lines, the service's and
+    /// authentication's, the database password redacted.
     pub fn log_effective(&self) {
         tracing::info!(
             database_url = %redact_database_url(&self.database_url),
@@ -410,6 +437,7 @@ impl Settings {
             probe_addr = ?self.probe_addr,
             "effective configuration"
         );
+        self.auth.log_effective();
     }
 
     /// Checks that the slots of expensive reads leave pooled connections

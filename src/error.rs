@@ -61,8 +61,9 @@ pub enum Error {
     /// message never holds a credential or any part of one.
     #[error("{message}")]
     Unauthenticated {
-        /// The `ErrorInfo` reason, e.g. `CREDENTIALS_MISSING`,
-        /// `CREDENTIALS_INVALID`, `TOKEN_EXPIRED`.
+        /// The `ErrorInfo` reason: `CREDENTIALS_MISSING`,
+        /// `CREDENTIALS_INVALID`, `TOKEN_EXPIRED`, `TOKEN_NOT_YET_VALID`,
+        /// or `KEYS_UNAVAILABLE` (see `auth::refusal`).
         reason: &'static str,
         /// A sentence for the caller.
         message: String,

@@ -1,11 +1,12 @@
 //! The `groupd` binary: parse configuration, start logging, then serve,
-//! migrate, or print the OpenAPI document. Everything else lives in the
-//! library.
+//! migrate, print the OpenAPI document, or make development keys and
+//! tokens. Everything else lives in the library.
 
 use std::{io::Write as _, process::ExitCode};
 
 use clap::Parser as _;
 use groupd::{
+    auth,
     config::{Cli, Command},
     http::openapi,
     startup::{self, Application},
@@ -52,9 +53,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => {}
             }
         }
+        Command::DevKeys(args) => {
+            let key = auth::dev::write_keys(&args.dir, args.alg)?;
+            println!(
+                "wrote {} and {} (kid {}); for development only",
+                args.dir.join(auth::dev::PRIVATE_KEY_FILE).display(),
+                args.dir.join(auth::dev::JWKS_FILE).display(),
+                key.kid()
+            );
+        }
+        Command::DevToken(args) => {
+            let key = auth::dev::read_key(&args.key)?;
+            let claims = auth::dev::claims(
+                &args.issuer,
+                &args.audience,
+                &args.sub,
+                &args.roles,
+                args.ttl,
+            );
+            println!("{}", key.sign(&claims)?);
+        }
         Command::Serve => {
             cli.settings.log_effective();
-            tracing::warn!("authentication is off: every caller is anonymous");
+            if cli.settings.auth.is_off() {
+                tracing::warn!(
+                    "authentication is off (--auth none): every caller is an anonymous \
+                     groups.admin"
+                );
+            }
             let app = Application::build(cli.settings).await?;
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -12,6 +12,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::{
+    auth::Authenticator,
     config::Settings,
     grpc::GrpcService,
     http::{self, GrpcHandler},
@@ -54,6 +55,8 @@ pub struct Application {
     probe: Option<(TcpListener, SocketAddr)>,
     /// Both ports' TLS, when `--tls-cert` and `--tls-key` are set.
     tls: Option<ServerTls>,
+    /// Who calls, by the modes `--auth` enables.
+    auth: Arc<Authenticator>,
     service: GroupService,
     metrics: Metrics,
 }
@@ -79,6 +82,7 @@ impl Application {
     /// listeners (port 0 picks one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let tls = settings.tls_files().map(ServerTls::load).transpose()?;
+        let auth = Arc::new(Authenticator::from_settings(&settings).await?);
         let store = connect(&settings).await?;
         if settings.skip_migrations {
             let pending = store.pending_migrations().await?;
@@ -115,6 +119,7 @@ impl Application {
             http_addr,
             probe,
             tls,
+            auth,
             service,
             metrics: Metrics::new(),
         })
@@ -180,8 +185,11 @@ impl Application {
         let drain = tokio::spawn(drain);
 
         let store = self.service.store().clone();
-        let auth = Arc::new(crate::auth::Authenticator::none());
+        let auth = self.auth;
         let challenge = auth.challenge();
+        // Rereads the roles, users and key files, and refreshes a remote
+        // key set, until the drain.
+        let refresh = auth.spawn_refresh(draining.clone());
         let groups = GrpcService::new(
             self.service,
             auth,
@@ -289,6 +297,7 @@ impl Application {
         if let Some(reload) = reload {
             reload.abort();
         }
+        refresh.abort();
         drain.abort();
         // Closing the pool waits for every connection to come back; one
         // held by a call the drain cut may still be waiting in the database

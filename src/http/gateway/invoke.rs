@@ -128,7 +128,7 @@ mod tests {
             }))
         };
         let gateway =
-            gateway_http::contract_gateway(grpc, 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+            gateway_http::contract_gateway(grpc, 1 << 20, None).unwrap_or_else(|e| panic!("{e}"));
         let router =
             gateway_http::router(gateway, Metrics::new()).unwrap_or_else(|e| panic!("{e}"));
         let Ok(response) = router.oneshot(request).await;

@@ -6,6 +6,7 @@
 
 use groupd::pb;
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use super::{Auth, Who};
 use crate::helpers::*;
@@ -381,7 +382,7 @@ pub(super) async fn callers_see_their_own_permissions_and_are_recorded_as_actors
         }
     };
     let member_view = listed(Who::Member).await;
-    assert_eq!(id_list(&member_view.groups), [team.id.clone()]);
+    assert_eq!(id_list(&member_view.groups), std::slice::from_ref(&team.id));
     assert_eq!(member_view.total_size, 1);
     assert_eq!(
         member_view.groups[0].permissions,

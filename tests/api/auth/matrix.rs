@@ -5,6 +5,7 @@
 use groupd::pb;
 use serde_json::json;
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use super::{Auth, Who};
 use crate::helpers::*;

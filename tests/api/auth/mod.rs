@@ -163,7 +163,6 @@ impl Auth {
     }
 
     /// Asserts the group is as `before`: same etag, fields and history.
-    #[track_caller]
     pub async fn assert_unchanged(&self, app: &TestApp, before: &(pb::Group, usize)) {
         let after = self.snapshot(app, &before.0.id).await;
         assert_eq!(&after, before, "a refused write changed the group");
