@@ -321,6 +321,12 @@ mod tests {
             "mtls,basic,mtls",
             "--basic-users-file",
             "/etc/groupd/users",
+            "--tls-cert",
+            "/etc/groupd/tls.crt",
+            "--tls-key",
+            "/etc/groupd/tls.key",
+            "--tls-client-ca",
+            "/etc/groupd/client-ca.pem",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
