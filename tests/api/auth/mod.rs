@@ -20,6 +20,7 @@ mod files;
 mod idp;
 mod matrix;
 mod mtls;
+mod open;
 mod principals;
 mod reload;
 mod secrets;
@@ -251,6 +252,7 @@ backend_scenarios!(
 );
 
 auth_scenarios!(
+    open::health_reflection_metrics_and_the_schema_need_no_credentials,
     expiry::an_expired_token_is_refused_and_changes_nothing,
     expiry::a_token_of_an_unknown_key_is_refused_and_changes_nothing,
     principals::principals_with_colons_and_slashes_administer_and_are_listed,
