@@ -321,6 +321,12 @@ mod tests {
             "mtls,basic,mtls",
             "--basic-users-file",
             "/etc/groupd/users",
+            "--tls-cert",
+            "/etc/groupd/tls.crt",
+            "--tls-key",
+            "/etc/groupd/tls.key",
+            "--tls-client-ca",
+            "/etc/groupd/ca.crt",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -328,6 +334,8 @@ mod tests {
             vec![AuthMode::Mtls, AuthMode::Basic]
         );
         assert!(!settings.auth.is_off());
+        let without_ca = parse(&["--auth", "mtls"]).err().unwrap_or_default();
+        assert!(without_ca.contains("--tls-client-ca"), "{without_ca}");
         let refused = parse(&["--auth", "none,mtls"]).err().unwrap_or_default();
         assert!(refused.contains("'--auth none'"), "{refused}");
         let unknown = parse(&["--auth", "kerberos"]).err().unwrap_or_default();

@@ -25,9 +25,11 @@ pub type GrpcHandler = BoxCloneSyncService<
     Infallible,
 >;
 
-/// Request headers passed on to the RPC as metadata: the caller's
-/// credentials, the request id the logs are correlated by, and the
-/// client's deadline.
+/// Request headers passed on to the RPC as metadata, every value of each:
+/// the caller's credentials, the request id the logs are correlated by,
+/// and the client's deadline. A request with two `authorization` headers
+/// is then refused as it is over gRPC, rather than authenticated by the
+/// first.
 const FORWARDED_HEADERS: [&str; 3] = ["authorization", "x-request-id", "grpc-timeout"];
 
 /// Calls the RPC in process, as a gRPC client would over the network:
@@ -68,7 +70,7 @@ pub(super) async fn invoke(
         request = request.extension(peer.clone());
     }
     for name in FORWARDED_HEADERS {
-        if let Some(value) = headers.get(name) {
+        for value in headers.get_all(name) {
             request = request.header(name, value);
         }
     }
@@ -115,6 +117,14 @@ mod tests {
     /// What the in-process call saw of the caller's identity when
     /// `request` went through the HTTP router.
     async fn identity_seen(request: http::Request<axum::body::Body>) -> Option<PeerIdentity> {
+        seen_by_the_call(request).await.0
+    }
+
+    /// The caller's identity and the headers the in-process call saw when
+    /// `request` went through the HTTP router.
+    async fn seen_by_the_call(
+        request: http::Request<axum::body::Body>,
+    ) -> (Option<PeerIdentity>, HeaderMap) {
         let seen = Arc::new(Mutex::new(None));
         let grpc = {
             let seen = Arc::clone(&seen);
@@ -122,7 +132,8 @@ mod tests {
                 let seen = Arc::clone(&seen);
                 async move {
                     let peer = call.extensions().get::<PeerIdentity>().cloned();
-                    *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(peer);
+                    *seen.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((peer, call.headers().clone()));
                     Ok::<_, Infallible>(Status::unimplemented("seen").into_http())
                 }
             }))
@@ -149,6 +160,18 @@ mod tests {
             .body(axum::body::Body::empty())
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(identity_seen(request).await, Some(peer));
+    }
+
+    #[tokio::test]
+    async fn every_authorization_header_goes_with_the_in_process_call() {
+        let request = get_group()
+            .header("authorization", "Basic Y2Fyb2w6cGFzc3dvcmQ=")
+            .header("authorization", "Bearer a.b.c")
+            .body(axum::body::Body::empty())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, headers) = seen_by_the_call(request).await;
+        let forwarded: Vec<_> = headers.get_all("authorization").iter().collect();
+        assert_eq!(forwarded, ["Basic Y2Fyb2w6cGFzc3dvcmQ=", "Bearer a.b.c"]);
     }
 
     #[tokio::test]

@@ -78,7 +78,7 @@
 //!    (`POST /<service>/<method>`, marked with a `Transport::Http`
 //!    extension so that the RPC's own log line and metrics say HTTP;
 //!    `authorization`, `x-request-id` and `grpc-timeout` forwarded as
-//!    metadata) and sent to the tonic service in process. The RPC logs and
+//!    metadata, every value of each) and sent to the tonic service in process. The RPC logs and
 //!    counts itself; a request refused in the steps above is logged and
 //!    counted once, by the caller of [`Gateway::handle`].
 //! 7. **Reply** (`reply`). The output is written as canonical proto3 JSON

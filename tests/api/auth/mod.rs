@@ -2,11 +2,28 @@
 //! `--auth jwt` against an identity provider of the test's own (a key pair
 //! generated here, its JWKS in a file), and every call carries a token
 //! signed for real. One file per theme: the RPC × caller matrix, the
-//! escalations the policy must refuse.
+//! escalations the policy must refuse, refused tokens (`expiry`), principal
+//! ids with `:` and `/` (`principals`).
+//!
+//! The other modes, and files rewritten while serving, start servers of
+//! their own from files written by the scenario (`files`): client
+//! certificates over TLS (`mtls`), Basic (`basic`), several modes at once
+//! (`combined`), reloads of the roles file and the JWKS (`reload`), and no
+//! secret in any answer or log line (`secrets`); those that read the log
+//! run the real binary (`served`).
 
+mod basic;
+mod combined;
 mod escalation;
+mod expiry;
+mod files;
 mod idp;
 mod matrix;
+mod mtls;
+mod principals;
+mod reload;
+mod secrets;
+mod served;
 
 use groupd::pb;
 use tonic::{Request, Status};
@@ -202,7 +219,41 @@ macro_rules! auth_scenarios {
     };
 }
 
+/// Instantiates each scenario `name` (an `async fn(Backend)` of module
+/// `module`, which starts its own server) on both backends, as
+/// `name::sqlite` and `name::postgres`.
+macro_rules! backend_scenarios {
+    ($($module:ident::$name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$module::$name($crate::helpers::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$module::$name($crate::helpers::Backend::Postgres).await;
+                }
+            }
+        )+
+    };
+}
+
+backend_scenarios!(
+    mtls::client_certificates_name_their_callers_over_grpc_and_http,
+    mtls::with_jwt_and_mtls_a_token_decides_over_the_certificate,
+    basic::basic_credentials_work_over_grpc_and_http_and_stay_out_of_answers_and_logs,
+    combined::each_request_is_its_own_credential_and_a_401_names_both_schemes,
+    combined::two_authorization_headers_are_refused_over_grpc_and_http,
+    reload::roles_file_grants_and_revocations_apply_while_serving_and_a_broken_file_is_ignored,
+    reload::a_rotated_jwks_accepts_the_new_key_refuses_the_old_and_survives_a_broken_file,
+    secrets::refused_credentials_are_counted_and_logged_by_code_and_never_written_down,
+);
+
 auth_scenarios!(
+    expiry::an_expired_token_is_refused_and_changes_nothing,
+    expiry::a_token_of_an_unknown_key_is_refused_and_changes_nothing,
+    principals::principals_with_colons_and_slashes_administer_and_are_listed,
     matrix::every_rpc_for_every_caller_over_grpc,
     matrix::every_rpc_for_every_caller_over_http,
     escalation::nesting_needs_the_right_to_change_the_parents_members,

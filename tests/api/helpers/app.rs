@@ -333,8 +333,26 @@ where
     F: FnOnce(Launched) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    run_launched_scenario_on(Backend::Sqlite, extra_args, scenario).await;
+}
+
+/// Like [`run_launched_scenario`], on `backend`: for scenarios that connect
+/// their own way (over TLS, with client certificates) and write groups.
+/// Returns without running when the PostgreSQL half is skipped, as
+/// [`run_scenario`] does.
+pub async fn run_launched_scenario_on<F, Fut>(backend: Backend, extra_args: &[String], scenario: F)
+where
+    F: FnOnce(Launched) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     init_logging();
-    let (url, database) = ScratchDb::sqlite("groupd_test");
+    let (url, database) = match backend {
+        Backend::Sqlite => ScratchDb::sqlite("groupd_test"),
+        Backend::Postgres => match super::postgres::scratch_database().await {
+            Some(scratch) => scratch,
+            None => return,
+        },
+    };
     let servers = Servers::default();
     let resources = Resources {
         servers: servers.clone(),

@@ -31,6 +31,8 @@ pub struct Child {
     /// The HTTP address it reported.
     pub http_addr: String,
     log: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Every line of stderr as written, JSON or not.
+    raw: Arc<Mutex<Vec<String>>>,
 }
 
 impl Child {
@@ -137,9 +139,11 @@ impl Child {
         let stderr = process.stderr.take().expect("piped stderr");
         let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
         let kept = Arc::new(Mutex::new(Vec::new()));
+        let raw = Arc::new(Mutex::new(Vec::new()));
         let (grpc_addr, http_addr) = tokio::time::timeout(CHILD_BOUND, async {
             let (mut grpc, mut http) = (None, None);
             while let Some(line) = lines.next_line().await.expect("readable log") {
+                raw.lock().unwrap().push(line.clone());
                 let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
@@ -160,8 +164,10 @@ impl Child {
         .expect("groupd reported its addresses in time");
         if log == ChildLog::Keep {
             let kept = Arc::clone(&kept);
+            let raw = Arc::clone(&raw);
             tokio::spawn(async move {
                 while let Ok(Some(line)) = lines.next_line().await {
+                    raw.lock().unwrap().push(line.clone());
                     if let Ok(event) = serde_json::from_str(&line) {
                         kept.lock().unwrap().push(event);
                     }
@@ -173,6 +179,7 @@ impl Child {
             grpc_addr,
             http_addr,
             log: kept,
+            raw,
         }
     }
 
@@ -198,6 +205,12 @@ impl Child {
     /// The log events read so far.
     pub fn log(&self) -> Vec<serde_json::Value> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Every line of stderr read so far, as written: what a log collector
+    /// would store, JSON or not.
+    pub fn raw_log(&self) -> Vec<String> {
+        self.raw.lock().unwrap().clone()
     }
 
     /// Waits until `count` log events match `wanted`, and returns them.

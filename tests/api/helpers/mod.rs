@@ -10,6 +10,8 @@
 mod app;
 mod assertions;
 mod child;
+#[path = "../../support/auth.rs"]
+pub mod credentials;
 mod grpc;
 mod http;
 mod postgres;
