@@ -47,6 +47,30 @@ async fn update_as(
         .map(tonic::Response::into_inner)
 }
 
+/// RemoveGroupMembers as `who`: `removed` stop being members, `demoted`
+/// admins.
+async fn remove_as(
+    app: &TestApp,
+    auth: &Auth,
+    who: Who,
+    id: &str,
+    removed: &[&str],
+    demoted: &[&str],
+) -> Result<pb::Group, tonic::Status> {
+    app.client()
+        .remove_group_members(auth.request(
+            who,
+            pb::RemoveGroupMembersRequest {
+                id: id.to_owned(),
+                members: members(removed),
+                admins: members(demoted),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 pub(super) async fn nesting_needs_the_right_to_change_the_parents_members(
     app: TestApp,
     auth: Auth,
@@ -181,29 +205,11 @@ pub(super) async fn a_group_keeps_an_admin_unless_groups_admin_says_otherwise(
     let team = group_of(&app, &auth, "team", &["gadmin"], &["member"]).await;
     let before = auth.snapshot(&app, &team.id).await;
 
-    let status = app
-        .client()
-        .remove_group_members(auth.request(
-            Who::GroupAdmin,
-            pb::RemoveGroupMembersRequest {
-                id: team.id.clone(),
-                members: members(&["gadmin"]),
-                ..Default::default()
-            },
-        ))
+    let status = remove_as(&app, &auth, Who::GroupAdmin, &team.id, &["gadmin"], &[])
         .await
         .unwrap_err();
     assert_error(&status, Code::FailedPrecondition, "GROUP_WITHOUT_ADMINS");
-    let status = app
-        .client()
-        .remove_group_members(auth.request(
-            Who::GroupAdmin,
-            pb::RemoveGroupMembersRequest {
-                id: team.id.clone(),
-                admins: members(&["gadmin"]),
-                ..Default::default()
-            },
-        ))
+    let status = remove_as(&app, &auth, Who::GroupAdmin, &team.id, &[], &["gadmin"])
         .await
         .unwrap_err();
     assert_error(&status, Code::FailedPrecondition, "GROUP_WITHOUT_ADMINS");
@@ -228,36 +234,16 @@ pub(super) async fn a_group_keeps_an_admin_unless_groups_admin_says_otherwise(
     update_as(&app, &auth, Who::GroupAdmin, handed, &["members", "admins"])
         .await
         .unwrap();
-    let left = app
-        .client()
-        .remove_group_members(auth.request(
-            Who::GroupAdmin,
-            pb::RemoveGroupMembersRequest {
-                id: team.id.clone(),
-                members: members(&["gadmin"]),
-                ..Default::default()
-            },
-        ))
+    let left = remove_as(&app, &auth, Who::GroupAdmin, &team.id, &["gadmin"], &[])
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(left.member_count, 1);
     assert!(left.permissions.is_empty(), "{:?}", left.permissions);
 
     // groups.admin may leave a group without admins.
-    let emptied = app
-        .client()
-        .remove_group_members(auth.request(
-            Who::Root,
-            pb::RemoveGroupMembersRequest {
-                id: team.id.clone(),
-                admins: members(&["member"]),
-                ..Default::default()
-            },
-        ))
+    let emptied = remove_as(&app, &auth, Who::Root, &team.id, &[], &["member"])
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(emptied.member_count, 1);
 }
 
