@@ -64,7 +64,6 @@ async fn remove_as(
                 id: id.to_owned(),
                 members: members(removed),
                 admins: members(demoted),
-                ..Default::default()
             },
         ))
         .await
