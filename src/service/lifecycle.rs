@@ -1,7 +1,8 @@
 //! GetGroup, and the soft delete and undelete of a group.
 
 use super::{
-    GroupService, authorize, check_etag, check_name_free, give_permissions, record, standing, touch,
+    GroupService, authorize, check_etag, check_name_free, give_permissions, not_found, record,
+    standing, touch,
 };
 use crate::{
     domain::{
@@ -49,11 +50,12 @@ impl GroupService {
         let tx = self.store.write().await?;
         let found = tx.lock_group(id).await?;
         let standing = standing(&tx, caller, id).await?;
-        let found = match authorize(caller, found.map(Some), standing, Permission::Delete, id) {
-            // A caller who may delete any group learns it is missing.
-            Err(crate::error::Error::NotFound { .. }) => None,
-            other => other?,
-        };
+        // A missing group: PERMISSION_DENIED unless the caller may delete
+        // any group, who learns that it is missing (and, with
+        // `allow_missing`, succeeds).
+        if found.is_some() || !policy::reveals_absence(caller, Permission::Delete) {
+            authorize(caller, found.as_ref(), standing, Permission::Delete, id)?;
+        }
         let mut group = match found {
             Some(group) if group.is_live() => group,
             Some(mut deleted) if request.allow_missing => {
@@ -62,7 +64,7 @@ impl GroupService {
                 return Ok(deleted);
             }
             None if request.allow_missing => return Ok(Group::absent(request.id)),
-            _ => return Err(super::not_found(id)),
+            _ => return Err(not_found(id)),
         };
         check_etag(&group, &request.etag)?;
         touch(&mut group, caller.principal());
