@@ -1,8 +1,7 @@
 //! GetGroup, and the soft delete and undelete of a group.
 
 use super::{
-    GroupService, authorize, check_etag, check_name_free, give_permissions, not_found, record,
-    standing, touch,
+    GroupService, authorize, check_etag, check_name_free, not_found, record, standing, touch,
 };
 use crate::{
     domain::{
@@ -70,6 +69,7 @@ impl GroupService {
         touch(&mut group, caller.principal());
         group.state = State::Deleted;
         group.delete_time = Some(group.update_time);
+        group.permissions = policy::permissions(caller, standing);
         self.write_lifecycle(tx, caller, group, ChangeKind::Delete)
             .await
     }
@@ -98,6 +98,7 @@ impl GroupService {
         touch(&mut group, caller.principal());
         group.state = State::Active;
         group.delete_time = None;
+        group.permissions = policy::permissions(caller, standing);
         self.write_lifecycle(tx, caller, group, ChangeKind::Undelete)
             .await
     }
@@ -125,7 +126,6 @@ impl GroupService {
         )
         .await?;
         self.attach_members(&tx, &mut group).await?;
-        give_permissions(&tx, caller, &mut group).await?;
         tx.commit().await?;
         Ok(group)
     }

@@ -148,6 +148,7 @@ impl GroupService {
             )
             .await?;
         }
+        let replaced_membership = current.is_some();
         // The reply's members: the new membership when the mask replaced it,
         // else the stored one (which the update did not change).
         match current {
@@ -158,7 +159,13 @@ impl GroupService {
                 self.attach_members(&tx, &mut group).await?;
             }
         }
-        give_permissions(&tx, caller, &mut group).await?;
+        // The caller's standing changes only when the mask replaced the
+        // membership; otherwise the one read before the write still holds.
+        if replaced_membership {
+            give_permissions(&tx, caller, &mut group).await?;
+        } else {
+            group.permissions = policy::permissions(caller, standing);
+        }
         if !request.validate_only {
             tx.commit().await?;
         }
