@@ -21,9 +21,16 @@
 //! Parsing bounds a filter's size (2,048 bytes, 32 levels of nesting);
 //! [`FilterBudget`] bounds the work it asks of the database, checked on
 //! the tree before any SQL runs.
+//!
+//! A filter runs in two places: as SQL over the stored groups (the store's
+//! `filter.rs`, for ListGroups), and in memory on one group
+//! ([`Filter::matches`]). Both give the same answer for every group; an
+//! integration test (`tests/api/filter/agreement.rs`) compares them on
+//! both databases.
 
 use super::{
     FieldViolation,
+    group::{Group, State},
     text::{MAX_QUOTED_CHARS, clip, quote},
     validate,
 };
@@ -82,6 +89,83 @@ pub enum TextOp {
     Contains(String),
     /// Not empty.
     Present,
+}
+
+impl Filter {
+    /// Whether `group` is one this filter selects: exactly what the SQL the
+    /// store makes of the filter answers for the group's stored row, on
+    /// either database.
+    ///
+    /// - `name`, `scope`, `email`, `provenance` and `labels.<key>` are
+    ///   strings; a missing label is the empty string (so `labels.k = ""`
+    ///   and `labels.k != "x"` hold for a group without `k`).
+    /// - `=` compares byte for byte (`!=` is its negation).
+    /// - `:` with a value finds it as a substring, ignoring the case of
+    ///   ASCII letters only (`É` and `é` differ, as SQLite's `lower()` and
+    ///   PostgreSQL's under the "C" collation have it); an empty value is
+    ///   in every string. `:*` holds for a non-empty string.
+    /// - `labels:key` and `labels.key:*` hold when the label is present,
+    ///   whatever its value, the empty string included.
+    /// - `inactive` is the flag; `state` is whether the group is deleted
+    ///   (the store's rows say so by their `delete_time`, from which the
+    ///   state of a group it reads comes).
+    ///
+    /// Deleted groups are not left out here: ListGroups leaves them out
+    /// unless `show_deleted`, on top of its filter.
+    ///
+    /// Allocates nothing and visits each node at most once (AND and OR stop
+    /// at the first part that decides): cheap enough to run on every group
+    /// a stream of changes carries.
+    pub fn matches(&self, group: &Group) -> bool {
+        match self {
+            Self::And(parts) => parts.iter().all(|part| part.matches(group)),
+            Self::Or(parts) => parts.iter().any(|part| part.matches(group)),
+            Self::Not(inner) => !inner.matches(group),
+            Self::Text { field, op } => op.holds(field.value_in(group)),
+            Self::Inactive(inactive) => group.fields.inactive == *inactive,
+            Self::Deleted(deleted) => (group.state == State::Deleted) == *deleted,
+            Self::HasLabel(key) => group.fields.labels.contains_key(key),
+        }
+    }
+}
+
+impl TextField {
+    /// The field's value in `group`; a missing label is the empty string.
+    fn value_in<'g>(&self, group: &'g Group) -> &'g str {
+        let fields = &group.fields;
+        match self {
+            Self::Name => &fields.name,
+            Self::Scope => &fields.scope,
+            Self::Email => &fields.email,
+            Self::Provenance => &fields.provenance,
+            Self::Label(key) => fields.labels.get(key).map_or("", String::as_str),
+        }
+    }
+}
+
+impl TextOp {
+    /// Whether a field whose value is `value` passes this comparison.
+    fn holds(&self, value: &str) -> bool {
+        match self {
+            Self::Equals(text) => value == text,
+            Self::Contains(text) => contains_ignoring_ascii_case(value, text),
+            Self::Present => !value.is_empty(),
+        }
+    }
+}
+
+/// Whether `haystack` contains `needle`, ASCII letters compared without
+/// their case and every other byte exactly, as the store's substring search
+/// (`lower(value)` searched for the lowercased needle) does. Byte by byte is
+/// character by character here: case folding changes only ASCII bytes,
+/// which never occur inside a multi-byte UTF-8 character, so a match can
+/// only start and end where characters do.
+fn contains_ignoring_ascii_case(haystack: &str, needle: &str) -> bool {
+    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
 }
 
 /// How much work one filter may ask of the database, checked by
@@ -566,6 +650,8 @@ pub fn parse(text: &str) -> Result<Option<Filter>, FieldViolation> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use proptest::prelude::*;
 
     use super::*;
@@ -786,6 +872,179 @@ mod tests {
         }
     }
 
+    /// A group for the matching table: `id` is its name.
+    fn group(
+        name: &str,
+        (scope, email, provenance): (&str, &str, &str),
+        inactive: bool,
+        deleted: bool,
+        labels: &[(&str, &str)],
+    ) -> Group {
+        let mut group = Group::absent(crate::domain::GroupId::parse(name).unwrap());
+        group.fields.name = name.to_owned();
+        group.fields.scope = scope.to_owned();
+        group.fields.email = email.to_owned();
+        group.fields.provenance = provenance.to_owned();
+        group.fields.inactive = inactive;
+        group.fields.labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        group.state = if deleted {
+            State::Deleted
+        } else {
+            State::Active
+        };
+        group
+    }
+
+    fn matching_table_groups() -> Vec<Group> {
+        vec![
+            group(
+                "alpha",
+                ("site-a", "alpha@example.com", "ldap"),
+                true,
+                false,
+                &[("team", "sre"), ("tier", "1")],
+            ),
+            group(
+                "ALPHA",
+                ("site-b", "", "local"),
+                false,
+                false,
+                &[("team", "dev"), ("empty", "")],
+            ),
+            group(
+                "Beta",
+                ("Site-A", "Ops@Example.COM", "Émile"),
+                false,
+                false,
+                &[("team", "DEV")],
+            ),
+            // The provenance starts with the Kelvin sign, which Unicode
+            // (not ASCII) case folding makes a `k`.
+            group("kelvin", ("", "", "\u{212A}elvin"), false, true, &[]),
+            group("gone", ("", "", ""), true, true, &[("note", "50%_off")]),
+        ]
+    }
+
+    const ALL: &[&str] = &["alpha", "ALPHA", "Beta", "kelvin", "gone"];
+
+    /// The names of `groups` that `filter` matches.
+    fn selected<'g>(filter: &Filter, groups: &'g [Group]) -> BTreeSet<&'g str> {
+        groups
+            .iter()
+            .filter(|group| filter.matches(group))
+            .map(|group| group.fields.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn matches_answers_the_table_of_filters_and_groups() {
+        let groups = matching_table_groups();
+        let table: &[(&str, &[&str])] = &[
+            // `=` and `!=`: byte for byte.
+            ("name = alpha", &["alpha"]),
+            ("name = ALPHA", &["ALPHA"]),
+            ("name != alpha", &["ALPHA", "Beta", "kelvin", "gone"]),
+            ("scope = site-a", &["alpha"]),
+            ("scope = \"\"", &["kelvin", "gone"]),
+            ("email = \"ops@example.com\"", &[]),
+            ("email = \"Ops@Example.COM\"", &["Beta"]),
+            ("provenance != \"\"", &["alpha", "ALPHA", "Beta", "kelvin"]),
+            // `:`: substrings, ignoring ASCII case only; `""` is in
+            // everything; `:*` is "not empty".
+            ("name:alpha", &["alpha", "ALPHA"]),
+            ("name:LPH", &["alpha", "ALPHA"]),
+            ("name:\"\"", ALL),
+            ("-name:\"\"", &[]),
+            ("name:*", ALL),
+            ("scope:SITE-A", &["alpha", "Beta"]),
+            ("scope:*", &["alpha", "ALPHA", "Beta"]),
+            ("email:OPS@example", &["Beta"]),
+            ("email:*", &["alpha", "Beta"]),
+            ("provenance:\"ÉMILE\"", &["Beta"]),
+            ("provenance:\"émile\"", &[]),
+            ("provenance:\"MILE\"", &["Beta"]),
+            ("provenance:k", &[]),
+            ("provenance:ELVIN", &["kelvin"]),
+            ("provenance:\"\u{212A}\"", &["kelvin"]),
+            ("provenance:\"ldapx\"", &[]),
+            // Labels: a missing one is "", presence is presence.
+            ("labels.team = dev", &["ALPHA"]),
+            ("labels.team:dev", &["ALPHA", "Beta"]),
+            ("labels.team != dev", &["alpha", "Beta", "kelvin", "gone"]),
+            ("labels.team:*", &["alpha", "ALPHA", "Beta"]),
+            ("labels.empty = \"\"", ALL),
+            ("labels.empty != \"\"", &[]),
+            ("labels:empty", &["ALPHA"]),
+            ("labels.empty:*", &["ALPHA"]),
+            ("-labels:empty", &["alpha", "Beta", "kelvin", "gone"]),
+            ("labels.missing:\"\"", ALL),
+            ("labels.missing:x", &[]),
+            ("labels.missing = \"\"", ALL),
+            ("labels.note:\"%_\"", &["gone"]),
+            ("labels.note:\"_\"", &["gone"]),
+            ("labels.note:\"OFF\"", &["gone"]),
+            // The flags.
+            ("inactive = true", &["alpha", "gone"]),
+            ("inactive != true", &["ALPHA", "Beta", "kelvin"]),
+            ("state = DELETED", &["kelvin", "gone"]),
+            ("state = ACTIVE", &["alpha", "ALPHA", "Beta"]),
+            ("state != STATE_DELETED", &["alpha", "ALPHA", "Beta"]),
+            // Structure.
+            ("state = DELETED inactive = true", &["gone"]),
+            (
+                "state = DELETED OR labels.tier = 1",
+                &["alpha", "kelvin", "gone"],
+            ),
+            (
+                "NOT (labels.team = sre OR labels.team = dev)",
+                &["Beta", "kelvin", "gone"],
+            ),
+            (
+                "-labels.team:s -labels.tier:1",
+                &["ALPHA", "Beta", "kelvin", "gone"],
+            ),
+            ("name = alpha name = alpha", &["alpha"]),
+            (
+                "name = alpha OR scope:b AND inactive = false",
+                &["alpha", "ALPHA"],
+            ),
+            ("(name = alpha OR scope:b) AND inactive = false", &["ALPHA"]),
+            ("NOT NOT labels:tier", &["alpha"]),
+        ];
+        for (text, expected) in table {
+            let filter = parse(text).unwrap().unwrap();
+            let expected: BTreeSet<&str> = expected.iter().copied().collect();
+            assert_eq!(selected(&filter, &groups), expected, "{text}");
+            // And the negation selects the others.
+            let negated = Filter::Not(Box::new(filter));
+            let others: BTreeSet<&str> = ALL
+                .iter()
+                .copied()
+                .filter(|name| !expected.contains(name))
+                .collect();
+            assert_eq!(selected(&negated, &groups), others, "NOT ({text})");
+        }
+    }
+
+    #[test]
+    fn present_on_a_label_means_a_non_empty_value() {
+        // The parser makes `labels.k:*` a presence test; the tree can still
+        // say "not empty" of a label, which the store answers too.
+        let groups = matching_table_groups();
+        let present = |key: &str| Filter::Text {
+            field: TextField::Label(key.to_owned()),
+            op: TextOp::Present,
+        };
+        assert_eq!(selected(&present("empty"), &groups), BTreeSet::new());
+        assert_eq!(
+            selected(&present("team"), &groups),
+            BTreeSet::from(["alpha", "ALPHA", "Beta"])
+        );
+    }
+
     proptest! {
         #[test]
         fn any_input_parses_or_is_rejected_without_panicking(input in "[a-z.:=!()\" *-]{0,40}|(NOT |AND |OR |name|labels\\.a|[=:!()\" ]){0,12}") {
@@ -793,6 +1052,19 @@ mod tests {
                 Ok(_) => {}
                 Err(violation) => prop_assert_eq!(violation.field, "filter"),
             }
+        }
+
+        /// The search without allocation finds what lowercasing both sides
+        /// (ASCII only, as the store does) and searching finds.
+        #[test]
+        fn substring_search_ignores_ascii_case_like_lowercasing_both(
+            haystack in "[aAbBkK%_é\u{c9}\u{212a}\u{1f600}]{0,12}",
+            needle in "[aAbBkK%_é\u{c9}\u{212a}\u{1f600}]{0,4}",
+        ) {
+            prop_assert_eq!(
+                contains_ignoring_ascii_case(&haystack, &needle),
+                haystack.to_ascii_lowercase().contains(&needle.to_ascii_lowercase())
+            );
         }
     }
 }

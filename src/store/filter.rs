@@ -9,6 +9,10 @@
 //! row with a = *x* or b = *y*" instead of two, so the work per group does
 //! not grow with the number of such terms. Terms repeated under one AND or
 //! OR are kept once.
+//!
+//! The domain evaluates the same tree in memory (`Filter::matches`), and
+//! must answer what this SQL answers: change both together;
+//! `tests/api/filter/agreement.rs` compares them on both databases.
 
 use sea_orm::{
     ColumnTrait as _, Condition,

@@ -1,10 +1,11 @@
 //! ListGroups filters (the subset of AIP-160 groupd accepts): every field
 //! and operator, boolean structure, paging under a filter, rejection of
 //! what the filter language does not understand, a table of many filters
-//! over one seeded set, and label filters after writes and after the label
-//! migration. One file per theme; the seed rows and the name sets they
-//! share are here.
+//! over one seeded set, label filters after writes and after the label
+//! migration, and the filter evaluated in memory agreeing with its SQL.
+//! One file per theme; the seed rows and the name sets they share are here.
 
+mod agreement;
 mod labels;
 mod language;
 mod paging;

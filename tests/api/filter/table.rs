@@ -134,6 +134,12 @@ async fn table_seed(app: &TestApp) -> Vec<pb::Group> {
     created
 }
 
+/// The filters of the table, accepted and refused, for other checks to
+/// run over.
+pub(super) fn table_filters() -> Vec<String> {
+    filter_table().into_iter().map(|case| case.filter).collect()
+}
+
 fn filter_table() -> Vec<Case> {
     let deep = |levels: usize| format!("{}name = alpha{}", "(".repeat(levels), ")".repeat(levels));
     let long_or = {
