@@ -236,6 +236,10 @@ impl Application {
             ),
             body_read_timeout: self.settings.body_read_timeout,
             request_timeout: self.settings.request_timeout,
+            streaming_paths: crate::grpc::STREAMING_PATHS
+                .iter()
+                .map(|path| (*path).to_owned())
+                .collect(),
             refusals: None,
         };
         let tls_of = |protocol| self.tls.as_ref().map(|tls| tls.port(protocol));

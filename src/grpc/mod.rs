@@ -32,6 +32,16 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// cannot make every line of its call as long.
 pub const MAX_LOGGED_REQUEST_ID_BYTES: usize = 128;
 
+/// The request paths of the streaming exchanges, whose replies stay open
+/// for as long as the client watches: `WatchGroupChanges` on the gRPC port
+/// and its gateway binding on the HTTP port. The serve layer neither cuts
+/// them at `--request-timeout` nor holds their replies' bytes to the end
+/// (`serve::exchange`).
+pub const STREAMING_PATHS: [&str; 2] = [
+    "/groups.v1.GroupService/WatchGroupChanges",
+    "/v1/groups:watch",
+];
+
 /// The tonic service over [`GroupService`].
 #[derive(Debug, Clone)]
 pub struct GrpcService {
@@ -163,4 +173,19 @@ serve_rpcs! {
     list_group_changes(ListGroupChangesRequest) -> ListGroupChangesResponse: list_changes;
     check_membership(CheckMembershipRequest) -> CheckMembershipResponse: check_membership;
     list_member_groups(ListMemberGroupsRequest) -> ListMemberGroupsResponse: list_member_groups;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_streaming_grpc_path_is_under_the_services_name() {
+        let prefix = format!("/{}/", group_service_server::SERVICE_NAME);
+        assert_eq!(
+            STREAMING_PATHS[0].strip_prefix(prefix.as_str()),
+            Some("WatchGroupChanges")
+        );
+        assert!(STREAMING_PATHS[1].starts_with("/v1/"));
+    }
 }

@@ -10,6 +10,13 @@
 //! the total over the budget, and new requests are then refused until they
 //! are sent.
 //!
+//! A streaming reply (one that stays open for hours, sending a message now
+//! and then) cannot hold its bytes until it ends: it would take the whole
+//! budget in time. Its request's bytes are released when the reply begins
+//! (the request has been read by then), and each of its reply's bytes is
+//! held only until it is handed on, so that it holds what it buffers at
+//! once and no more.
+//!
 //! The last eighth of the budget is kept for small requests (at most
 //! [`SMALL_REQUEST`] bytes): large bodies, sent slowly, could otherwise take
 //! all of it and refuse every ordinary call until they time out.
@@ -79,7 +86,8 @@ impl Budget {
         Charge {
             budget: self.clone(),
             request: 0,
-            total: 0,
+            request_held: 0,
+            reply_held: 0,
         }
     }
 
@@ -124,10 +132,13 @@ impl Budget {
 #[derive(Debug)]
 pub struct Charge {
     budget: Budget,
-    /// Bytes of the request body reserved.
+    /// Bytes of the request body reserved: what tells a small request from
+    /// a large one.
     request: usize,
-    /// Bytes reserved in all, request and reply.
-    total: usize,
+    /// Bytes of the request body still held.
+    request_held: usize,
+    /// Bytes of the reply held.
+    reply_held: usize,
 }
 
 impl Charge {
@@ -142,19 +153,35 @@ impl Charge {
             return false;
         }
         self.request = request_total;
-        self.total += bytes;
+        self.request_held += bytes;
         true
     }
 
     /// Reserves `bytes` of the reply, whatever the budget holds.
     pub fn reply(&mut self, bytes: usize) {
         self.budget.force_reserve(bytes);
-        self.total += bytes;
+        self.reply_held += bytes;
+    }
+
+    /// Releases `bytes` of the reply reserved so far (at most all of it):
+    /// a streaming reply's bytes once handed on.
+    pub fn release_reply(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.reply_held);
+        self.reply_held -= bytes;
+        self.budget.release(bytes);
+    }
+
+    /// Releases the request body's bytes held so far, once the request has
+    /// been read; bytes it reserves later are held again. A large request
+    /// stays large for the ceiling.
+    pub fn release_request(&mut self) {
+        self.budget.release(std::mem::take(&mut self.request_held));
     }
 
     /// Releases everything reserved so far.
     pub fn release_all(&mut self) {
-        self.budget.release(std::mem::take(&mut self.total));
+        let held = std::mem::take(&mut self.request_held) + std::mem::take(&mut self.reply_held);
+        self.budget.release(held);
         self.request = 0;
     }
 }
@@ -203,6 +230,30 @@ mod tests {
         assert!(next.try_request(1));
         drop(call);
         drop(next);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn parts_of_a_charge_are_released_on_their_own() {
+        let budget = Budget::new(8 * SMALL_REQUEST);
+        let mut stream = budget.charge();
+        assert!(stream.try_request(2 * SMALL_REQUEST));
+        stream.reply(300);
+        assert_eq!(budget.used(), 2 * SMALL_REQUEST + 300);
+        stream.release_request();
+        assert_eq!(budget.used(), 300);
+        stream.release_reply(100);
+        assert_eq!(budget.used(), 200);
+        // Never more than the reply holds: the request's bytes are not
+        // the reply's to release.
+        assert!(stream.try_request(50));
+        stream.release_reply(1000);
+        assert_eq!(budget.used(), 50);
+        // The request was large, and stays so after its bytes were
+        // released: it still only reaches seven eighths of the budget.
+        assert!(!stream.try_request(7 * SMALL_REQUEST));
+        assert!(stream.try_request(6 * SMALL_REQUEST));
+        drop(stream);
         assert_eq!(budget.used(), 0);
     }
 }

@@ -19,6 +19,16 @@
 //! - tells the connection ([`Activity`]) that a call is in flight, until
 //!   its reply is sent, cut, or dropped, so that idle connections can be
 //!   told from busy ones.
+//!
+//! Streaming exchanges (the exact paths of
+//! [`ExchangeLimits::streaming_paths`], `grpc::STREAMING_PATHS`) keep their
+//! reply open for hours, so two things differ for them: only the client's
+//! own `grpc-timeout` bounds them (not `--request-timeout`), and their
+//! request's bytes are released when the reply begins and each reply byte
+//! once handed to hyper, so that a stream holds in the budget what it
+//! buffers at once (the rest of one frame of its body), however long it
+//! runs. They count as in flight like any call, and their request bodies
+//! are bounded as any other's.
 
 use std::{
     convert::Infallible,
@@ -26,7 +36,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex, OnceLock, Weak},
-    task::{Context, Poll, ready},
+    task::{Context, Poll, Waker, ready},
     time::Duration,
 };
 
@@ -54,12 +64,40 @@ pub struct ExchangeLimits {
     /// The longest a request body may take to arrive.
     pub body_read_timeout: Duration,
     /// The longest a call may take (`--request-timeout`); a shorter
-    /// `grpc-timeout` wins. The reply must be taken by then too.
+    /// `grpc-timeout` wins. The reply must be taken by then too. Streaming
+    /// exchanges are bounded by their `grpc-timeout` alone.
     pub request_timeout: Duration,
+    /// The exact request paths of the streaming exchanges
+    /// (`grpc::STREAMING_PATHS`): replies that stay open for as long as the
+    /// client keeps them, so that their bytes are held only until handed on
+    /// and `--request-timeout` does not cut them (module docs).
+    pub streaming_paths: Arc<[String]>,
     /// Where refusals are logged and counted, on the gRPC port: the call
     /// never reaches the service there, so nothing else would record it.
     /// The HTTP gateway records its refusals itself.
     pub refusals: Option<RefusalRecorder>,
+}
+
+impl ExchangeLimits {
+    /// Whether a request to `path` is a streaming exchange.
+    pub fn is_streaming(&self, path: &str) -> bool {
+        self.streaming_paths
+            .iter()
+            .any(|streaming| streaming == path)
+    }
+
+    /// How long a call may take, given the `grpc-timeout` its client
+    /// `asked` for; `None` is no bound at all (a stream the client did not
+    /// bound).
+    fn call_timeout(&self, asked: Option<Duration>, streaming: bool) -> Option<Duration> {
+        if streaming {
+            asked
+        } else {
+            Some(asked.map_or(self.request_timeout, |asked| {
+                asked.min(self.request_timeout)
+            }))
+        }
+    }
 }
 
 /// Logs and counts requests the port refused before the RPC saw them.
@@ -166,13 +204,20 @@ pub fn refusal_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Refusal
     None
 }
 
-/// Why a reply was cut.
+/// Why a reply was cut: the client did not take it before the call's
+/// deadline, or, for a stream, the stream reached its deadline.
 #[derive(Debug)]
-struct ReplyCut;
+struct ReplyCut {
+    streaming: bool,
+}
 
 impl std::fmt::Display for ReplyCut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the client did not take the reply before the call's deadline")
+        f.write_str(if self.streaming {
+            "the stream reached the call's deadline"
+        } else {
+            "the client did not take the reply before the call's deadline"
+        })
     }
 }
 
@@ -309,20 +354,18 @@ where
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let busy = self.activity.begin();
         let started = Instant::now();
-        let call_timeout = request
+        let streaming = self.limits.is_streaming(request.uri().path());
+        let asked = request
             .headers()
             .get("grpc-timeout")
             .and_then(|value| value.to_str().ok())
-            .and_then(crate::deadline::parse_grpc_timeout)
-            .map_or(self.limits.request_timeout, |asked| {
-                asked.min(self.limits.request_timeout)
-            });
-        let deadline = started + call_timeout;
-        let body_timeout = self.limits.body_read_timeout.min(call_timeout);
-        let cut_by = if call_timeout < self.limits.body_read_timeout {
-            RefusalKind::Deadline
-        } else {
-            RefusalKind::Timeout
+            .and_then(crate::deadline::parse_grpc_timeout);
+        let call_timeout = self.limits.call_timeout(asked, streaming);
+        // A timeout too far to be an instant is none.
+        let deadline = call_timeout.and_then(|timeout| started.checked_add(timeout));
+        let (body_timeout, cut_by) = match call_timeout {
+            Some(call) if call < self.limits.body_read_timeout => (call, RefusalKind::Deadline),
+            _ => (self.limits.body_read_timeout, RefusalKind::Timeout),
         };
         let shared = Arc::new(Shared {
             charge: Mutex::new(self.limits.budget.charge()),
@@ -351,7 +394,12 @@ where
             {
                 record_refusal(recorder, port, &path, *kind, message, started);
             }
-            Ok(response.map(|body| ReplyBody::new(body, shared, deadline, busy, path)))
+            if streaming {
+                // The request has been read: a stream holds only what its
+                // reply buffers.
+                shared.charge().release_request();
+            }
+            Ok(response.map(|body| ReplyBody::new(body, shared, deadline, busy, path, streaming)))
         })
     }
 }
@@ -496,9 +544,11 @@ impl Body for RequestBody {
 /// (module docs).
 pub struct ReplyBody<B> {
     slot: Arc<Mutex<Slot<B>>>,
-    deadline: Instant,
+    /// `None` for a stream its client did not bound.
+    deadline: Option<Instant>,
     expiry: Option<AbortHandle>,
     path: Option<String>,
+    streaming: bool,
 }
 
 impl<B> std::fmt::Debug for ReplyBody<B> {
@@ -515,9 +565,32 @@ struct Slot<B> {
     shared: Option<Arc<Shared>>,
     busy: Option<Busy>,
     cut: bool,
+    /// Whether bytes are released as they are handed on (a stream), rather
+    /// than when the exchange ends.
+    streaming: bool,
+    /// Who to wake when the reply is cut while its body is pending: hyper
+    /// would otherwise wait on a body that is gone.
+    waker: Option<Waker>,
 }
 
 impl<B> Slot<B> {
+    /// Counts `bytes` of the reply, just taken from the body, in the budget.
+    fn taken(&self, bytes: usize) {
+        if let Some(shared) = &self.shared {
+            shared.charge().reply(bytes);
+        }
+    }
+
+    /// `bytes` of the reply were handed to hyper: a stream no longer holds
+    /// them.
+    fn handed(&self, bytes: usize) {
+        if self.streaming
+            && let Some(shared) = &self.shared
+        {
+            shared.charge().release_reply(bytes);
+        }
+    }
+
     /// Ends the exchange: the connection no longer counts it in flight,
     /// and its bytes are released.
     fn finish(&mut self) {
@@ -539,7 +612,14 @@ impl<B> ReplyBody<B>
 where
     B: Body<Data = Bytes> + Send + 'static,
 {
-    fn new(body: B, shared: Arc<Shared>, deadline: Instant, busy: Busy, path: String) -> Self {
+    fn new(
+        body: B,
+        shared: Arc<Shared>,
+        deadline: Option<Instant>,
+        busy: Busy,
+        path: String,
+        streaming: bool,
+    ) -> Self {
         Self {
             slot: Arc::new(Mutex::new(Slot {
                 inner: Some(Box::pin(body)),
@@ -547,23 +627,30 @@ where
                 shared: Some(shared),
                 busy: Some(busy),
                 cut: false,
+                streaming,
+                waker: None,
             })),
             deadline,
             expiry: None,
             path: Some(path),
+            streaming,
         }
     }
 
     /// Starts the timer that cuts the reply at the deadline if it is not
     /// sent by then: hyper does not poll a body whose client does not read,
-    /// so the body cannot notice the deadline itself.
+    /// so the body cannot notice the deadline itself. A reply with no
+    /// deadline has no timer.
     fn arm(&mut self) {
         if self.expiry.is_some() {
             return;
         }
+        let Some(deadline) = self.deadline else {
+            return;
+        };
         let slot: Weak<Mutex<Slot<B>>> = Arc::downgrade(&self.slot);
-        let deadline = self.deadline;
         let path = self.path.take().unwrap_or_default();
+        let streaming = self.streaming;
         let task = tokio::spawn(async move {
             tokio::time::sleep_until(deadline).await;
             if let Some(slot) = slot.upgrade() {
@@ -571,10 +658,18 @@ where
                 if slot.busy.is_some() {
                     slot.cut = true;
                     slot.finish();
-                    tracing::info!(
-                        path,
-                        "reply cut: the client did not take it before the call's deadline"
-                    );
+                    if let Some(waker) = slot.waker.take() {
+                        waker.wake();
+                    }
+                    drop(slot);
+                    if streaming {
+                        tracing::info!(path, "stream cut at the call's deadline");
+                    } else {
+                        tracing::info!(
+                            path,
+                            "reply cut: the client did not take it before the call's deadline"
+                        );
+                    }
                 }
             }
         });
@@ -608,14 +703,22 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.streaming {
+            // A stream's deadline runs from its start, whether or not
+            // anything is sent: its body may be pending a long time.
+            this.arm();
+        }
         let slot = Arc::clone(&this.slot);
         let mut slot = lock(&slot);
         if slot.cut {
             slot.cut = false;
-            return Poll::Ready(Some(Err(Box::new(ReplyCut))));
+            return Poll::Ready(Some(Err(Box::new(ReplyCut {
+                streaming: this.streaming,
+            }))));
         }
         if !slot.pending.is_empty() {
             let piece = next_piece(&mut slot.pending);
+            slot.handed(piece.len());
             drop(slot);
             this.arm();
             return Poll::Ready(Some(Ok(Frame::data(piece))));
@@ -626,7 +729,12 @@ where
         let polled = inner.as_mut().poll_frame(cx);
         let ended = inner.is_end_stream();
         match polled {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    slot.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
             Poll::Ready(None) => {
                 slot.finish();
                 Poll::Ready(None)
@@ -638,16 +746,16 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 let frame = match frame.into_data() {
                     Ok(mut data) => {
-                        if let Some(shared) = &slot.shared {
-                            shared.charge().reply(data.len());
-                        }
-                        if data.len() > REPLY_PIECE {
+                        slot.taken(data.len());
+                        let piece = if data.len() > REPLY_PIECE {
                             let piece = next_piece(&mut data);
                             slot.pending = data;
-                            Frame::data(piece)
+                            piece
                         } else {
-                            Frame::data(data)
-                        }
+                            data
+                        };
+                        slot.handed(piece.len());
+                        Frame::data(piece)
                     }
                     Err(frame) => frame,
                 };
@@ -700,6 +808,382 @@ impl<B> Drop for ReplyBody<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::{BodyExt as _, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    /// Between two frames, so that a cut is not a frame's doing.
+    const REQUEST_TIMEOUT: Duration = Duration::from_millis(5500);
+    /// A frame of the synthetic stream: more than one piece, so that part
+    /// of it waits in the reply while the rest is handed on.
+    const FRAME: usize = 3 * REPLY_PIECE + 10;
+    const FRAMES: usize = 30;
+    const UNARY_PATH: &str = "/groups.v1.GroupService/GetGroup";
+
+    fn limits(budget: &Budget) -> ExchangeLimits {
+        ExchangeLimits {
+            budget: budget.clone(),
+            body_read_timeout: Duration::from_secs(10),
+            request_timeout: REQUEST_TIMEOUT,
+            streaming_paths: crate::grpc::STREAMING_PATHS
+                .iter()
+                .map(|path| (*path).to_owned())
+                .collect(),
+            refusals: None,
+        }
+    }
+
+    /// A reply body that sends [`FRAMES`] frames of [`FRAME`] bytes, one a
+    /// second, as a stream sends its messages over time.
+    struct Ticker {
+        sleep: Pin<Box<tokio::time::Sleep>>,
+        left: usize,
+    }
+
+    impl Ticker {
+        fn new() -> Self {
+            Self {
+                sleep: Box::pin(tokio::time::sleep(Duration::from_secs(1))),
+                left: FRAMES,
+            }
+        }
+    }
+
+    impl Body for Ticker {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            ready!(self.sleep.as_mut().poll(cx));
+            let next = self.sleep.deadline() + Duration::from_secs(1);
+            self.sleep.as_mut().reset(next);
+            self.left -= 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![1_u8; FRAME])))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.left == 0
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Version {
+        Http1,
+        Http2,
+    }
+
+    enum Client {
+        Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+        Http2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+    }
+
+    /// One connection served by an [`Exchange`] over `budget`, whose
+    /// service reads the request whole and replies with a [`Ticker`].
+    async fn connect(
+        budget: &Budget,
+        version: Version,
+    ) -> (Client, watch::Receiver<ActivityState>) {
+        connect_with_window(budget, version, None).await
+    }
+
+    /// [`connect`], with the client's HTTP/2 stream window of `window`
+    /// bytes when given.
+    async fn connect_with_window(
+        budget: &Budget,
+        version: Version,
+        window: Option<u32>,
+    ) -> (Client, watch::Receiver<ActivityState>) {
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let activity = Activity::new();
+        let state = activity.subscribe();
+        let service = tower::service_fn(|request: Request<RequestBody>| async move {
+            let _ = request.into_body().collect().await;
+            Ok::<_, Infallible>(Response::new(Ticker::new()))
+        });
+        let exchange = Exchange::new(service, Arc::new(limits(budget)), activity, "test");
+        let server_io = TokioIo::new(server_io);
+        let client_io = TokioIo::new(client_io);
+        let client = match version {
+            Version::Http1 => {
+                let server = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(server_io, exchange);
+                tokio::spawn(server);
+                let (send, connection) = hyper::client::conn::http1::handshake(client_io)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                Client::Http1(send)
+            }
+            Version::Http2 => {
+                let server = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(server_io, exchange);
+                tokio::spawn(server);
+                let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+                if let Some(window) = window {
+                    builder.initial_stream_window_size(window);
+                }
+                let (send, connection) = builder.handshake(client_io).await.unwrap();
+                tokio::spawn(connection);
+                Client::Http2(send)
+            }
+        };
+        (client, state)
+    }
+
+    /// What a client read of a reply.
+    #[derive(Debug)]
+    struct Read {
+        /// Whole frames received.
+        frames: usize,
+        /// Whether the reply ended well (else it was cut).
+        ended: bool,
+        /// How long it lasted.
+        lasted: Duration,
+        /// The budget's use each time a whole frame had arrived.
+        used: Vec<usize>,
+        /// The most the budget held at any data frame the client got.
+        most_used: usize,
+        /// Whether the connection counted the call in flight at every
+        /// frame before the last.
+        busy_throughout: bool,
+    }
+
+    /// Sends a request of `request_bytes` to `path`, with `grpc-timeout`
+    /// when given, and returns the reply's body.
+    async fn send(
+        client: &mut Client,
+        path: &str,
+        grpc_timeout: Option<&str>,
+        request_bytes: usize,
+    ) -> Incoming {
+        let mut request = Request::post(format!("http://localhost{path}"));
+        if let Some(timeout) = grpc_timeout {
+            request = request.header("grpc-timeout", timeout);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(vec![2_u8; request_bytes])))
+            .unwrap();
+        match client {
+            Client::Http1(send) => send.send_request(request).await,
+            Client::Http2(send) => send.send_request(request).await,
+        }
+        .unwrap()
+        .into_body()
+    }
+
+    /// Sends a request as [`send`] does, and reads its reply to the end or
+    /// the cut.
+    async fn read(
+        client: &mut Client,
+        state: &watch::Receiver<ActivityState>,
+        budget: &Budget,
+        path: &str,
+        grpc_timeout: Option<&str>,
+        request_bytes: usize,
+    ) -> Read {
+        let started = Instant::now();
+        let body = send(client, path, grpc_timeout, request_bytes).await;
+        read_body(body, state, budget, started).await
+    }
+
+    async fn read_body(
+        mut body: Incoming,
+        state: &watch::Receiver<ActivityState>,
+        budget: &Budget,
+        started: Instant,
+    ) -> Read {
+        let (mut received, mut used, mut most_used, mut busy_throughout) = (0, Vec::new(), 0, true);
+        let ended = loop {
+            // A reply cut where hyper does not see it would never end.
+            let next = tokio::time::timeout(Duration::from_secs(60), body.frame());
+            match next.await.expect("the reply neither ends nor sends") {
+                None => break true,
+                Some(Err(_)) => break false,
+                Some(Ok(frame)) => {
+                    let Some(data) = frame.data_ref() else {
+                        continue;
+                    };
+                    received += data.len();
+                    most_used = most_used.max(budget.used());
+                    // The last frame's pieces may all be handed on, and
+                    // the exchange ended, before the client reads them.
+                    if received <= (FRAMES - 1) * FRAME {
+                        busy_throughout &= state.borrow().in_flight == 1;
+                    }
+                    if received % FRAME == 0 {
+                        used.push(budget.used());
+                    }
+                }
+            }
+        };
+        Read {
+            frames: received / FRAME,
+            ended,
+            lasted: started.elapsed(),
+            used,
+            most_used,
+            busy_throughout,
+        }
+    }
+
+    /// Waits until the connection has no call in flight.
+    async fn idle(state: &mut watch::Receiver<ActivityState>) {
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            state.wait_for(|state| state.in_flight == 0),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_outlives_the_request_timeout_and_holds_only_what_it_buffers() {
+        for version in [Version::Http2, Version::Http1] {
+            for path in crate::grpc::STREAMING_PATHS {
+                let budget = Budget::new(64 << 20);
+                let (mut client, mut state) = connect(&budget, version).await;
+                let read = read(&mut client, &state, &budget, path, None, 100_000).await;
+                let context = format!("{version:?} {path}: {read:?}");
+                // Every frame, over six times the request timeout.
+                assert!(read.ended, "{context}");
+                assert_eq!(read.frames, FRAMES, "{context}");
+                assert!(
+                    read.lasted >= Duration::from_secs(FRAMES as u64),
+                    "{context}"
+                );
+                // The request's bytes went when the reply began, and each
+                // frame's when it was handed on: nothing is held between
+                // frames, and never more than a frame.
+                assert_eq!(read.used, vec![0; FRAMES], "{context}");
+                assert!(read.most_used < FRAME, "{context}");
+                // A connection with an open stream is not idle.
+                assert!(read.busy_throughout, "{context}");
+                idle(&mut state).await;
+                assert_eq!(budget.used(), 0, "{context}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_whose_client_does_not_read_holds_what_waits_and_stays_open() {
+        let budget = Budget::new(64 << 20);
+        let window = u32::try_from(REPLY_PIECE).unwrap();
+        let (mut client, state) = connect_with_window(&budget, Version::Http2, Some(window)).await;
+        let started = Instant::now();
+        let body = send(&mut client, crate::grpc::STREAMING_PATHS[0], None, 100_000).await;
+        // The client's window takes one piece of the first frame, hyper
+        // holds another and stops asking for more: the rest of that frame
+        // waits in the reply, charged (the request is not), and nothing
+        // more is produced, however long it waits.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let held = budget.used();
+        assert!(0 < held && held <= FRAME - REPLY_PIECE, "{held}");
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            assert_eq!(budget.used(), held);
+            assert_eq!(state.borrow().in_flight, 1);
+        }
+        // Read at last, the stream carries on to its end.
+        let read = read_body(body, &state, &budget, started).await;
+        assert!(read.ended, "{read:?}");
+        assert_eq!(read.frames, FRAMES, "{read:?}");
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_whose_client_does_not_read_is_cut_at_the_request_timeout() {
+        let budget = Budget::new(64 << 20);
+        let window = u32::try_from(REPLY_PIECE).unwrap();
+        let (mut client, mut state) =
+            connect_with_window(&budget, Version::Http2, Some(window)).await;
+        let body = send(&mut client, UNARY_PATH, None, 100_000).await;
+        tokio::time::sleep(REQUEST_TIMEOUT - Duration::from_millis(1)).await;
+        // The whole first frame and the request stay charged until the
+        // exchange ends; nothing more is produced meanwhile.
+        assert_eq!(budget.used(), 100_000 + FRAME);
+        assert_eq!(state.borrow().in_flight, 1);
+        // At the deadline it is cut, although hyper does not poll it.
+        idle(&mut state).await;
+        assert_eq!(budget.used(), 0);
+        drop(body);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_is_still_cut_at_the_request_timeout_and_charged_to_the_end() {
+        for version in [Version::Http2, Version::Http1] {
+            let budget = Budget::new(64 << 20);
+            let (mut client, mut state) = connect(&budget, version).await;
+            let read = read(&mut client, &state, &budget, UNARY_PATH, None, 100_000).await;
+            let context = format!("{version:?}: {read:?}");
+            assert!(!read.ended, "{context}");
+            assert_eq!(read.lasted, REQUEST_TIMEOUT, "{context}");
+            assert_eq!(read.frames, 5, "{context}");
+            // The request and every frame sent stay charged until the
+            // exchange ends.
+            let charged: Vec<usize> = (1..=read.frames).map(|k| 100_000 + k * FRAME).collect();
+            assert_eq!(read.used, charged, "{context}");
+            assert!(read.busy_throughout, "{context}");
+            // The cut ends the exchange: all of it is released.
+            idle(&mut state).await;
+            assert_eq!(budget.used(), 0, "{context}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streams_own_grpc_timeout_still_bounds_it() {
+        for version in [Version::Http2, Version::Http1] {
+            for path in crate::grpc::STREAMING_PATHS {
+                let budget = Budget::new(64 << 20);
+                let (mut client, mut state) = connect(&budget, version).await;
+                // Longer than the request timeout, which does not bound a
+                // stream; the client's own timeout does.
+                let read = read(&mut client, &state, &budget, path, Some("8500m"), 0).await;
+                let context = format!("{version:?} {path}: {read:?}");
+                assert!(!read.ended, "{context}");
+                assert_eq!(read.lasted, Duration::from_millis(8500), "{context}");
+                assert_eq!(read.frames, 8, "{context}");
+                assert!(read.used.iter().all(|used| *used == 0), "{context}");
+                idle(&mut state).await;
+                assert_eq!(budget.used(), 0, "{context}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_streaming_paths_are_streams_and_only_their_clients_bound_them() {
+        let limits = limits(&Budget::new(1));
+        for path in crate::grpc::STREAMING_PATHS {
+            assert!(limits.is_streaming(path), "{path}");
+        }
+        for path in [
+            UNARY_PATH,
+            "/groups.v1.GroupService/WatchGroupChangesX",
+            "/groups.v1.GroupService/WatchGroupChanges/",
+            "/v1/groups",
+            "/v1/groups:watch/x",
+            "/V1/groups:watch",
+            "",
+        ] {
+            assert!(!limits.is_streaming(path), "{path}");
+        }
+        let hour = Duration::from_secs(3600);
+        let second = Duration::from_secs(1);
+        assert_eq!(limits.call_timeout(None, false), Some(REQUEST_TIMEOUT));
+        assert_eq!(limits.call_timeout(Some(second), false), Some(second));
+        assert_eq!(
+            limits.call_timeout(Some(hour), false),
+            Some(REQUEST_TIMEOUT)
+        );
+        assert_eq!(limits.call_timeout(None, true), None);
+        assert_eq!(limits.call_timeout(Some(second), true), Some(second));
+        assert_eq!(limits.call_timeout(Some(hour), true), Some(hour));
+    }
 
     #[test]
     fn large_frames_are_copied_out_in_pieces() {

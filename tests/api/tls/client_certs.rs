@@ -167,6 +167,7 @@ async fn echo_server(files: TlsFiles, stop: CancellationToken) -> SocketAddr {
             budget: Budget::new(1 << 20),
             body_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
+            streaming_paths: Arc::new([]),
             refusals: None,
         }),
         tls: Some(tls.port(Protocol::Grpc)),
