@@ -225,6 +225,31 @@ pub struct Settings {
     #[arg(long, env = "GROUPD_MAX_MEMBERSHIP_WALKS", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub max_membership_walks: Option<u32>,
 
+    /// How long the change feed (WatchGroupChanges) keeps a change; a
+    /// stream from an older cursor is refused with OUT_OF_RANGE
+    /// (`CURSOR_EXPIRED`). The per-group history (ListGroupChanges) is
+    /// kept regardless.
+    #[arg(long, env = "GROUPD_CHANGE_RETENTION", default_value = "7d", value_parser = parse_positive_duration, global = true)]
+    pub change_retention: Duration,
+
+    /// How often the change feed is read when nothing announced a change:
+    /// the backstop for a notification lost between replicas.
+    #[arg(long, env = "GROUPD_CHANGE_POLL_INTERVAL", default_value = "1s", value_parser = parse_positive_duration, global = true)]
+    pub change_poll_interval: Duration,
+
+    /// Most WatchGroupChanges streams open at once on this server; beyond
+    /// it a new stream is refused with RESOURCE_EXHAUSTED
+    /// (`TOO_MANY_WATCHES`).
+    #[arg(long, env = "GROUPD_MAX_WATCH_STREAMS", default_value_t = 1000, value_parser = parse_positive_count, global = true)]
+    pub max_watch_streams: usize,
+
+    /// Most changes this server keeps in memory for its streams (at most
+    /// 16 MiB of them as encoded). A stream that falls further behind the
+    /// newest change is ended with RESOURCE_EXHAUSTED (`WATCH_TOO_SLOW`)
+    /// and resumes from its cursor.
+    #[arg(long, env = "GROUPD_WATCH_BUFFER", default_value_t = 16_384, value_parser = parse_positive_count, global = true)]
+    pub watch_buffer: usize,
+
     /// Certificate chain (PEM) both ports serve TLS with, the server's own
     /// certificate first. With `--tls-key`; without either, both ports
     /// speak plaintext. Reloaded when the file changes.
@@ -430,6 +455,10 @@ impl Settings {
             max_filter_substring_matches = self.max_filter_substring_matches,
             max_filtered_listings = self.filtered_listings(),
             max_membership_walks = self.membership_walks(),
+            change_retention = ?self.change_retention,
+            change_poll_interval = ?self.change_poll_interval,
+            max_watch_streams = self.max_watch_streams,
+            watch_buffer = self.watch_buffer,
             tls_cert = ?self.tls_cert,
             tls_key = ?self.tls_key,
             tls_client_ca = ?self.tls_client_ca,
@@ -543,12 +572,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_or((text, "s"), |at| text.split_at(at));
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 500ms, 5s or 2m"))?;
+        .map_err(|_| format!("`{text}` is not a duration such as 500ms, 5s, 2m, 1h or 7d"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        _ => Err(format!("`{text}` has an unknown unit; use ms, s or m")),
+        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(value.saturating_mul(3600))),
+        "d" => Ok(Duration::from_secs(value.saturating_mul(86_400))),
+        _ => Err(format!(
+            "`{text}` has an unknown unit; use ms, s, m, h or d"
+        )),
     }
 }
 

@@ -103,6 +103,27 @@ pub enum Error {
         message: String,
     },
 
+    /// A position asked for is outside what is kept (a change stream's
+    /// cursor whose changes were pruned).
+    #[error("{message}")]
+    OutOfRange {
+        /// The `ErrorInfo` reason, e.g. `CURSOR_EXPIRED`.
+        reason: &'static str,
+        /// A sentence for the caller.
+        message: String,
+    },
+
+    /// This server cannot go on with the call (it is shutting down, or its
+    /// change feed cannot read the database); another replica, or this
+    /// one later, can.
+    #[error("{message}")]
+    NotServing {
+        /// The `ErrorInfo` reason, e.g. `SERVER_SHUTTING_DOWN`.
+        reason: &'static str,
+        /// A sentence for the caller.
+        message: String,
+    },
+
     /// The database cannot be reached; retrying later may succeed.
     #[error("the database is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -200,6 +221,8 @@ impl Error {
             Self::AlreadyExists { reason, .. }
             | Self::FailedPrecondition { reason, .. }
             | Self::ResourceExhausted { reason, .. }
+            | Self::OutOfRange { reason, .. }
+            | Self::NotServing { reason, .. }
             | Self::Unauthenticated { reason, .. } => reason,
             Self::EtagMismatch { .. } => "ETAG_MISMATCH",
             Self::Conflict => "CONCURRENT_MODIFICATION",

@@ -6,6 +6,7 @@ pub mod config;
 pub mod deadline;
 pub mod domain;
 pub mod error;
+pub mod feed;
 pub mod grpc;
 pub mod http;
 pub mod metrics;

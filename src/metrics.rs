@@ -76,6 +76,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<DurationLabels, Histogram>,
     inflight_bytes: Gauge,
+    watch_streams: Gauge,
+    feed_head: Gauge,
 }
 
 impl Metrics {
@@ -119,11 +121,26 @@ impl Metrics {
             inflight_bytes.clone(),
         );
 
+        let watch_streams = Gauge::default();
+        registry.register(
+            "watch_streams",
+            "WatchGroupChanges streams open now",
+            watch_streams.clone(),
+        );
+        let feed_head = Gauge::default();
+        registry.register(
+            "change_feed_position",
+            "The newest change feed position this replica has read",
+            feed_head.clone(),
+        );
+
         Self {
             registry: Arc::new(registry),
             requests,
             durations,
             inflight_bytes,
+            watch_streams,
+            feed_head,
         }
     }
 
@@ -152,6 +169,16 @@ impl Metrics {
     /// to date.
     pub fn inflight_bytes(&self) -> Gauge {
         self.inflight_bytes.clone()
+    }
+
+    /// The gauge of open WatchGroupChanges streams.
+    pub fn watch_streams(&self) -> Gauge {
+        self.watch_streams.clone()
+    }
+
+    /// The gauge of the newest change feed position read.
+    pub fn feed_head(&self) -> Gauge {
+        self.feed_head.clone()
     }
 
     /// The metrics in the Prometheus/OpenMetrics text exposition format.

@@ -14,6 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use crate::{
     auth::Authenticator,
     config::Settings,
+    feed::{Feed, FeedOptions},
     grpc::GrpcService,
     http::{self, GrpcHandler},
     metrics::Metrics,
@@ -39,6 +40,10 @@ pub const LIVENESS: &str = "liveness";
 /// Most connections the probe port holds open at once: probes are few and
 /// short, and the port must not cost what a client port may.
 const PROBE_MAX_CONNECTIONS: u32 = 16;
+
+/// Most bytes (as encoded) of those entries: 16 MiB, inside the pod's
+/// memory limit beside the in-flight budget.
+const FEED_RING_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long stopping waits for the database pool to close.
 const POOL_CLOSE_BOUND: Duration = Duration::from_secs(2);
@@ -98,7 +103,20 @@ impl Application {
             store.migrate().await?;
         }
         let tokens = PageTokens::new(store.secret("page_token_key").await?);
-        let service = GroupService::new(store, settings.limits(), tokens);
+        let metrics = Metrics::new();
+        let feed = Feed::new(
+            store.clone(),
+            FeedOptions {
+                retention: settings.change_retention,
+                poll: settings.change_poll_interval,
+                ring_entries: settings.watch_buffer,
+                ring_bytes: FEED_RING_BYTES,
+                max_streams: settings.max_watch_streams,
+            },
+            metrics.watch_streams(),
+            metrics.feed_head(),
+        );
+        let service = GroupService::new(store, settings.limits(), tokens, feed);
         let listener = TcpListener::bind(settings.grpc_addr).await?;
         let grpc_addr = listener.local_addr()?;
         let http_listener = TcpListener::bind(settings.http_addr).await?;
@@ -121,7 +139,7 @@ impl Application {
             tls,
             auth,
             service,
-            metrics: Metrics::new(),
+            metrics,
         })
     }
 
@@ -190,6 +208,8 @@ impl Application {
         // Rereads the roles, users and key files, and refreshes a remote
         // key set, until the drain.
         let refresh = auth.spawn_refresh(draining.clone());
+        // Follows the change feed until the drain, which ends every stream.
+        let feed = self.service.feed().spawn(draining.clone());
         let groups = GrpcService::new(
             self.service,
             auth,
@@ -302,6 +322,7 @@ impl Application {
             reload.abort();
         }
         refresh.abort();
+        feed.abort();
         drain.abort();
         // Closing the pool waits for every connection to come back; one
         // held by a call the drain cut may still be waiting in the database

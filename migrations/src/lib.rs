@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_groups;
 mod m20261122_000001_group_labels;
+mod m20261130_000001_change_feed;
 
 /// Applies groupd's migrations in order.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_groups::Migration),
             Box::new(m20261122_000001_group_labels::Migration),
+            Box::new(m20261130_000001_change_feed::Migration),
         ]
     }
 }

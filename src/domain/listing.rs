@@ -31,6 +31,9 @@ pub struct Page<T> {
     pub next_page_token: String,
     /// How many items all pages hold, for the listings that count them.
     pub total_size: Option<u64>,
+    /// The change feed's position as of the page, for the listings that
+    /// give one (ListGroups).
+    pub cursor: Option<super::watch::Cursor>,
 }
 
 /// A field groups can be listed by.

@@ -20,6 +20,7 @@ pub mod requests;
 pub mod text;
 pub mod update;
 pub mod validate;
+pub mod watch;
 
 pub use group::{
     ChangeKind, Group, GroupChange, GroupFields, MemberEntry, Membership, State, Timestamp, View,

@@ -69,7 +69,7 @@ impl GrpcService {
     /// metrics, logs its outcome, and converts its error into a `Status`.
     /// Every RPC, over gRPC or through the HTTP gateway, passes here exactly
     /// once, so this is where calls are counted.
-    pub(super) async fn call<T: prost::Message>(
+    pub(super) async fn call<T: Deliverable>(
         &self,
         method: &'static str,
         context: CallContext,
@@ -138,7 +138,7 @@ impl GrpcService {
     /// receives (the transport would otherwise refuse the reply after the
     /// call was recorded as a success). The service sizes its replies to
     /// fit, so this is a guard against a bug, not a path taken.
-    fn deliverable<T: prost::Message>(&self, response: T) -> Result<T, Error> {
+    fn deliverable<T: Deliverable>(&self, response: T) -> Result<T, Error> {
         let bytes = response.encoded_len();
         if bytes > self.max_message_bytes {
             Err(Error::internal(format!(
@@ -148,6 +148,19 @@ impl GrpcService {
         } else {
             Ok(response)
         }
+    }
+}
+
+/// What a call returns: a reply message, whose size is checked before it
+/// is sent, or an opened stream, whose messages are sized as they come.
+pub(super) trait Deliverable {
+    /// The bytes it takes encoded.
+    fn encoded_len(&self) -> usize;
+}
+
+impl<T: prost::Message> Deliverable for T {
+    fn encoded_len(&self) -> usize {
+        prost::Message::encoded_len(self)
     }
 }
 

@@ -17,9 +17,11 @@ use crate::{
             ChangeMembers, CheckMembership, CreateGroup, DeleteGroup, GetGroup, ListGroups,
             ListMemberGroups, ListOfGroup, PageRequest, SetOperation, UndeleteGroup, UpdateGroup,
         },
+        watch::{self, Cursor, Start, WatchChanges},
     },
     error::Error,
     pb,
+    service::WatchEvent,
 };
 
 /// The writable fields and membership a request's `Group` carries.
@@ -383,6 +385,7 @@ impl From<Page<Group>> for pb::ListGroupsResponse {
             total_size: page
                 .total_size
                 .map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+            cursor: page.cursor.map(Cursor::encode).unwrap_or_default(),
         }
     }
 }
@@ -420,6 +423,106 @@ impl From<MembershipCheck> for pb::CheckMembershipResponse {
             is_member: check.is_member,
             direct: check.direct,
             path: check.path,
+        }
+    }
+}
+
+impl TryFrom<pb::WatchGroupChangesRequest> for WatchChanges {
+    type Error = Error;
+
+    fn try_from(request: pb::WatchGroupChangesRequest) -> Result<Self, Error> {
+        let mut violations = Vec::new();
+        let starts = [
+            !request.cursor.is_empty(),
+            request.start_from_now,
+            request.start_from_oldest,
+        ];
+        if starts.iter().filter(|set| **set).count() > 1 {
+            violations.push(FieldViolation::new(
+                "cursor",
+                "set at most one of cursor, start_from_now and start_from_oldest",
+            ));
+        }
+        let start = if request.start_from_oldest {
+            Start::Oldest
+        } else if request.cursor.is_empty() {
+            Start::Now
+        } else {
+            match Cursor::parse(&request.cursor, "cursor") {
+                Ok(cursor) => Start::After(cursor),
+                Err(violation) => {
+                    violations.push(violation);
+                    Start::Now
+                }
+            }
+        };
+        let filter = filter::parse(&request.filter).unwrap_or_else(|violation| {
+            violations.push(violation);
+            None
+        });
+        if request.group_ids.len() > watch::MAX_WATCHED_IDS {
+            violations.push(FieldViolation::new(
+                "group_ids",
+                format!(
+                    "{} ids, more than the {} allowed",
+                    request.group_ids.len(),
+                    watch::MAX_WATCHED_IDS
+                ),
+            ));
+        }
+        for (index, id) in request
+            .group_ids
+            .iter()
+            .enumerate()
+            .take(watch::MAX_WATCHED_IDS)
+        {
+            if GroupId::parse(id).is_err() {
+                violations.push(FieldViolation::new(
+                    format!("group_ids[{index}]"),
+                    format!("{} is not a valid group id", quote(id)),
+                ));
+            }
+        }
+        let asked = match request.heartbeat_interval {
+            None => Ok(None),
+            Some(interval) => std::time::Duration::try_from(interval).map(Some),
+        };
+        let heartbeat = asked
+            .map_err(|_| FieldViolation::new("heartbeat_interval", "must not be negative"))
+            .and_then(watch::heartbeat)
+            .unwrap_or_else(|violation| {
+                violations.push(violation);
+                watch::DEFAULT_HEARTBEAT
+            });
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument { violations });
+        }
+        Ok(Self {
+            start,
+            filter,
+            group_ids: request.group_ids.into_iter().collect(),
+            heartbeat,
+        })
+    }
+}
+
+impl From<WatchEvent> for pb::WatchGroupChangesResponse {
+    fn from(event: WatchEvent) -> Self {
+        match event {
+            WatchEvent::Change { cursor, entry } => Self {
+                cursor: cursor.encode(),
+                group_id: entry.change.group.id.as_str().to_owned(),
+                event: Some(pb::watch_group_changes_response::Event::Change(
+                    entry.change.clone().into(),
+                )),
+            },
+            WatchEvent::Heartbeat { cursor } => Self {
+                cursor: cursor.encode(),
+                group_id: String::new(),
+                event: Some(pb::watch_group_changes_response::Event::Heartbeat(
+                    pb::Heartbeat {},
+                )),
+            },
         }
     }
 }

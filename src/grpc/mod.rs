@@ -7,6 +7,7 @@
 mod call;
 pub mod convert;
 mod status;
+mod watch;
 
 use std::{sync::Arc, time::Duration};
 
@@ -137,6 +138,15 @@ macro_rules! serve_rpcs {
     ($($rpc:ident($request:ident) -> $response:ident: $operation:ident;)+) => {
         #[tonic::async_trait]
         impl group_service_server::GroupService for GrpcService {
+            type WatchGroupChangesStream = watch::ChangeStream;
+
+            async fn watch_group_changes(
+                &self,
+                request: Request<pb::WatchGroupChangesRequest>,
+            ) -> Result<Response<watch::ChangeStream>, Status> {
+                self.watch(request).await
+            }
+
             $(
                 async fn $rpc(
                     &self,

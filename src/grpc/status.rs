@@ -61,7 +61,8 @@ pub fn status(error: &Error) -> Status {
         Error::Unimplemented { .. } => Code::Unimplemented,
         Error::DeadlineExceeded => Code::DeadlineExceeded,
         Error::ResourceExhausted { .. } => Code::ResourceExhausted,
-        Error::Unavailable(_) => Code::Unavailable,
+        Error::OutOfRange { .. } => Code::OutOfRange,
+        Error::Unavailable(_) | Error::NotServing { .. } => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
     };
     let mut metadata = HashMap::new();

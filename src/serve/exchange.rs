@@ -91,7 +91,10 @@ impl ExchangeLimits {
     /// bound).
     fn call_timeout(&self, asked: Option<Duration>, streaming: bool) -> Option<Duration> {
         if streaming {
-            asked
+            // The stream ends itself at its client's deadline, with
+            // DEADLINE_EXCEEDED in its trailers; the cut here is for a
+            // stream whose client no longer reads, which cannot be told.
+            asked.map(|asked| asked.saturating_add(STREAM_DEADLINE_GRACE))
         } else {
             Some(asked.map_or(self.request_timeout, |asked| {
                 asked.min(self.request_timeout)
@@ -99,6 +102,10 @@ impl ExchangeLimits {
         }
     }
 }
+
+/// How long after its client's deadline a stream still sending is cut:
+/// the stream's own end, at the deadline, comes first.
+pub const STREAM_DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Logs and counts requests the port refused before the RPC saw them.
 #[derive(Debug, Clone)]
@@ -1142,12 +1149,17 @@ mod tests {
                 let budget = Budget::new(64 << 20);
                 let (mut client, mut state) = connect(&budget, version).await;
                 // Longer than the request timeout, which does not bound a
-                // stream; the client's own timeout does.
+                // stream; the client's own timeout does, with the grace
+                // left for the stream to end itself.
                 let read = read(&mut client, &state, &budget, path, Some("8500m"), 0).await;
                 let context = format!("{version:?} {path}: {read:?}");
                 assert!(!read.ended, "{context}");
-                assert_eq!(read.lasted, Duration::from_millis(8500), "{context}");
-                assert_eq!(read.frames, 8, "{context}");
+                assert_eq!(
+                    read.lasted,
+                    Duration::from_millis(8500) + STREAM_DEADLINE_GRACE,
+                    "{context}"
+                );
+                assert_eq!(read.frames, 9, "{context}");
                 assert!(read.used.iter().all(|used| *used == 0), "{context}");
                 idle(&mut state).await;
                 assert_eq!(budget.used(), 0, "{context}");
@@ -1181,8 +1193,14 @@ mod tests {
             Some(REQUEST_TIMEOUT)
         );
         assert_eq!(limits.call_timeout(None, true), None);
-        assert_eq!(limits.call_timeout(Some(second), true), Some(second));
-        assert_eq!(limits.call_timeout(Some(hour), true), Some(hour));
+        assert_eq!(
+            limits.call_timeout(Some(second), true),
+            Some(second + STREAM_DEADLINE_GRACE)
+        );
+        assert_eq!(
+            limits.call_timeout(Some(hour), true),
+            Some(hour + STREAM_DEADLINE_GRACE)
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::{
         policy::{self, Permission, Standing},
         reply,
         requests::{ListGroups, ListOfGroup},
+        watch::Cursor,
     },
     error::Error,
     store::{GroupQuery, ReadTx},
@@ -78,6 +79,8 @@ impl GroupService {
             |last| GroupCursor::after(last, request.order.field),
         )?;
         page.total_size = Some(total);
+        // In the listing's snapshot: every change not shown comes after it.
+        page.cursor = Some(Cursor::at(tx.feed_bounds().await?.head));
         Ok(page)
     }
 
@@ -177,6 +180,7 @@ impl GroupService {
             items,
             next_page_token,
             total_size: None,
+            cursor: None,
         })
     }
 }

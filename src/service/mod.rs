@@ -23,10 +23,12 @@ mod members;
 mod membership;
 pub mod page_token;
 mod update;
+mod watch;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use self::page_token::PageTokens;
+pub use self::watch::{WatchEvent, WatchStream};
 use crate::{
     domain::{
         Caller, ChangeKind, Group, GroupChange, GroupFields, GroupId, Limits, MemberEntry,
@@ -36,6 +38,7 @@ use crate::{
         reply,
     },
     error::Error,
+    feed::Feed,
     store::{ReadTx, Store, WriteTx},
 };
 
@@ -45,6 +48,7 @@ pub struct GroupService {
     store: Store,
     limits: Limits,
     tokens: PageTokens,
+    feed: Feed,
 }
 
 /// The current time, never earlier than one microsecond after `after`, so
@@ -58,13 +62,20 @@ fn now_after(after: Option<Timestamp>) -> Timestamp {
 }
 
 impl GroupService {
-    /// The service over `store`, signing page tokens with `tokens`.
-    pub fn new(store: Store, limits: Limits, tokens: PageTokens) -> Self {
+    /// The service over `store`, signing page tokens with `tokens`, and
+    /// streaming changes from `feed`.
+    pub fn new(store: Store, limits: Limits, tokens: PageTokens, feed: Feed) -> Self {
         Self {
             store,
             limits,
             tokens,
+            feed,
         }
+    }
+
+    /// The change feed's reader, to start and stop it.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// The store, for health checks.

@@ -39,7 +39,8 @@ impl ReadTx {
 }
 
 impl WriteTx {
-    /// Appends a history entry for group `change.group.id`.
+    /// Appends a history entry for group `change.group.id`, and places it
+    /// in the change feed.
     pub async fn append_change(&self, change: &GroupChange) -> Result<(), Error> {
         let mut snapshot = change.group.clone();
         snapshot.members = None;
@@ -59,11 +60,16 @@ impl WriteTx {
         .exec_without_returning(&self.tx)
         .await
         .classify(self.dialect)?;
-        Ok(())
+        self.append_to_feed(
+            &change.group.id,
+            change.version,
+            change.change_time.as_micros(),
+        )
+        .await
     }
 }
 
-fn to_change(row: group_changes::Model) -> Result<GroupChange, Error> {
+pub(super) fn to_change(row: group_changes::Model) -> Result<GroupChange, Error> {
     let kind = ChangeKind::parse(&row.kind)
         .ok_or_else(|| Error::internal(format!("unknown change kind {:?}", row.kind)))?;
     Ok(GroupChange {

@@ -24,6 +24,10 @@ pub enum Dialect {
 /// An arbitrary constant naming groupd's hierarchy lock on PostgreSQL.
 const HIERARCHY_LOCK: i64 = 0x6772_6f75_7064;
 
+/// An arbitrary constant naming the change feed's sequencer lock on
+/// PostgreSQL (see `feed.rs`).
+pub(super) const FEED_LOCK: i64 = 0x6772_6f75_7065;
+
 impl Dialect {
     /// The dialect of a connection to `backend`.
     pub fn of(backend: DbBackend) -> Result<Self, Error> {
@@ -186,6 +190,36 @@ impl Dialect {
                 Ok(())
             }
             Self::Sqlite => Ok(()),
+        }
+    }
+
+    /// The statement that places a write's history entry (`$1` group, `$2`
+    /// version, `$3` change time) in the change feed, the write's last
+    /// statement. SQLite's writers are serialized, so the next position
+    /// (one past the largest) is taken at once, and commit order is
+    /// position order. PostgreSQL's writers commit concurrently, so a write
+    /// only draws `seq` from a sequence and the sequencer numbers it once
+    /// committed ([`Self::sequences_feed`]).
+    pub fn feed_insert_sql(self) -> &'static str {
+        match self {
+            Self::Postgres => {
+                "INSERT INTO change_feed (group_id, version, seq, change_time) \
+                 VALUES ($1, $2, nextval('change_feed_seq'), $3)"
+            }
+            Self::Sqlite => {
+                "INSERT INTO change_feed (group_id, version, seq, position, change_time) \
+                 SELECT ?1, ?2, next, next, ?3 \
+                 FROM (SELECT COALESCE(MAX(position), 0) + 1 AS next FROM change_feed)"
+            }
+        }
+    }
+
+    /// Whether committed feed entries wait for the sequencer to get their
+    /// position (see [`Self::feed_insert_sql`]).
+    pub fn sequences_feed(self) -> bool {
+        match self {
+            Self::Postgres => true,
+            Self::Sqlite => false,
         }
     }
 }

@@ -28,6 +28,7 @@ mod changes;
 mod dialect;
 mod entities;
 mod errors;
+mod feed;
 mod filter;
 mod groups;
 mod hierarchy;
@@ -41,10 +42,14 @@ use sea_orm::{
     QueryResult, Statement, Value,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use self::errors::Classify as _;
-pub use self::{dialect::Dialect, groups::GroupQuery};
+pub use self::{
+    dialect::Dialect,
+    feed::{FeedBounds, FeedEntry, FeedWakeups},
+    groups::GroupQuery,
+};
 use crate::{
     domain::filter::{Filter, FilterBudget},
     error::Error,
@@ -85,6 +90,11 @@ pub struct Store {
     listings: Arc<Slots>,
     walks: Arc<Slots>,
     statement_timeout: Duration,
+    /// Where the change feed's notifications are listened for (see
+    /// [`Store::feed_wakeups`]).
+    url: Arc<str>,
+    /// Woken after every commit of a write (see [`Store::commits`]).
+    commits: Arc<Notify>,
 }
 
 /// A fixed number of slots for one kind of expensive read, each held with
@@ -162,6 +172,8 @@ impl Store {
                 "membership walks",
             ),
             statement_timeout: options.statement_timeout,
+            url: Arc::from(url),
+            commits: Arc::new(Notify::new()),
         })
     }
 
@@ -206,6 +218,7 @@ impl Store {
         let tx = self.dialect.begin_write(&self.db).await;
         Ok(WriteTx {
             read: self.transaction(tx).await?,
+            commits: Arc::clone(&self.commits),
         })
     }
 
@@ -341,6 +354,8 @@ impl ReadTx {
 #[derive(Debug)]
 pub struct WriteTx {
     read: ReadTx,
+    /// Woken once this transaction has committed.
+    commits: Arc<Notify>,
 }
 
 impl Deref for WriteTx {
@@ -357,7 +372,11 @@ impl WriteTx {
     pub async fn commit(self) -> Result<(), Error> {
         crate::deadline::begin_commit()?;
         let dialect = self.read.dialect;
-        self.read.tx.commit().await.classify(dialect)
+        self.read.tx.commit().await.classify(dialect)?;
+        // The change feed's reader in this process looks for the write now
+        // rather than at its next poll.
+        self.commits.notify_one();
+        Ok(())
     }
 }
 

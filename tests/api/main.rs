@@ -38,6 +38,7 @@ mod seeds;
 mod serving;
 mod tls;
 mod update;
+mod watch;
 
 /// Fails when the PostgreSQL half of the suite cannot run and was not
 /// skipped on purpose, and prints the skip notice when it was: one test
