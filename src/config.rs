@@ -632,14 +632,21 @@ mod tests {
 
     #[test]
     fn durations_accept_common_units() {
-        for (text, millis) in [("250ms", 250), ("5s", 5000), ("2m", 120_000), ("7", 7000)] {
+        for (text, millis) in [
+            ("250ms", 250),
+            ("5s", 5000),
+            ("2m", 120_000),
+            ("7", 7000),
+            ("3h", 3 * 3_600_000),
+            ("7d", 7 * 86_400_000),
+        ] {
             assert_eq!(
                 parse_duration(text),
                 Ok(Duration::from_millis(millis)),
                 "{text}"
             );
         }
-        for refused in ["5h", "s"] {
+        for refused in ["5w", "s", "1.5h", "-1s"] {
             assert!(parse_duration(refused).is_err(), "{refused}");
         }
     }
@@ -653,6 +660,10 @@ mod tests {
         assert!(!settings.skip_migrations);
         assert_eq!(settings.request_timeout, Duration::from_secs(30));
         assert_eq!(settings.drain_timeout, Duration::from_secs(20));
+        assert_eq!(settings.change_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(settings.change_poll_interval, Duration::from_secs(1));
+        assert_eq!(settings.max_watch_streams, 1000);
+        assert_eq!(settings.watch_buffer, 16_384);
         assert_eq!(settings.body_read_timeout, Duration::from_secs(10));
         assert_eq!(settings.idle_timeout, Duration::from_secs(60));
         assert_eq!(settings.max_connections, 256);
