@@ -25,6 +25,7 @@ mod principals;
 mod reload;
 mod secrets;
 mod served;
+mod watch;
 
 use groupd::pb;
 use tonic::{Request, Status};
@@ -263,4 +264,5 @@ auth_scenarios!(
     escalation::a_group_keeps_an_admin_unless_groups_admin_says_otherwise,
     escalation::a_missing_group_is_refused_exactly_like_a_forbidden_one,
     escalation::callers_see_their_own_permissions_and_are_recorded_as_actors,
+    watch::watchers_receive_only_the_changes_of_groups_they_may_read,
 );

@@ -1,0 +1,170 @@
+//! WatchGroupChanges under authorization: a watcher receives only the
+//! changes of groups it may read (`groups.reader` and `groups.admin` see
+//! all), including the change that adds it and the one that removes it;
+//! a caller without credentials cannot watch.
+
+use groupd::pb::{self, watch_group_changes_response::Event};
+use tonic::{Code, Streaming};
+
+use super::{Auth, Who};
+use crate::helpers::*;
+
+/// How long a scenario waits for a message it expects.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn watch_as(
+    app: &TestApp,
+    auth: &Auth,
+    who: Who,
+) -> Streaming<pb::WatchGroupChangesResponse> {
+    app.client()
+        .watch_group_changes(auth.request(
+            who,
+            pb::WatchGroupChangesRequest {
+                start_from_now: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_or_else(|status| panic!("{who:?} cannot watch: {status:?}"))
+        .into_inner()
+}
+
+/// The (group name, version) of each change until one of `last` arrives.
+async fn seen_until(
+    stream: &mut Streaming<pb::WatchGroupChangesResponse>,
+    last: &str,
+) -> Vec<(String, i64)> {
+    let mut seen = Vec::new();
+    loop {
+        let message = tokio::time::timeout(PATIENCE, stream.message())
+            .await
+            .expect("a message in time")
+            .expect("the stream stays open")
+            .expect("the stream goes on");
+        if let Some(Event::Change(change)) = message.event {
+            let group = change.group.expect("the change's group");
+            seen.push((group.name.clone(), change.version));
+            if group.name == last {
+                return seen;
+            }
+        }
+    }
+}
+
+pub(super) async fn watchers_receive_only_the_changes_of_groups_they_may_read(
+    app: TestApp,
+    auth: Auth,
+) {
+    let refused = app
+        .client()
+        .watch_group_changes(auth.request(Who::Nobody, pb::WatchGroupChangesRequest::default()))
+        .await
+        .unwrap_err();
+    assert_error(&refused, Code::Unauthenticated, "CREDENTIALS_MISSING");
+
+    let mut root = watch_as(&app, &auth, Who::Root).await;
+    let mut reader = watch_as(&app, &auth, Who::Reader).await;
+    let mut member = watch_as(&app, &auth, Who::Member).await;
+    let mut stranger = watch_as(&app, &auth, Who::Stranger).await;
+
+    let create = |name: &str, members: &[&str]| pb::Group {
+        name: name.to_owned(),
+        members: crate::helpers::members(members),
+        admins: crate::helpers::members(&["gadmin"]),
+        ..Default::default()
+    };
+    auth.create(&app, Who::Root, create("theirs", &["member"]))
+        .await
+        .unwrap();
+    let private = auth
+        .create(&app, Who::Root, create("private", &[]))
+        .await
+        .unwrap();
+    let describe = |text: &str| pb::UpdateGroupRequest {
+        group: Some(pb::Group {
+            id: private.id.clone(),
+            description: text.to_owned(),
+            ..Default::default()
+        }),
+        update_mask: Some(mask(&["description"])),
+        ..Default::default()
+    };
+    let mut client = app.client();
+    client
+        .update_group(auth.request(Who::Root, describe("unseen by member")))
+        .await
+        .unwrap();
+    client
+        .add_group_members(auth.request(
+            Who::Root,
+            pb::AddGroupMembersRequest {
+                id: private.id.clone(),
+                members: members(&["member"]),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    client
+        .update_group(auth.request(Who::Root, describe("seen by member")))
+        .await
+        .unwrap();
+    client
+        .remove_group_members(auth.request(
+            Who::Root,
+            pb::RemoveGroupMembersRequest {
+                id: private.id.clone(),
+                members: members(&["member"]),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    client
+        .update_group(auth.request(Who::Root, describe("unseen again")))
+        .await
+        .unwrap();
+    // The last change, which every watcher may read.
+    auth.create(&app, Who::Root, create("last", &["member", "stranger"]))
+        .await
+        .unwrap();
+
+    let everything: Vec<(String, i64)> = [
+        ("theirs", 1),
+        ("private", 1),
+        ("private", 2),
+        ("private", 3),
+        ("private", 4),
+        ("private", 5),
+        ("private", 6),
+        ("last", 1),
+    ]
+    .iter()
+    .map(|(name, version)| ((*name).to_owned(), *version))
+    .collect();
+    assert_eq!(seen_until(&mut root, "last").await, everything);
+    assert_eq!(seen_until(&mut reader, "last").await, everything);
+    // The member: its group, the change that added it to `private`, what
+    // followed while it was a member, the change that removed it.
+    let named = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+        pairs
+            .iter()
+            .map(|(name, version)| ((*name).to_owned(), *version))
+            .collect()
+    };
+    assert_eq!(
+        seen_until(&mut member, "last").await,
+        named(&[
+            ("theirs", 1),
+            ("private", 3),
+            ("private", 4),
+            ("private", 5),
+            ("last", 1)
+        ])
+    );
+    assert_eq!(
+        seen_until(&mut stranger, "last").await,
+        named(&[("last", 1)])
+    );
+}
