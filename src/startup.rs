@@ -41,9 +41,10 @@ pub const LIVENESS: &str = "liveness";
 /// short, and the port must not cost what a client port may.
 const PROBE_MAX_CONNECTIONS: u32 = 16;
 
-/// Most bytes (as encoded) of those entries: 16 MiB, inside the pod's
-/// memory limit beside the in-flight budget.
-const FEED_RING_BYTES: usize = 16 * 1024 * 1024;
+/// Most bytes (as encoded) of the change feed's entries each server keeps
+/// in memory for its streams: 8 MiB (about twice that in memory), inside
+/// the pod's memory limit beside the in-flight budget.
+const FEED_RING_BYTES: usize = 8 * 1024 * 1024;
 
 /// How long stopping waits for the database pool to close.
 const POOL_CLOSE_BOUND: Duration = Duration::from_secs(2);
