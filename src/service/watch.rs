@@ -24,10 +24,10 @@ use crate::{
 };
 
 /// Most entries a stream takes from the ring at once.
-const RING_BATCH: usize = 64;
+const RING_BATCH: usize = 16;
 
 /// Most entries a stream behind the ring reads from the database at once.
-const CATCH_UP_PAGE: u64 = 100;
+const CATCH_UP_PAGE: u64 = 64;
 
 /// Most groups whose standing a stream remembers; past it, it forgets them
 /// all and reads them again as they come.

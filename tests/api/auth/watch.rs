@@ -68,9 +68,9 @@ pub(super) async fn watchers_receive_only_the_changes_of_groups_they_may_read(
     let mut member = watch_as(&app, &auth, Who::Member).await;
     let mut stranger = watch_as(&app, &auth, Who::Stranger).await;
 
-    let create = |name: &str, members: &[&str]| pb::Group {
+    let create = |name: &str, others: &[&str]| pb::Group {
         name: name.to_owned(),
-        members: crate::helpers::members(members),
+        members: crate::helpers::members(&[&["gadmin"], others].concat()),
         admins: crate::helpers::members(&["gadmin"]),
         ..Default::default()
     };

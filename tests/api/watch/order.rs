@@ -20,6 +20,7 @@ both_backends!(
     a_stream_from_any_cursor_continues_exactly_after_it,
     start_from_oldest_replays_every_change_retained,
     resumed_at_random_points_under_concurrent_writers_the_stream_is_the_history,
+    concurrent_writers_of_one_group_are_streamed_in_version_order,
     list_then_watch_from_the_listing_cursor_loses_nothing,
     a_write_held_open_is_streamed_once_it_commits_and_never_skipped,
 );
@@ -210,6 +211,49 @@ async fn resumed_at_random_points_under_concurrent_writers_the_stream_is_the_his
         drain_for(&mut whole, Duration::from_millis(300))
             .await
             .is_empty()
+    );
+}
+
+async fn concurrent_writers_of_one_group_are_streamed_in_version_order(app: TestApp) {
+    const WRITERS: usize = 8;
+    const WRITES: usize = 10;
+    let contended = create_named(&app, "contended").await;
+    let mut stream = open(&app, from_now()).await;
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let client = app.client();
+        let id = contended.id.clone();
+        writers.push(tokio::spawn(async move {
+            let mut client = client;
+            for n in 0..WRITES {
+                // Each write locks the group and waits for the one before
+                // it: on PostgreSQL, the transaction that waits longest may
+                // hold the oldest transaction id, yet writes the newest
+                // version.
+                let mut group = patch(&id);
+                group.description = format!("writer {writer} write {n}");
+                client
+                    .update_group(pb::UpdateGroupRequest {
+                        group: Some(group),
+                        update_mask: Some(mask(&["description"])),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let versions: Vec<i64> = changes_of(&mut stream, WRITERS * WRITES)
+        .await
+        .iter()
+        .map(|(change, _)| change.version)
+        .collect();
+    assert_eq!(
+        versions,
+        (2..=(WRITERS * WRITES) as i64 + 1).collect::<Vec<_>>()
     );
 }
 
