@@ -3,12 +3,14 @@
 //! resuming, list-then-watch, a write held open); `faults` what ends a
 //! stream (shutdown, a database outage, a slow reader, retention, limits);
 //! `replicas` two servers on one database; `requests` the request's
-//! options and its refusals.
+//! options and its refusals; `upgrade` the migration of a database with
+//! history.
 
 mod faults;
 mod order;
 mod replicas;
 mod requests;
+mod upgrade;
 
 use std::time::Duration;
 
