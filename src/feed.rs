@@ -262,13 +262,23 @@ impl Feed {
         let mut failing_since: Option<Instant> = None;
         let mut pruned_at: Option<Instant> = None;
         let mut woken_by_commit = true;
+        let mut listen_failed = false;
         loop {
             if wakeups.is_none() {
                 match store.feed_wakeups().await {
-                    Ok(listening) => wakeups = Some(listening),
-                    Err(error) => {
+                    Ok(listening) => {
+                        wakeups = Some(listening);
+                        if listen_failed {
+                            tracing::info!("listening for change feed notifications again");
+                        }
+                        listen_failed = false;
+                    }
+                    // Said once, not at every poll of an outage.
+                    Err(error) if !listen_failed => {
+                        listen_failed = true;
                         tracing::warn!(%error, "cannot listen for change feed notifications; polling");
                     }
+                    Err(_) => {}
                 }
             }
             match self.read_new(&mut head, woken_by_commit).await {
@@ -283,8 +293,12 @@ impl Feed {
                     });
                 }
                 Err(error) => {
+                    if failing_since.is_none() {
+                        tracing::warn!(%error, "cannot read the change feed");
+                    } else {
+                        tracing::debug!(%error, "still cannot read the change feed");
+                    }
                     let since = *failing_since.get_or_insert_with(Instant::now);
-                    tracing::warn!(%error, "cannot read the change feed");
                     if since.elapsed() >= FAILING_AFTER {
                         self.inner.progress.send_if_modified(|progress| {
                             let changed = !progress.failing;

@@ -249,7 +249,10 @@ impl Store {
     /// SQLite, whose writers are all in this process.
     pub async fn feed_wakeups(&self) -> Result<FeedWakeups, Error> {
         if !self.dialect.sequences_feed() {
-            return Ok(FeedWakeups { listener: None });
+            return Ok(FeedWakeups {
+                listener: None,
+                lost: false,
+            });
         }
         let mut listener = PgListener::connect(&self.url)
             .await
@@ -260,6 +263,7 @@ impl Store {
             .map_err(|error| Error::Unavailable(Box::new(error)))?;
         Ok(FeedWakeups {
             listener: Some(listener),
+            lost: false,
         })
     }
 
@@ -273,6 +277,8 @@ impl Store {
 #[derive(Debug)]
 pub struct FeedWakeups {
     listener: Option<PgListener>,
+    /// The connection was lost and has not delivered since: said once.
+    lost: bool,
 }
 
 impl FeedWakeups {
@@ -282,12 +288,21 @@ impl FeedWakeups {
     /// poll makes up for.
     pub async fn next(&mut self, pause: Duration) {
         match self.listener.as_mut() {
-            Some(listener) => {
-                if let Err(error) = listener.recv().await {
-                    tracing::warn!(%error, "change feed notifications lost; reconnecting");
+            Some(listener) => match listener.recv().await {
+                Ok(_) => {
+                    if self.lost {
+                        tracing::info!("change feed notifications arrive again");
+                    }
+                    self.lost = false;
+                }
+                Err(error) => {
+                    if !self.lost {
+                        tracing::warn!(%error, "change feed notifications lost; reconnecting");
+                    }
+                    self.lost = true;
                     tokio::time::sleep(pause).await;
                 }
-            }
+            },
             None => std::future::pending().await,
         }
     }
