@@ -92,7 +92,9 @@ impl GroupService {
         let slot = feed.open_stream()?;
         // Numbers what has committed and waits for a position, so that
         // "now" comes after every write acknowledged before this call.
-        self.store.sequence_feed().await?;
+        if self.store.feed_unsequenced().await? {
+            self.store.sequence_feed().await?;
+        }
         let bounds = self.store.read().await?.feed_bounds().await?;
         let cursor = match request.start {
             Start::Now => bounds.head,
