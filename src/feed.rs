@@ -333,7 +333,7 @@ impl Feed {
             Some(position) => position,
             // The first read starts at the end: streams behind it read the
             // database themselves.
-            None => store.read().await?.feed_bounds().await?.head,
+            None => store.read().await?.feed_head().await?,
         };
         loop {
             let page = store.read().await?.feed_after(position, READ_PAGE).await?;

@@ -80,7 +80,7 @@ impl GroupService {
         )?;
         page.total_size = Some(total);
         // In the listing's snapshot: every change not shown comes after it.
-        page.cursor = Some(Cursor::at(tx.feed_bounds().await?.head));
+        page.cursor = Some(Cursor::at(tx.feed_head().await?));
         Ok(page)
     }
 

@@ -101,6 +101,20 @@ impl ReadTx {
             .collect()
     }
 
+    /// The newest position, as of this transaction's snapshot.
+    pub async fn feed_head(&self) -> Result<i64, Error> {
+        let rows = self
+            .query_raw(
+                "SELECT COALESCE(MAX(position), 0) AS head FROM change_feed".to_owned(),
+                [],
+            )
+            .await?;
+        rows.first()
+            .ok_or_else(|| Error::internal("no row from an aggregate"))?
+            .try_get("", "head")
+            .map_err(Error::internal)
+    }
+
     /// The oldest and newest positions the feed holds, as of this
     /// transaction's snapshot.
     pub async fn feed_bounds(&self) -> Result<FeedBounds, Error> {
