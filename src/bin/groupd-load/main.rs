@@ -5,9 +5,9 @@
 //! groupd's figures as ratios to those. README ("Performance", "Load
 //! tool") shows how to run it.
 //!
-//! Exit status: 0 when every call was answered OK and right, 2 when any
+//! Exit status: 0 when every call was answered OK and right, 3 when any
 //! was not (the figures are still printed), 1 when the run could not be
-//! made.
+//! made, 2 for bad flags.
 
 // The modules of this binary, beside this file in `src/bin/groupd-load/`.
 mod calls;
@@ -43,7 +43,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     match load(args).await {
         Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(2),
+        Ok(_) => ExitCode::from(3),
         Err(error) => {
             eprintln!("groupd-load: {error:#}");
             ExitCode::from(1)
@@ -150,7 +150,7 @@ async fn load(args: Args) -> anyhow::Result<u64> {
             groups: args.groups,
             principals: args.principals,
             chain_levels: data.chain.len(),
-            task_groups: args.tasks(),
+            tasks: args.tasks(),
             size: data.size,
             created: data.created,
         },

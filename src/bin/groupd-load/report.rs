@@ -35,7 +35,9 @@ pub struct DatasetReport {
     pub groups: u32,
     pub principals: u32,
     pub chain_levels: usize,
-    pub task_groups: usize,
+    /// Closed-loop tasks, each with an update group and an add group of
+    /// its own.
+    pub tasks: usize,
     /// The dataset's groups on the server, and how many this run created.
     pub size: usize,
     pub created: usize,
@@ -158,21 +160,27 @@ impl Report {
         let d = &self.dataset;
         let _ = writeln!(
             out,
-            "{} ({} build) against {}: {} connections × {} streams, {} s measured after {} s of \
+            "{} ({} build) against {}: {} × {} per connection, {} s measured after {} s of \
              warm-up",
             self.tool,
             self.build,
             self.target,
-            self.connections,
-            self.streams,
+            counted(u64::from(self.connections), "connection"),
+            counted(u64::from(self.streams), "stream"),
             self.duration_seconds,
             self.warmup_seconds
         );
         let _ = writeln!(
             out,
-            "dataset {:?}: {} groups with {} principals, an {}-level chain, {} groups per task \
-             kind; {} groups in all, {} created by this run",
-            d.name, d.groups, d.principals, d.chain_levels, d.task_groups, d.size, d.created
+            "dataset {:?}: {} with {} as members, an {}-level chain, an update and an add \
+             group for each of {}; {} in all, {} by this run",
+            d.name,
+            counted(u64::from(d.groups), "group"),
+            counted(u64::from(d.principals), "principal"),
+            d.chain_levels,
+            counted(d.tasks as u64, "task"),
+            counted(d.size as u64, "group"),
+            d.created
         );
         let _ = writeln!(out, "mix: {}", self.mix);
         let _ = writeln!(out);
@@ -331,6 +339,15 @@ fn usage(out: &mut String, measurement: &Measurement) {
             client.cpu_seconds_per_second,
             mib(client.rss_peak_bytes)
         );
+    }
+}
+
+/// `count` and `noun`, plural unless one.
+fn counted(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }
 
