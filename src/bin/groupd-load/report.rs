@@ -173,7 +173,7 @@ impl Report {
         let _ = writeln!(
             out,
             "dataset {:?}: {} with {} as members, an {}-level chain, an update and an add \
-             group for each of {}; {} in all, {} by this run",
+             group for each of {}; {} in all, {} created by this run",
             d.name,
             counted(u64::from(d.groups), "group"),
             counted(u64::from(d.principals), "principal"),
