@@ -14,6 +14,11 @@ use crate::{
     stats::{Outcome, Tally},
 };
 
+/// How long a call may take before the tool gives up on it (sending no
+/// deadline to the server, whose own `--request-timeout` applies): a
+/// stalled server shows as timeouts rather than as a run that never ends.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What makes the calls of one task: the server, the echo server or the
 /// database.
 pub trait Worker: Send + 'static {
@@ -54,7 +59,12 @@ pub async fn drive<W: Worker>(
             while Instant::now() < end {
                 let kind = mix.pick(rng.random_range(0..mix.total()));
                 let began = Instant::now();
-                let outcome = worker.call(kind).await;
+                let outcome = tokio::time::timeout(CALL_TIMEOUT, worker.call(kind))
+                    .await
+                    .unwrap_or_else(|_| Outcome::NotOk {
+                        code: "ClientTimeout".into(),
+                        message: format!("no answer within {CALL_TIMEOUT:?}; the call was dropped"),
+                    });
                 let ended = Instant::now();
                 let measured = began >= start && ended <= end;
                 tally.record(kind, outcome, ended - began, measured);
