@@ -71,12 +71,13 @@ pub struct Args {
     #[arg(long, requires = "database_url")]
     pub ceilings: bool,
 
-    /// The database the server uses, for the database ceiling.
-    #[arg(long)]
+    /// The database the server uses, for the database ceiling (from the
+    /// environment, a password stays out of the process list).
+    #[arg(long, env = "GROUPD_LOAD_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Pooled connections of the database ceiling: groupd's
-    /// --db-max-connections (default 10).
+    /// Pooled connections of the database ceiling: give it the server's
+    /// --db-max-connections.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub database_connections: u32,
 
