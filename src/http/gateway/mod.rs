@@ -100,9 +100,9 @@
 //!    grpc-gateway would answer and a `google.rpc.Status` body whose
 //!    details are typed JSON (see [`super::status`]).
 //!
-//!    A server-streaming RPC (`stream`) is refused the same way when it
-//!    fails before its first message (its status then comes in the reply's
-//!    headers). Once it is open, the reply is 200 and each message is
+//!    A server-streaming RPC (`stream`) refused as it opens (its status
+//!    then comes in the reply's headers, before any message) is answered
+//!    the same way, and nothing streams. Once it is open, the reply is 200 and each message is
 //!    written as soon as its gRPC frame has arrived, as its own piece of
 //!    the body, so that the connection sends it at once: by default
 //!    newline-delimited JSON (`application/x-ndjson`), one
