@@ -45,6 +45,39 @@ pub(super) async fn invoke(
     headers: &HeaderMap,
     peer: Option<&PeerIdentity>,
 ) -> Result<DynamicMessage, Failure> {
+    let body = open(grpc, binding, message, headers, peer).await?;
+    let collected = body
+        .collect()
+        .await
+        .map_err(|_| internal("the reply could not be read"))?;
+    if let Some(status) = collected.trailers().and_then(Status::from_header_map)
+        && status.code() != Code::Ok
+    {
+        return Err(Failure::Rpc(status));
+    }
+    let data = collected.to_bytes();
+    let message = data
+        .get(5..)
+        .filter(|_| data.first() == Some(&0))
+        .ok_or_else(|| internal("the reply is not one uncompressed message"))?;
+    DynamicMessage::decode(binding.method.output(), message)
+        .map_err(|_| Failure::Gateway(internal_error("the reply could not be decoded")))
+}
+
+/// Opens the call: `message` sent as the one request message of the RPC,
+/// and the reply's body returned unread once its headers say the call was
+/// not refused (a refusal before any reply message comes in the headers,
+/// as a gRPC trailers-only response). A unary reply is then collected
+/// ([`invoke`]); a server-streaming one is read frame by frame as its
+/// messages arrive (`super::stream`). Nothing here bounds the call in
+/// time: its deadline is the RPC's, from the forwarded `grpc-timeout`.
+pub(super) async fn open(
+    grpc: &GrpcHandler,
+    binding: &Binding,
+    message: DynamicMessage,
+    headers: &HeaderMap,
+    peer: Option<&PeerIdentity>,
+) -> Result<tonic::body::Body, Failure> {
     let path = format!(
         "/{}/{}",
         binding.method.parent_service().full_name(),
@@ -87,22 +120,7 @@ pub(super) async fn invoke(
     {
         return Err(Failure::Rpc(status));
     }
-    let collected = body
-        .collect()
-        .await
-        .map_err(|_| internal("the reply could not be read"))?;
-    if let Some(status) = collected.trailers().and_then(Status::from_header_map)
-        && status.code() != Code::Ok
-    {
-        return Err(Failure::Rpc(status));
-    }
-    let data = collected.to_bytes();
-    let message = data
-        .get(5..)
-        .filter(|_| data.first() == Some(&0))
-        .ok_or_else(|| internal("the reply is not one uncompressed message"))?;
-    DynamicMessage::decode(binding.method.output(), message)
-        .map_err(|_| Failure::Gateway(internal_error("the reply could not be decoded")))
+    Ok(body)
 }
 
 #[cfg(test)]

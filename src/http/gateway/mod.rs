@@ -1,9 +1,11 @@
 //! The HTTP/JSON gateway: an HTTP request becomes the request message of
 //! the RPC its `google.api.http` binding names, that message is sent to
 //! the same in-process tonic service gRPC clients reach, and the reply
-//! comes back as canonical proto3 JSON. Nothing here is specific to
-//! groupd's service: any annotated service of the descriptor pool would be
-//! served the same way.
+//! comes back as canonical proto3 JSON; a server-streaming RPC's replies
+//! come back one by one, as they arrive (`stream`). Nothing here is
+//! specific to groupd's service: any annotated service of the descriptor
+//! pool would be served the same way (a stream's SSE ids and `Last-Event-ID`
+//! follow the one convention of a `cursor` field, described in `stream`).
 //!
 //! # Why a transcoder of our own
 //!
@@ -65,6 +67,11 @@
 //!      `{group.id}`); `*` asks for no check. A method with no etag to
 //!      compare refuses the header with 400, because ignoring it would let
 //!      a conditional write through unconditionally.
+//!    - On a server-streaming method, a non-empty `Last-Event-ID` (what an
+//!      `EventSource` sends when it reconnects to the URL it first opened)
+//!      becomes the request's `cursor`, replacing any start the query
+//!      gives (`cursor`, `start_from_now`, `start_from_oldest`): the
+//!      client resumes where it stopped, not where it first started.
 //! 4. **Decode**. prost-reflect decodes the assembled object into the RPC's
 //!    input message once, refusing unknown fields and values of the wrong
 //!    type (400); a field given by both its names (`member_of` and
@@ -74,13 +81,17 @@
 //!    top-level `FieldMask`, the binding's body is one field, and no mask
 //!    was sent: PATCH masks the top-level keys of the body as sent, `null`
 //!    and zero values included, as grpc-gateway does; PUT masks `*`.
-//! 6. **Call** (`invoke`). The message is framed as a unary gRPC request
-//!    (`POST /<service>/<method>`, marked with a `Transport::Http`
-//!    extension so that the RPC's own log line and metrics say HTTP;
-//!    `authorization`, `x-request-id` and `grpc-timeout` forwarded as
-//!    metadata, every value of each) and sent to the tonic service in process. The RPC logs and
-//!    counts itself; a request refused in the steps above is logged and
-//!    counted once, by the caller of [`Gateway::handle`].
+//! 6. **Call** (`invoke`). The message is framed as the one request
+//!    message of a gRPC call (`POST /<service>/<method>`, marked with a
+//!    `Transport::Http` extension so that the RPC's own log line and
+//!    metrics say HTTP; `authorization`, `x-request-id` and `grpc-timeout`
+//!    forwarded as metadata, every value of each; the connection's verified
+//!    client certificate identity as an extension) and sent to the tonic
+//!    service in process. The gateway adds no deadline of its own: the
+//!    RPC's is the forwarded `grpc-timeout` bounded by `--request-timeout`,
+//!    and a stream's only the `grpc-timeout`. The RPC logs and counts
+//!    itself; a request refused in the steps above is logged and counted
+//!    once, by the caller of [`Gateway::handle`].
 //! 7. **Reply** (`reply`). The output is written as canonical proto3 JSON
 //!    (default values left out, so a BASIC view never shows an empty
 //!    `members` list that was really not loaded) with 200, creations
@@ -88,6 +99,20 @@
 //!    output's `etag`. A failed RPC's status becomes the HTTP status
 //!    grpc-gateway would answer and a `google.rpc.Status` body whose
 //!    details are typed JSON (see [`super::status`]).
+//!
+//!    A server-streaming RPC (`stream`) refused as it opens (its status
+//!    then comes in the reply's headers, before any message) is answered
+//!    the same way, and nothing streams. Once it is open, the reply is 200 and each message is
+//!    written as soon as its gRPC frame has arrived, as its own piece of
+//!    the body, so that the connection sends it at once: by default
+//!    newline-delimited JSON (`application/x-ndjson`), one
+//!    `{"result": <message>}` per line as grpc-gateway writes streams;
+//!    with `Accept: text/event-stream`, Server-Sent Events (a `retry`
+//!    first, then per message `event:` the name of the field set in its
+//!    oneof, `id:` its `cursor`, `data:` its JSON). A stream that ends
+//!    with an error after the 200 ends with `{"error": <Status>}`, or an
+//!    `event: error` whose data is the Status; one that ends OK just ends.
+//!    A client that goes away drops the body, which cancels the RPC.
 //!
 //! # Limits of the mapping
 //!
@@ -107,6 +132,7 @@ mod placement;
 mod query;
 mod reply;
 mod routing;
+mod stream;
 
 use std::sync::Arc;
 
@@ -124,6 +150,7 @@ use failure::Failure;
 use routing::Routes;
 
 pub use invoke::GrpcHandler;
+pub use stream::{EVENT_STREAM, NDJSON};
 
 /// The HTTP/JSON transcoder of one gRPC service. Cloning it is cheap: the
 /// clones share the routes, the pool and the service they call.
@@ -269,6 +296,10 @@ impl Gateway {
             Some(query) => query::apply_query(&mut root, &input, binding, &captures, query)?,
             None => Vec::new(),
         };
+        let streams = binding.method.is_server_streaming();
+        if streams {
+            stream::apply_last_event_id(&mut root, &input, &parts.headers)?;
+        }
         if_match::apply_if_match(&mut root, &input, binding, &parts.headers)?;
 
         let mut message = placement::decode_request(&input, root, &binding.body)?;
@@ -278,6 +309,16 @@ impl Gateway {
         field_mask::apply_implied_mask(&mut message, binding, &body_keys)?;
 
         let peer = parts.extensions.get::<crate::auth::PeerIdentity>();
+        if streams {
+            let format = stream::Format::negotiate(&parts.headers);
+            let body =
+                invoke::open(&self.inner.grpc, binding, message, &parts.headers, peer).await?;
+            return Ok(stream::stream_response(
+                body,
+                binding.method.output(),
+                format,
+            ));
+        }
         let reply =
             invoke::invoke(&self.inner.grpc, binding, message, &parts.headers, peer).await?;
         Ok(reply::reply_response(&reply))

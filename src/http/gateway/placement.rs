@@ -307,7 +307,27 @@ pub(super) fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Json, S
         Kind::Message(message) => match message.full_name() {
             "google.protobuf.BoolValue" => boolean(),
             full if full.starts_with("google.protobuf.") && !full.ends_with("Struct") => {
-                Ok(Json::String(text.to_owned()))
+                // The well-known types whose JSON is a string (a Duration's
+                // `1.5s`, a Timestamp's RFC 3339, the wrappers' values) are
+                // decoded here once, so that a bad one is reported against
+                // its parameter rather than as an unreadable request.
+                let json = Json::String(text.to_owned());
+                match DynamicMessage::deserialize(message.clone(), json.clone()) {
+                    Ok(_) => Ok(json),
+                    Err(_) => Err(match full {
+                        "google.protobuf.Duration" => format!(
+                            "{name} must be a duration in seconds with an `s` suffix, \
+                             such as `10s` or `1.5s`, not {}",
+                            quote(text)
+                        ),
+                        "google.protobuf.Timestamp" => format!(
+                            "{name} must be an RFC 3339 timestamp, such as \
+                             `2024-05-01T12:00:00Z`, not {}",
+                            quote(text)
+                        ),
+                        _ => format!("{name} cannot be {}", quote(text)),
+                    }),
+                }
             }
             _ => Err(format!(
                 "{name} is a message and cannot be set from the URL"
@@ -355,6 +375,41 @@ mod tests {
         );
         let group = field("groups.v1.UpdateGroupRequest", "group");
         assert!(scalar_json(&group, "x").is_err());
+    }
+
+    #[test]
+    fn durations_from_the_url_are_checked_against_their_parameter() {
+        let heartbeat = field("groups.v1.WatchGroupChangesRequest", "heartbeat_interval");
+        for good in ["10s", "1.5s", "0.000000001s", "-5s", "300s"] {
+            assert_eq!(
+                scalar_json(&heartbeat, good),
+                Ok(Json::from(good)),
+                "{good}"
+            );
+        }
+        for bad in ["10", "1.5", "s", "10m", "1h", "ten seconds", ""] {
+            let refused = scalar_json(&heartbeat, bad).unwrap_err();
+            assert!(
+                refused.starts_with("heartbeatInterval must be a duration"),
+                "{bad}: {refused}"
+            );
+        }
+        // What is accepted is what the message decodes to.
+        let input = heartbeat.parent_message().clone();
+        let mut root = Map::new();
+        root.insert(
+            "heartbeatInterval".to_owned(),
+            scalar_json(&heartbeat, "1.5s").unwrap(),
+        );
+        let message = decode_request(&input, root, &BodyRule::None).unwrap();
+        let duration: prost_types::Duration = message
+            .get_field_by_name("heartbeat_interval")
+            .unwrap()
+            .as_message()
+            .unwrap()
+            .transcode_to()
+            .unwrap();
+        assert_eq!((duration.seconds, duration.nanos), (1, 500_000_000));
     }
 
     #[test]

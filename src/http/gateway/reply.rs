@@ -4,6 +4,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use prost_reflect::{DynamicMessage, ReflectMessage as _, SerializeOptions};
+use serde_json::Value as Json;
 
 use super::failure::internal_error;
 use crate::http::status::json_body;
@@ -11,20 +12,9 @@ use crate::http::status::json_body;
 /// The 200 response: the reply as canonical proto3 JSON, with an `ETag`
 /// header when the reply has an etag.
 pub(super) fn reply_response(reply: &DynamicMessage) -> Response {
-    let options = SerializeOptions::new();
-    let written = reply
-        .serialize_with_options(serde_json::value::Serializer, &options)
-        .or_else(|_| {
-            // The one value proto3 JSON cannot write is a field mask path
-            // without a camelCase form (a label key such as `x_1`).
-            let mut widened = reply.clone();
-            widen_masks(&mut widened);
-            widened.serialize_with_options(serde_json::value::Serializer, &options)
-        });
-    let json = match written {
+    let json = match message_json(reply) {
         Ok(json) => json,
-        Err(error) => {
-            let cause = format!("cannot write the reply as JSON: {error}");
+        Err(cause) => {
             return internal_error(&cause).into_response(reply.descriptor().parent_pool());
         }
     };
@@ -38,6 +28,22 @@ pub(super) fn reply_response(reply: &DynamicMessage) -> Response {
         response.headers_mut().insert(header::ETAG, value);
     }
     response
+}
+
+/// A reply message as canonical proto3 JSON (default values left out);
+/// the error says why it cannot be written.
+pub(super) fn message_json(reply: &DynamicMessage) -> Result<Json, String> {
+    let options = SerializeOptions::new();
+    reply
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .or_else(|_| {
+            // The one value proto3 JSON cannot write is a field mask path
+            // without a camelCase form (a label key such as `x_1`).
+            let mut widened = reply.clone();
+            widen_masks(&mut widened);
+            widened.serialize_with_options(serde_json::value::Serializer, &options)
+        })
+        .map_err(|error| format!("cannot write the reply as JSON: {error}"))
 }
 
 /// Widens every field mask path of `message` (at any depth) that has no

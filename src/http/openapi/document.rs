@@ -120,6 +120,15 @@ pub fn document(
                         409 (ABORTED) and changes nothing. Same as sending it as `etag`.",
                     "schema": {"type": "string"},
                 },
+                "LastEventId": {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": false,
+                    "description": "The `id` of the last event received, which a browser's \
+                        `EventSource` sends when it reconnects: the stream resumes after it, \
+                        as if it were the `cursor` parameter, whatever start the query gives.",
+                    "schema": {"type": "string"},
+                },
             },
             "headers": {
                 "ETag": {
@@ -303,6 +312,11 @@ fn error_responses() -> Value {
         "Conflict": response(
             "ALREADY_EXISTS (for example a name already taken) or ABORTED (an etag \
              mismatch, or a concurrent write). Nothing changed."
+        ),
+        "TooManyRequests": response(
+            "RESOURCE_EXHAUSTED: the server holds as many streams as it allows \
+             (`ErrorInfo.reason` `TOO_MANY_WATCHES`). Try again later, or on another \
+             replica."
         ),
         "Unavailable": response(
             "UNAVAILABLE: the database is unreachable. The call may be retried."

@@ -6,8 +6,10 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-/// The media type of every RPC request and response.
+/// The media type of every RPC request and unary response.
 pub(super) const JSON: &str = "application/json";
+/// The media types of a stream: the gateway's own.
+pub(super) use crate::http::gateway::{EVENT_STREAM, NDJSON};
 /// The component holding `google.rpc.Status` as JSON, the body of every
 /// error. Reserved, so that no proto type takes the name.
 pub(super) const STATUS_SCHEMA: &str = "Status";

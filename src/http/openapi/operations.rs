@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     comments::{first_sentence, paragraphs},
-    names::{JSON, schema_ref, unique},
+    names::{EVENT_STREAM, JSON, NDJSON, STATUS_SCHEMA, schema_ref, unique},
     schemas::Generator,
 };
 use crate::http::bindings::{Binding, BodyRule};
@@ -48,6 +48,9 @@ impl Generator {
         if has_etag(&input) || body_message.as_ref().is_some_and(has_etag) {
             parameters.push(json!({"$ref": "#/components/parameters/IfMatch"}));
         }
+        if method.is_server_streaming() && resumes(&input) {
+            parameters.push(json!({"$ref": "#/components/parameters/LastEventId"}));
+        }
 
         let mut operation = json!({
             "operationId": id,
@@ -73,8 +76,11 @@ impl Generator {
     }
 
     /// What HTTP adds to the RPC's own semantics: how PATCH and PUT fill an
-    /// absent update mask.
+    /// absent update mask, and how a stream is written.
     fn http_semantics(&self, binding: &Binding) -> Option<String> {
+        if binding.method.is_server_streaming() {
+            return Some(stream_semantics(binding));
+        }
         let has_mask = binding
             .method
             .input()
@@ -210,10 +216,15 @@ impl Generator {
         bound: &[Vec<String>],
     ) -> Value {
         let output = binding.method.output();
-        let mut success = json!({
-            "description": self.comments.message(&output).unwrap_or_else(|| "Success.".to_owned()),
-            "content": {JSON: {"schema": self.value_schema(&Kind::Message(output.clone()))}},
-        });
+        let output_schema = self.value_schema(&Kind::Message(output.clone()));
+        let mut success = if binding.method.is_server_streaming() {
+            stream_success(&output, output_schema)
+        } else {
+            json!({
+                "description": self.comments.message(&output).unwrap_or_else(|| "Success.".to_owned()),
+                "content": {JSON: {"schema": output_schema}},
+            })
+        };
         if has_etag(&output) {
             success["headers"] = json!({"ETag": {"$ref": "#/components/headers/ETag"}});
         }
@@ -237,11 +248,102 @@ impl Generator {
         if !matches!(binding.http_method, Method::GET | Method::HEAD) {
             responses.insert("409".to_owned(), response_ref("Conflict"));
         }
+        // A stream takes one of a bounded number of places.
+        if binding.method.is_server_streaming() {
+            responses.insert("429".to_owned(), response_ref("TooManyRequests"));
+        }
         responses.insert("503".to_owned(), response_ref("Unavailable"));
         responses.insert("504".to_owned(), response_ref("DeadlineExceeded"));
         responses.insert("default".to_owned(), response_ref("Error"));
         Value::Object(responses)
     }
+}
+
+/// The 200 of a server-streaming operation: one response whose body is
+/// the stream, in either of the gateway's two forms.
+fn stream_success(output: &MessageDescriptor, output_schema: Value) -> Value {
+    json!({
+        "description": format!(
+            "The stream: it stays open, and each `{}` is written as soon as it is sent \
+             (see the operation's description).",
+            output.name()
+        ),
+        "content": {
+            NDJSON: {"schema": {
+                "type": "object",
+                "description": "One line of the stream: a message (`result`), or the \
+                    error that ended the stream (`error`, always the last line).",
+                "properties": {
+                    "result": output_schema,
+                    "error": schema_ref(STATUS_SCHEMA),
+                },
+                "additionalProperties": false,
+                "minProperties": 1,
+                "maxProperties": 1,
+            }},
+            EVENT_STREAM: {"schema": {
+                "type": "string",
+                "description": "Server-Sent Events: per message, `event:` what it carries, \
+                    `id:` its cursor and `data:` its JSON (the value of an NDJSON line's \
+                    `result`); an `event: error` whose data is the Status ends a failed \
+                    stream.",
+            }},
+        },
+    })
+}
+
+/// How a server-streaming binding answers over HTTP, for the operation's
+/// description: the two formats, the events, and resuming.
+fn stream_semantics(binding: &Binding) -> String {
+    let output = binding.method.output();
+    let events: Vec<String> = output
+        .oneofs()
+        .filter(|oneof| !oneof.is_synthetic())
+        .flat_map(|oneof| oneof.fields().collect::<Vec<_>>())
+        .map(|field| format!("`{}`", field.name()))
+        .collect();
+    let event_names = if events.is_empty() {
+        "`message`".to_owned()
+    } else {
+        events.join(" or ")
+    };
+    let mut text = format!(
+        "Over HTTP this is a stream: once it opens, the answer is 200 and stays open, \
+         and each message is written the moment it is sent. By default the body is \
+         newline-delimited JSON (`{NDJSON}`), one JSON object per line: \
+         `{{\"result\": <{output}>}}` for each message, and, if the stream fails after \
+         it opened, a last line `{{\"error\": <Status>}}`. With `Accept: {EVENT_STREAM}` \
+         it is Server-Sent Events: each message is an event named {event_names}, with the \
+         message's JSON as its `data`; a failed stream ends with an `error` event whose \
+         data is the Status. A failure before the stream opens (a malformed request, \
+         missing credentials, no place left for another stream) is an ordinary error \
+         answer. A `grpc-timeout` header bounds the stream; nothing else does.",
+        output = output.name(),
+    );
+    if let Some(cursor) = binding
+        .method
+        .output()
+        .get_field_by_name("cursor")
+        .filter(|_| resumes(&binding.method.input()))
+    {
+        text.push_str(&format!(
+            "\n\nEvery message carries its `{}`: to resume after a disconnect, open \
+             the stream again with `cursor` set to the last one received. An event's \
+             `id` is that cursor, so a browser's `EventSource` resumes by itself: the \
+             `Last-Event-ID` header it sends when it reconnects replaces any start the \
+             URL gives.",
+            cursor.json_name()
+        ));
+    }
+    text
+}
+
+/// Whether a request can resume a stream: it has a string `cursor`, which
+/// the gateway sets from `Last-Event-ID`.
+fn resumes(input: &MessageDescriptor) -> bool {
+    input
+        .get_field_by_name("cursor")
+        .is_some_and(|field| field.kind() == Kind::String && !field.is_list())
 }
 
 /// Whether `message` has a top-level string field `etag`.

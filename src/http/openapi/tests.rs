@@ -29,6 +29,7 @@ const OPERATIONS: &str = "
     POST    /v1/groups/{id}:removeMembers       RemoveGroupMembers
     GET     /v1/groups/{id}:checkMembership     CheckMembership
     GET     /v1/members/{member_id}/groups      ListMemberGroups
+    GET     /v1/groups:watch                    WatchGroupChanges
 ";
 
 pub(super) fn contract() -> Value {
@@ -399,4 +400,94 @@ fn every_reference_resolves_and_every_name_is_valid() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn the_change_stream_is_described_as_a_stream_in_both_forms() {
+    let document = contract();
+    let watch = operation(&document, "WatchGroupChanges");
+    assert!(watch.get("requestBody").is_none());
+    assert_eq!(
+        parameter_names(&document, watch, "query"),
+        [
+            "cursor",
+            "filter",
+            "groupIds",
+            "heartbeatInterval",
+            "startFromNow",
+            "startFromOldest"
+        ]
+    );
+    assert_eq!(
+        parameter(&document, watch, "heartbeatInterval")["schema"]["type"],
+        "string"
+    );
+    let group_ids = parameter(&document, watch, "groupIds");
+    assert_eq!(group_ids["explode"], true);
+    assert_eq!(group_ids["schema"]["type"], "array");
+    assert_eq!(
+        parameter_names(&document, watch, "header"),
+        ["Last-Event-ID"]
+    );
+    // Only a stream resumes from an event id.
+    let list = operation(&document, "ListGroups");
+    assert!(parameter_names(&document, list, "header").is_empty());
+
+    let responses = &watch["responses"];
+    let codes: Vec<&String> = responses.as_object().unwrap().keys().collect();
+    assert_eq!(
+        codes,
+        ["200", "400", "401", "403", "429", "503", "504", "default"]
+    );
+    assert_eq!(
+        resolve_ref(&document, &responses["429"])["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/Status"})
+    );
+    let content = responses["200"]["content"].as_object().unwrap();
+    let types: Vec<&String> = content.keys().collect();
+    assert_eq!(types, ["application/x-ndjson", "text/event-stream"]);
+    let line = &content["application/x-ndjson"]["schema"];
+    assert_eq!(line["type"], "object");
+    assert_eq!(
+        line["properties"],
+        json!({
+            "result": {"$ref": "#/components/schemas/WatchGroupChangesResponse"},
+            "error": {"$ref": "#/components/schemas/Status"},
+        })
+    );
+    assert_eq!(line["additionalProperties"], false);
+    assert_eq!(
+        (&line["minProperties"], &line["maxProperties"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(content["text/event-stream"]["schema"]["type"], "string");
+
+    let description = watch["description"].as_str().unwrap();
+    for promise in [
+        "one JSON object per line",
+        "`{\"result\": <WatchGroupChangesResponse>}`",
+        "`{\"error\": <Status>}`",
+        "`Accept: text/event-stream`",
+        "`change` or `heartbeat`",
+        "`Last-Event-ID`",
+        "replaces any start the URL gives",
+    ] {
+        assert!(description.contains(promise), "{promise} in {description}");
+    }
+    // A unary operation says nothing of streams.
+    let get = operation(&document, "GetGroup");
+    assert!(
+        !get["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stream"),
+    );
+    assert_eq!(
+        get["responses"]["200"]["content"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["application/json"]
+    );
 }

@@ -3,7 +3,8 @@
 //! generated here, its JWKS in a file), and every call carries a token
 //! signed for real. One file per theme: the RPC × caller matrix, the
 //! escalations the policy must refuse, refused tokens (`expiry`), principal
-//! ids with `:` and `/` (`principals`).
+//! ids with `:` and `/` (`principals`), the change stream over gRPC and
+//! HTTP (`watch`).
 //!
 //! The other modes, and files rewritten while serving, start servers of
 //! their own from files written by the scenario (`files`): client
@@ -265,4 +266,5 @@ auth_scenarios!(
     escalation::a_missing_group_is_refused_exactly_like_a_forbidden_one,
     escalation::callers_see_their_own_permissions_and_are_recorded_as_actors,
     watch::watchers_receive_only_the_changes_of_groups_they_may_read,
+    watch::the_change_stream_over_http_needs_credentials_and_shows_what_each_caller_may_read,
 );

@@ -1,13 +1,18 @@
 //! WatchGroupChanges under authorization: a watcher receives only the
 //! changes of groups it may read (`groups.reader` and `groups.admin` see
 //! all), including the change that adds it and the one that removes it;
-//! a caller without credentials cannot watch.
+//! a caller without credentials cannot watch, over gRPC or HTTP, where
+//! it is refused before anything streams.
 
 use groupd::pb::{self, watch_group_changes_response::Event};
+use reqwest::Method;
 use tonic::{Code, Streaming};
 
 use super::{Auth, Who};
-use crate::helpers::*;
+use crate::{
+    helpers::*,
+    http::watch::{Stream, watch},
+};
 
 /// How long a scenario waits for a message it expects.
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
@@ -167,4 +172,41 @@ pub(super) async fn watchers_receive_only_the_changes_of_groups_they_may_read(
         seen_until(&mut stranger, "last").await,
         named(&[("last", 1)])
     );
+}
+
+pub(super) async fn the_change_stream_over_http_needs_credentials_and_shows_what_each_caller_may_read(
+    app: TestApp,
+    auth: Auth,
+) {
+    for accept in ["application/x-ndjson", "text/event-stream"] {
+        let reply = send(
+            auth.http(&app, Who::Nobody, Method::GET, &watch("?startFromNow=true"))
+                .header("accept", accept),
+        )
+        .await;
+        assert_http_error(&reply, 401, Code::Unauthenticated, "CREDENTIALS_MISSING");
+        let challenge = reply.header("www-authenticate").unwrap_or_default();
+        assert!(challenge.contains("Bearer"), "{challenge:?}");
+    }
+
+    let path = watch("?startFromNow=true");
+    let mut reader = Stream::open(
+        auth.http(&app, Who::Reader, Method::GET, &path),
+        "application/x-ndjson",
+    )
+    .await;
+    let mut member = Stream::open(
+        auth.http(&app, Who::Member, Method::GET, &path),
+        "application/x-ndjson",
+    )
+    .await;
+    let closed = auth.create(&app, Who::Root, named("closed")).await.unwrap();
+    let mut shared = named("shared");
+    shared.members = members(&["member"]);
+    let shared = auth.create(&app, Who::Root, shared).await.unwrap();
+
+    // groups.reader reads every group; a member only its own.
+    assert_eq!(reader.change().await["groupId"], closed.id.as_str());
+    assert_eq!(reader.change().await["groupId"], shared.id.as_str());
+    assert_eq!(member.change().await["groupId"], shared.id.as_str());
 }

@@ -1,8 +1,9 @@
 //! The HTTP/JSON gateway: every RPC served through its `google.api.http`
 //! binding as canonical proto3 JSON, grpc-gateway's PATCH and PUT
 //! semantics, `If-Match`/`ETag`, and errors as JSON `google.rpc.Status`
-//! with the standard HTTP statuses. One file per theme; the JSON readers
-//! and assertions they share are here.
+//! with the standard HTTP statuses; the change stream read live (`watch`).
+//! One file per theme; the JSON readers and assertions they share are
+//! here.
 //!
 //! Every rejected write is followed by a check that the group (and its
 //! history) is unchanged: bad input changes nothing.
@@ -12,6 +13,7 @@ mod errors;
 mod etags;
 mod json;
 mod patch_put;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
 
