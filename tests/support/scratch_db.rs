@@ -1,15 +1,14 @@
 //! Scratch databases for the integration tests (`tests/api/helpers`) and the
-//! membership benchmark (`benches/membership.rs`): a temporary SQLite file,
-//! or a fresh PostgreSQL database created through an admin connection and
-//! dropped afterwards.
+//! benchmarks (`benches/`): a temporary SQLite file, or a fresh PostgreSQL
+//! database created through an admin connection and dropped afterwards.
 //!
-//! Both targets include this file with `#[path = "…"] mod scratch_db;`
+//! Each target includes this file with `#[path = "…"] mod scratch_db;`
 //! rather than depending on a dev-only workspace crate. It is one small
-//! file that needs nothing the two targets do not already depend on, and a
-//! crate would add a manifest, a lockfile entry and a third set of lints to
-//! keep in step, all for three functions. The price of including a file is
-//! that an item only one target uses makes the other warn about dead code,
-//! which is what keeps this module to what the two really share.
+//! file that needs nothing the targets do not already depend on, and a
+//! crate would add a manifest, a lockfile entry and another set of lints
+//! to keep in step, all for three functions. The price of including a file
+//! is that an item one target does not use makes it warn about dead code,
+//! which is what keeps this module to what they all share.
 
 use std::{fmt, path::PathBuf, time::Duration};
 
