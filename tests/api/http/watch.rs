@@ -12,7 +12,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::{helpers::*, watch as grpc_watch};
+use crate::{
+    helpers::*,
+    watch::{self as grpc_watch, open_streams},
+};
 
 /// How long a test waits for what it expects: a bound against hangs, not
 /// a timing assertion.
@@ -544,21 +547,4 @@ async fn the_request_timeout_does_not_cut_a_stream(app: TestApp) {
     // Still open, well past the request timeout: a change comes through.
     let group = create_named(&app, "late").await;
     assert_eq!(stream.change().await["groupId"], group.id.as_str());
-}
-
-/// The open streams the server's metrics count.
-async fn open_streams(app: &TestApp) -> i64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("groupd_watch_streams "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no groupd_watch_streams in the metrics"))
 }

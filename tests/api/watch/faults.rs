@@ -55,23 +55,6 @@ async fn shutdown_ends_streams_with_unavailable_and_they_resume_on_another_repli
     );
 }
 
-/// The open streams the server's metrics count.
-async fn open_streams(app: &TestApp) -> i64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("groupd_watch_streams "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no groupd_watch_streams in the metrics"))
-}
-
 /// Waits until the metrics count `expected` open streams.
 async fn until_open_streams(app: &TestApp, expected: i64) {
     let deadline = tokio::time::Instant::now() + PATIENCE;

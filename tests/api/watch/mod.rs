@@ -182,3 +182,39 @@ pub async fn listing_cursor(app: &TestApp) -> String {
 pub fn assert_status(status: &Status, code: Code, reason: &str) {
     assert_error(status, code, reason);
 }
+
+/// The open streams the server's metrics count.
+pub async fn open_streams(app: &TestApp) -> i64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("groupd_watch_streams "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no groupd_watch_streams in the metrics"))
+}
+
+/// Sets group `id`'s description to `text` with `client` (a writer task's
+/// own client), panicking on error.
+pub async fn describe_with(
+    client: &mut pb::group_service_client::GroupServiceClient<tonic::transport::Channel>,
+    id: &str,
+    text: String,
+) {
+    let mut group = patch(id);
+    group.description = text;
+    client
+        .update_group(pb::UpdateGroupRequest {
+            group: Some(group),
+            update_mask: Some(mask(&["description"])),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|status| panic!("UpdateGroup of {id} failed: {status:?}"));
+}

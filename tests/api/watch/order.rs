@@ -151,16 +151,7 @@ async fn resumed_at_random_points_under_concurrent_writers_the_stream_is_the_his
                 .unwrap()
                 .into_inner();
             for n in 0..WRITES {
-                let mut group = patch(&created.id);
-                group.description = format!("write {n}");
-                client
-                    .update_group(pb::UpdateGroupRequest {
-                        group: Some(group),
-                        update_mask: Some(mask(&["description"])),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
+                describe_with(&mut client, &created.id, format!("write {n}")).await;
             }
         }));
     }
@@ -230,16 +221,7 @@ async fn concurrent_writers_of_one_group_are_streamed_in_version_order(app: Test
                 // it: on PostgreSQL, the transaction that waits longest may
                 // hold the oldest transaction id, yet writes the newest
                 // version.
-                let mut group = patch(&id);
-                group.description = format!("writer {writer} write {n}");
-                client
-                    .update_group(pb::UpdateGroupRequest {
-                        group: Some(group),
-                        update_mask: Some(mask(&["description"])),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
+                describe_with(&mut client, &id, format!("writer {writer} write {n}")).await;
             }
         }));
     }
@@ -270,16 +252,7 @@ async fn list_then_watch_from_the_listing_cursor_loses_nothing(app: TestApp) {
             let mut client = client;
             for round in 0..8 {
                 for id in &ids {
-                    let mut group = patch(id);
-                    group.description = format!("round {round}");
-                    client
-                        .update_group(pb::UpdateGroupRequest {
-                            group: Some(group),
-                            update_mask: Some(mask(&["description"])),
-                            ..Default::default()
-                        })
-                        .await
-                        .unwrap();
+                    describe_with(&mut client, id, format!("round {round}")).await;
                 }
             }
         })
@@ -389,16 +362,12 @@ async fn a_write_held_open_is_streamed_once_it_commits_and_never_skipped(app: Te
         tokio::spawn(async move {
             let mut client = client;
             for id in &others {
-                let mut group = patch(id);
-                group.description = "after the held one began".to_owned();
-                client
-                    .update_group(pb::UpdateGroupRequest {
-                        group: Some(group),
-                        update_mask: Some(mask(&["description"])),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
+                describe_with(
+                    &mut client,
+                    id,
+                    "after the held one began".to_owned().to_owned(),
+                )
+                .await;
             }
         })
     };

@@ -51,16 +51,7 @@ async fn changes_through_either_replica_reach_watchers_of_both_in_one_order(app:
     let writes = |mut client: pb::group_service_client::GroupServiceClient<_>, id: String| {
         tokio::spawn(async move {
             for n in 0..15 {
-                let mut group = patch(&id);
-                group.description = format!("write {n}");
-                client
-                    .update_group(pb::UpdateGroupRequest {
-                        group: Some(group),
-                        update_mask: Some(mask(&["description"])),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
+                describe_with(&mut client, &id, format!("write {n}")).await;
             }
         })
     };
