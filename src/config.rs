@@ -564,8 +564,9 @@ pub fn redact_database_url(url: &str) -> String {
     parsed.into()
 }
 
-/// Parses durations such as `250ms`, `5s`, `2m` or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses durations such as `250ms`, `5s`, `2m`, `1h`, `7d` or a bare number
+/// of seconds; the load tool reads its flags with it too.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit())
@@ -586,7 +587,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A duration that must not be zero.
-fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         Duration::ZERO => Err(format!("`{text}` must be longer than zero")),
         duration => Ok(duration),
