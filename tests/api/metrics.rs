@@ -12,28 +12,6 @@ both_backends!(
     the_served_openapi_document_is_the_generated_one,
 );
 
-/// The value of the sample line that starts with `series` (labels
-/// included), if the page has one.
-fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-}
-
-async fn metrics_page(app: &TestApp) -> String {
-    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("application/openmetrics-text"),
-        "{content_type}"
-    );
-    response.text().await.unwrap()
-}
-
 async fn metrics_count_grpc_and_http_calls_by_method_and_code(app: TestApp) {
     // Two gRPC calls: one that works, one that fails.
     let created = create_named(&app, "counted").await;

@@ -207,3 +207,26 @@ pub fn timestamp(json: &serde_json::Value, key: &str) -> Option<prost_types::Tim
             .unwrap_or_else(|error| panic!("{key} {text:?} is not RFC 3339: {error}")),
     )
 }
+
+/// The value of the sample line that starts with `series` (labels
+/// included), if the page has one.
+pub fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// The `/metrics` page, checked to be served as OpenMetrics text.
+pub async fn metrics_page(app: &TestApp) -> String {
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    response.text().await.unwrap()
+}

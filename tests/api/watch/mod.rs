@@ -185,18 +185,9 @@ pub fn assert_status(status: &Status, code: Code, reason: &str) {
 
 /// The open streams the server's metrics count.
 pub async fn open_streams(app: &TestApp) -> i64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("groupd_watch_streams "))
-        .and_then(|value| value.trim().parse().ok())
+    let page = metrics_page(app).await;
+    sample(&page, "groupd_watch_streams")
+        .map(|open| open as i64)
         .unwrap_or_else(|| panic!("no groupd_watch_streams in the metrics"))
 }
 
