@@ -299,16 +299,20 @@ impl WatchStream {
         let (before, after) = match self.standings.get(id) {
             Some(before) => (*before, apply(*before, change, me)),
             None => {
-                // Read now, so after this change (or later): the standing
-                // before it is what this change's delta undoes.
-                let now = self
-                    .feed
-                    .store()
-                    .read()
+                // The standing now, with every later change that named the
+                // principal undone, is its standing just after this
+                // change; undoing this one too gives the one before. Both
+                // reads see one snapshot, so "later" is exactly what the
+                // standing read includes.
+                let tx = self.feed.store().read().await?;
+                let mut after = tx.standing(&change.group.id, me).await?;
+                for later in tx
+                    .changes_naming(&change.group.id, change.version, me)
                     .await?
-                    .standing(&change.group.id, me)
-                    .await?;
-                (undo(now, change, me), now)
+                {
+                    after = undo(after, &later, me);
+                }
+                (undo(after, change, me), after)
             }
         };
         if self.standings.len() >= MAX_REMEMBERED_STANDINGS {

@@ -3,8 +3,8 @@
 //! membership delta of the write.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _,
+    ActiveValue::Set, ColumnTrait as _, Condition, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _,
 };
 
 use super::{
@@ -31,6 +31,38 @@ impl ReadTx {
             .filter(group_changes::Column::Version.gt(after))
             .order_by_asc(group_changes::Column::Version)
             .limit(limit)
+            .all(&self.tx)
+            .await
+            .classify(self.dialect)?;
+        rows.into_iter().map(to_change).collect()
+    }
+
+    /// The entries of group `id`'s history after version `after` whose
+    /// membership delta names `principal`, newest first: what to undo
+    /// from the principal's standing now to find its standing at
+    /// `after`.
+    pub async fn changes_naming(
+        &self,
+        id: &GroupId,
+        after: i64,
+        principal: &str,
+    ) -> Result<Vec<GroupChange>, Error> {
+        // The deltas are JSON arrays of ids, so an entry naming the
+        // principal holds it quoted. The pattern only narrows the rows
+        // read (`_` in an id matches any character, which keeps more);
+        // the exact test is the caller's, on the parsed delta.
+        let quoted = format!("%\"{principal}\"%");
+        let rows = group_changes::Entity::find()
+            .filter(group_changes::Column::GroupId.eq(id.as_str()))
+            .filter(group_changes::Column::Version.gt(after))
+            .filter(
+                Condition::any()
+                    .add(group_changes::Column::MembersAdded.like(quoted.as_str()))
+                    .add(group_changes::Column::MembersRemoved.like(quoted.as_str()))
+                    .add(group_changes::Column::AdminsAdded.like(quoted.as_str()))
+                    .add(group_changes::Column::AdminsRemoved.like(quoted.as_str())),
+            )
+            .order_by_desc(group_changes::Column::Version)
             .all(&self.tx)
             .await
             .classify(self.dialect)?;

@@ -35,10 +35,10 @@ async fn watch_as(
         .into_inner()
 }
 
-/// The (group name, version) of each change until one of `last` arrives.
+/// The (group name, version) of each change until `last` arrives.
 async fn seen_until(
     stream: &mut Streaming<pb::WatchGroupChangesResponse>,
-    last: &str,
+    last: (&str, i64),
 ) -> Vec<(String, i64)> {
     let mut seen = Vec::new();
     loop {
@@ -50,7 +50,7 @@ async fn seen_until(
         if let Some(Event::Change(change)) = message.event {
             let group = change.group.expect("the change's group");
             seen.push((group.name.clone(), change.version));
-            if group.name == last {
+            if (group.name.as_str(), change.version) == last {
                 return seen;
             }
         }
@@ -72,6 +72,16 @@ pub(super) async fn watchers_receive_only_the_changes_of_groups_they_may_read(
     let mut reader = watch_as(&app, &auth, Who::Reader).await;
     let mut member = watch_as(&app, &auth, Who::Member).await;
     let mut stranger = watch_as(&app, &auth, Who::Stranger).await;
+    // A cursor from before every write, for a member whose stream starts
+    // reading only once later writes have committed: what it may see must
+    // not depend on when its stream reads.
+    let before = app
+        .client()
+        .list_groups(auth.request(Who::Root, pb::ListGroupsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .cursor;
 
     let create = |name: &str, others: &[&str]| pb::Group {
         name: name.to_owned(),
@@ -115,6 +125,22 @@ pub(super) async fn watchers_receive_only_the_changes_of_groups_they_may_read(
         .update_group(auth.request(Who::Root, describe("seen by member")))
         .await
         .unwrap();
+    // A stream reading only now, while the member is one, must still not
+    // show it what came before it was added.
+    let mut late = app
+        .client()
+        .watch_group_changes(auth.request(Who::Member, crate::watch::after(&before)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        seen_until(&mut late, ("private", 4)).await,
+        [
+            ("theirs".to_owned(), 1),
+            ("private".to_owned(), 3),
+            ("private".to_owned(), 4)
+        ]
+    );
     client
         .remove_group_members(auth.request(
             Who::Root,
@@ -148,8 +174,8 @@ pub(super) async fn watchers_receive_only_the_changes_of_groups_they_may_read(
     .iter()
     .map(|(name, version)| ((*name).to_owned(), *version))
     .collect();
-    assert_eq!(seen_until(&mut root, "last").await, everything);
-    assert_eq!(seen_until(&mut reader, "last").await, everything);
+    assert_eq!(seen_until(&mut root, ("last", 1)).await, everything);
+    assert_eq!(seen_until(&mut reader, ("last", 1)).await, everything);
     // The member: its group, the change that added it to `private`, what
     // followed while it was a member, the change that removed it.
     let named = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
@@ -158,18 +184,17 @@ pub(super) async fn watchers_receive_only_the_changes_of_groups_they_may_read(
             .map(|(name, version)| ((*name).to_owned(), *version))
             .collect()
     };
+    let member_sees = named(&[
+        ("theirs", 1),
+        ("private", 3),
+        ("private", 4),
+        ("private", 5),
+        ("last", 1),
+    ]);
+    assert_eq!(seen_until(&mut member, ("last", 1)).await, member_sees);
+    assert_eq!(seen_until(&mut late, ("last", 1)).await, member_sees[3..]);
     assert_eq!(
-        seen_until(&mut member, "last").await,
-        named(&[
-            ("theirs", 1),
-            ("private", 3),
-            ("private", 4),
-            ("private", 5),
-            ("last", 1)
-        ])
-    );
-    assert_eq!(
-        seen_until(&mut stranger, "last").await,
+        seen_until(&mut stranger, ("last", 1)).await,
         named(&[("last", 1)])
     );
 }
