@@ -87,6 +87,10 @@ const SECOND_PARENT: f64 = 0.3;
 /// The share of direct memberships that go to a leaf group.
 const LEAF_MEMBERSHIP: f64 = 0.9;
 
+/// Where membership calls are answered from, as a label suffix: the
+/// server's membership index, then the database (`fully_consistent`).
+const SOURCES: [(&str, bool); 2] = [("", false), (" (database)", true)];
+
 /// The target for transitive CheckMembership p99 on SQLite.
 const CHECK_P99_TARGET: Duration = Duration::from_millis(2);
 /// The target for p50(add one to the big group) / p50(… small one).
@@ -865,18 +869,6 @@ async fn measure_backend(
         }
     };
 
-    let ask = |question: Question| {
-        let mut client = client.clone();
-        async move {
-            client
-                .check_membership(pb::CheckMembershipRequest {
-                    id: data.ids[question.group].clone(),
-                    member_id: principal_id(question.principal),
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    };
     let check = |q: &Question, a: &pb::CheckMembershipResponse| check_answer(data, &index, q, a);
 
     let kinds: [(&str, MakeQuestion<'_>, usize); 3] = [
@@ -892,27 +884,31 @@ async fn measure_backend(
         ),
         ("CheckMembership direct", &direct, 2_000),
     ];
-    for (label, make, full) in kinds {
-        let warmup = (0..config.calls(200)).map(|_| make(rng)).collect();
-        let calls = (0..config.calls(full)).map(|_| make(rng)).collect();
-        rows.push(measure(label, warmup, calls, ask, check).await);
+    // Each kind from the server's membership index, then from the
+    // database (`fully_consistent`).
+    for (source, fully_consistent) in SOURCES {
+        let ask = |question: Question| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .check_membership(pb::CheckMembershipRequest {
+                        id: data.ids[question.group].clone(),
+                        member_id: principal_id(question.principal),
+                        fully_consistent,
+                    })
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        };
+        for (label, make, full) in kinds {
+            let warmup = (0..config.calls(200)).map(|_| make(rng)).collect();
+            let calls = (0..config.calls(full)).map(|_| make(rng)).collect();
+            let label = format!("{label}{source}");
+            rows.push(measure(&label, warmup, calls, ask, check).await);
+        }
     }
 
     // ListMemberGroups, transitive, one page of up to 1000 groups.
-    let list = |principal: usize| {
-        let mut client = client.clone();
-        async move {
-            client
-                .list_member_groups(pb::ListMemberGroupsRequest {
-                    member_id: principal_id(principal),
-                    transitive: true,
-                    page_size: 1000,
-                    page_token: String::new(),
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    };
     let check_list = |principal: &usize, answer: &pb::ListMemberGroupsResponse| {
         let got: BTreeSet<String> = answer.groups.iter().map(|g| g.id.clone()).collect();
         let expected = data.closure(*principal);
@@ -929,22 +925,33 @@ async fn measure_backend(
         }
     };
     let pick = |rng: &mut StdRng| rng.random_range(0..data.principals());
-    let warmup = (0..config.calls(100)).map(|_| pick(rng)).collect();
-    let calls: Vec<usize> = (0..config.calls(1_000)).map(|_| pick(rng)).collect();
-    let average =
-        calls.iter().map(|&p| data.closure(p).len()).sum::<usize>() as f64 / calls.len() as f64;
-    let mut row = measure(
-        "ListMemberGroups transitive",
-        warmup,
-        calls,
-        list,
-        check_list,
-    )
-    .await;
-    if let Outcome::Measured { note, .. } = &mut row.outcome {
-        *note = format!("{average:.1} groups per answer on average");
+    for (source, fully_consistent) in SOURCES {
+        let list = |principal: usize| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .list_member_groups(pb::ListMemberGroupsRequest {
+                        member_id: principal_id(principal),
+                        transitive: true,
+                        page_size: 1000,
+                        page_token: String::new(),
+                        fully_consistent,
+                    })
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        };
+        let warmup = (0..config.calls(100)).map(|_| pick(rng)).collect();
+        let calls: Vec<usize> = (0..config.calls(1_000)).map(|_| pick(rng)).collect();
+        let average =
+            calls.iter().map(|&p| data.closure(p).len()).sum::<usize>() as f64 / calls.len() as f64;
+        let label = format!("ListMemberGroups transitive{source}");
+        let mut row = measure(&label, warmup, calls, list, check_list).await;
+        if let Outcome::Measured { note, .. } = &mut row.outcome {
+            *note = format!("{average:.1} groups per answer on average");
+        }
+        rows.push(row);
     }
-    rows.push(row);
 
     rows.extend(measure_adds(config, client, data).await);
     rows
@@ -1040,14 +1047,14 @@ struct Verdict {
 
 fn report(backend: Backend, rows: &[Row], verdicts: &mut Vec<Verdict>) {
     println!(
-        "\n{:<44} {:>6} {:>10} {:>10} {:>10}   target",
+        "\n{:<52} {:>6} {:>10} {:>10} {:>10}   target",
         "call (latency in ms, end to end)", "calls", "p50", "p99", "max"
     );
     println!("{}", "-".repeat(104));
     for row in rows {
         match (&row.outcome, row.stats()) {
             (Outcome::Skipped(reason), _) => {
-                println!("{:<44} {:>6}   not measured: {reason}", row.label, "-");
+                println!("{:<52} {:>6}   not measured: {reason}", row.label, "-");
             }
             (
                 Outcome::Measured {
@@ -1086,7 +1093,7 @@ fn report(backend: Backend, rows: &[Row], verdicts: &mut Vec<Verdict>) {
                     }
                 }
                 println!(
-                    "{:<44} {:>6} {:>10} {:>10} {:>10}   {target}",
+                    "{:<52} {:>6} {:>10} {:>10} {:>10}   {target}",
                     row.label,
                     stats.calls,
                     ms(stats.p50),
@@ -1094,7 +1101,7 @@ fn report(backend: Backend, rows: &[Row], verdicts: &mut Vec<Verdict>) {
                     ms(stats.max)
                 );
                 if !note.is_empty() {
-                    println!("{:<44} {note}", "");
+                    println!("{:<52} {note}", "");
                 }
                 if *wrong > 0 {
                     println!(
@@ -1104,7 +1111,7 @@ fn report(backend: Backend, rows: &[Row], verdicts: &mut Vec<Verdict>) {
                 }
             }
             (Outcome::Measured { .. }, None) => {
-                println!("{:<44} {:>6}   no calls", row.label, 0);
+                println!("{:<52} {:>6}   no calls", row.label, 0);
             }
         }
     }
@@ -1117,7 +1124,7 @@ fn report(backend: Backend, rows: &[Row], verdicts: &mut Vec<Verdict>) {
         let ratio = big.p50.as_secs_f64() / small.p50.as_secs_f64();
         let pass = ratio <= ADD_RATIO_TARGET;
         println!(
-            "{:<44} {:>6} {:>10}   {:>31}",
+            "{:<52} {:>6} {:>10}   {:>31}",
             "AddGroupMembers +1, big/small p50 ratio",
             "",
             format!("{ratio:.2}"),

@@ -250,6 +250,12 @@ pub struct Settings {
     #[arg(long, env = "GROUPD_WATCH_BUFFER", default_value_t = 16_384, value_parser = parse_positive_count, global = true)]
     pub watch_buffer: usize,
 
+    /// Answer CheckMembership and ListMemberGroups from an in-memory index
+    /// of every membership and `member_of` edge, kept up to date from the
+    /// change feed (`true`), or from the database on every call (`false`).
+    #[arg(long, env = "GROUPD_MEMBERSHIP_INDEX", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", global = true)]
+    pub membership_index: bool,
+
     /// Certificate chain (PEM) both ports serve TLS with, the server's own
     /// certificate first. With `--tls-key`; without either, both ports
     /// speak plaintext. Reloaded when the file changes.
@@ -459,6 +465,7 @@ impl Settings {
             change_poll_interval = ?self.change_poll_interval,
             max_watch_streams = self.max_watch_streams,
             watch_buffer = self.watch_buffer,
+            membership_index = self.membership_index,
             tls_cert = ?self.tls_cert,
             tls_key = ?self.tls_key,
             tls_client_ca = ?self.tls_client_ca,
@@ -665,6 +672,7 @@ mod tests {
         assert_eq!(settings.change_poll_interval, Duration::from_secs(1));
         assert_eq!(settings.max_watch_streams, 1000);
         assert_eq!(settings.watch_buffer, 16_384);
+        assert!(settings.membership_index);
         assert_eq!(settings.body_read_timeout, Duration::from_secs(10));
         assert_eq!(settings.idle_timeout, Duration::from_secs(60));
         assert_eq!(settings.max_connections, 256);

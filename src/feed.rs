@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     domain::reply,
     error::Error,
+    index::MembershipIndex,
     store::{FeedEntry, FeedWakeups, Store},
 };
 
@@ -95,6 +96,8 @@ struct Inner {
     streams: Arc<Semaphore>,
     open: Gauge,
     head_gauge: Gauge,
+    /// The membership index the reader keeps up to date, when on.
+    index: Option<MembershipIndex>,
 }
 
 #[derive(Debug, Default)]
@@ -168,8 +171,15 @@ impl Drop for StreamSlot {
 }
 
 impl Feed {
-    /// The feed of `store`, read once [`Feed::spawn`] has started its task.
-    pub fn new(store: Store, options: FeedOptions, open: Gauge, head_gauge: Gauge) -> Self {
+    /// The feed of `store`, read once [`Feed::spawn`] has started its task,
+    /// which also builds `index` and keeps it up to date.
+    pub fn new(
+        store: Store,
+        options: FeedOptions,
+        open: Gauge,
+        head_gauge: Gauge,
+        index: Option<MembershipIndex>,
+    ) -> Self {
         let (progress, _) = watch::channel(Progress {
             head: 0,
             failing: false,
@@ -184,8 +194,14 @@ impl Feed {
                 stop: CancellationToken::new(),
                 open,
                 head_gauge,
+                index,
             }),
         }
+    }
+
+    /// The membership index this feed keeps up to date, when on.
+    pub fn index(&self) -> Option<&MembershipIndex> {
+        self.inner.index.as_ref()
     }
 
     /// The store the feed is read from.
@@ -326,8 +342,18 @@ impl Feed {
     /// into the ring.
     async fn read_new(&self, head: &mut Option<i64>, after_commit: bool) -> Result<(), Error> {
         let store = &self.inner.store;
+        let index = self.inner.index.as_ref();
+        // Every write of this process counted here has committed, so the
+        // read below reaches its entry (numbered first on PostgreSQL).
+        let commits = store.commits().count();
         if after_commit || store.feed_unsequenced().await? {
             store.sequence_feed().await?;
+        }
+        if let Some(index) = index
+            && index.needs_build()
+        {
+            let built = index.build(store).await?;
+            head.get_or_insert(built);
         }
         let mut position = match *head {
             Some(position) => position,
@@ -340,6 +366,9 @@ impl Feed {
             let full = page.len() as u64 == READ_PAGE;
             if let Some(last) = page.last() {
                 position = last.position;
+            }
+            if let Some(index) = index {
+                index.apply(&page);
             }
             {
                 let mut ring = self.ring();
@@ -355,9 +384,17 @@ impl Feed {
                 changed
             });
             if !full {
-                return Ok(());
+                break;
             }
         }
+        if let Some(index) = index {
+            if index.needs_build() {
+                // A gap: built again now rather than at the next pass.
+                index.build(store).await?;
+            }
+            index.refreshed(commits);
+        }
+        Ok(())
     }
 
     /// Deletes what the retention no longer keeps.

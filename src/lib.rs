@@ -9,6 +9,7 @@ pub mod error;
 pub mod feed;
 pub mod grpc;
 pub mod http;
+pub mod index;
 pub mod metrics;
 pub mod pb;
 pub mod serve;

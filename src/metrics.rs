@@ -11,6 +11,8 @@ use prometheus_client::{
 };
 use tonic::Code;
 
+use crate::index::IndexMetrics;
+
 /// The Content-Type of `render()`'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -63,6 +65,12 @@ struct DurationLabels {
     method: String,
 }
 
+/// The labels of `groupd_membership_answers`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
 /// The labels of `groupd_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
@@ -78,6 +86,7 @@ pub struct Metrics {
     inflight_bytes: Gauge,
     watch_streams: Gauge,
     feed_head: Gauge,
+    index: IndexMetrics,
 }
 
 impl Metrics {
@@ -134,6 +143,43 @@ impl Metrics {
             feed_head.clone(),
         );
 
+        let index = IndexMetrics::default();
+        registry.register(
+            "membership_index_ready",
+            "1 while CheckMembership and ListMemberGroups are answered from the membership index",
+            index.ready.clone(),
+        );
+        registry.register(
+            "membership_index_memberships",
+            "Direct memberships the membership index holds",
+            index.memberships.clone(),
+        );
+        registry.register(
+            "membership_index_groups",
+            "Groups the membership index holds",
+            index.groups.clone(),
+        );
+        let answers = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "membership_answers",
+            "CheckMembership and ListMemberGroups calls, by where they were answered from",
+            answers.clone(),
+        );
+        // One statement each: a family's guard lives to the end of its
+        // statement, and a second `get_or_create` within it would wait
+        // for the first guard forever.
+        let from_index = answers
+            .get_or_create(&SourceLabels { source: "index" })
+            .clone();
+        let from_database = answers
+            .get_or_create(&SourceLabels { source: "database" })
+            .clone();
+        let index = IndexMetrics {
+            from_index,
+            from_database,
+            ..index
+        };
+
         Self {
             registry: Arc::new(registry),
             requests,
@@ -141,6 +187,7 @@ impl Metrics {
             inflight_bytes,
             watch_streams,
             feed_head,
+            index,
         }
     }
 
@@ -179,6 +226,11 @@ impl Metrics {
     /// The gauge of the newest change feed position read.
     pub fn feed_head(&self) -> Gauge {
         self.feed_head.clone()
+    }
+
+    /// The membership index's metrics.
+    pub fn membership_index(&self) -> IndexMetrics {
+        self.index.clone()
     }
 
     /// The metrics in the Prometheus/OpenMetrics text exposition format.

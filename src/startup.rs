@@ -17,6 +17,7 @@ use crate::{
     feed::{Feed, FeedOptions},
     grpc::GrpcService,
     http::{self, GrpcHandler},
+    index::MembershipIndex,
     metrics::Metrics,
     pb,
     serve::{
@@ -116,6 +117,14 @@ impl Application {
             },
             metrics.watch_streams(),
             metrics.feed_head(),
+            settings.membership_index.then(|| {
+                // Two poll intervals without a refresh: the reader is
+                // failing, and calls read the database.
+                MembershipIndex::new(
+                    settings.change_poll_interval.saturating_mul(2),
+                    metrics.membership_index(),
+                )
+            }),
         );
         let service = GroupService::new(store, settings.limits(), tokens, feed);
         let listener = TcpListener::bind(settings.grpc_addr).await?;

@@ -164,6 +164,8 @@ pub struct CheckMembership {
     pub id: GroupId,
     /// The principal asked about.
     pub member_id: PrincipalId,
+    /// Read the database rather than the membership index.
+    pub fully_consistent: bool,
 }
 
 /// ListMemberGroups.
@@ -175,4 +177,6 @@ pub struct ListMemberGroups {
     pub transitive: bool,
     /// Which page.
     pub page: PageRequest,
+    /// Read the database rather than the membership index.
+    pub fully_consistent: bool,
 }

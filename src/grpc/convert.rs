@@ -195,7 +195,11 @@ parse_requests! {
         });
         let member_id = principal(&request.member_id);
         match (id, member_id) {
-            (Ok(id), Ok(member_id)) => Ok(Self { id, member_id }),
+            (Ok(id), Ok(member_id)) => Ok(Self {
+                id,
+                member_id,
+                fully_consistent: request.fully_consistent,
+            }),
             (id, member_id) => Err(Error::InvalidArgument {
                 violations: id.err().into_iter().chain(member_id.err()).collect(),
             }),
@@ -213,6 +217,7 @@ parse_requests! {
                     size,
                     token: request.page_token,
                 },
+                fully_consistent: request.fully_consistent,
             }),
             (member_id, size) => Err(Error::InvalidArgument {
                 violations: member_id.err().into_iter().chain(size.err()).collect(),

@@ -28,7 +28,13 @@
 //!   serialize their commits, as PostgreSQL orders notifications by
 //!   commit under a database-wide lock.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use sea_orm::{
     ConnectionTrait as _, FromQueryResult as _, Statement, TransactionTrait as _,
@@ -160,12 +166,25 @@ impl WriteTx {
 
 impl Store {
     /// Numbers the committed feed entries that have no position yet (on
-    /// PostgreSQL; SQLite's have theirs already), and notifies every
-    /// replica when it numbered any. Returns how many it numbered.
+    /// PostgreSQL; SQLite's have theirs already), a batch per transaction
+    /// until none is left, and notifies every replica after each batch.
+    /// Returns how many it numbered.
     pub async fn sequence_feed(&self) -> Result<u64, Error> {
         if !self.dialect.sequences_feed() {
             return Ok(0);
         }
+        let mut total = 0;
+        loop {
+            let numbered = self.sequence_batch().await?;
+            total += numbered;
+            if numbered < SEQUENCE_BATCH.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Numbers up to [`SEQUENCE_BATCH`] entries in one transaction.
+    async fn sequence_batch(&self) -> Result<u64, Error> {
         let backend = self.dialect.backend();
         let tx = self.db.begin().await.classify(self.dialect)?;
         tx.execute_raw(Statement::from_sql_and_values(
@@ -281,9 +300,38 @@ impl Store {
         })
     }
 
-    /// Woken after each commit of a write in this process.
-    pub fn commits(&self) -> Arc<Notify> {
+    /// The commits of writes in this process: counted, and announced to
+    /// the change feed's reader.
+    pub fn commits(&self) -> Arc<Commits> {
         Arc::clone(&self.commits)
+    }
+}
+
+/// The writes this process has committed: how many, and a wakeup after
+/// each. A reader that notes the count, then reads the feed to its end,
+/// has seen every write this process acknowledged before it noted it.
+#[derive(Debug, Default)]
+pub struct Commits {
+    count: AtomicU64,
+    notify: Notify,
+}
+
+impl Commits {
+    /// Records one more commit, once it has happened.
+    pub(super) fn record(&self) {
+        self.count.fetch_add(1, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// How many writes have committed.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Waits for the next commit (or returns at once when one happened
+    /// since the last wait).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
     }
 }
 

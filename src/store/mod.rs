@@ -32,6 +32,7 @@ mod feed;
 mod filter;
 mod groups;
 mod hierarchy;
+mod index;
 mod members;
 mod secrets;
 
@@ -42,12 +43,12 @@ use sea_orm::{
     QueryResult, Statement, Value,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::errors::Classify as _;
 pub use self::{
     dialect::Dialect,
-    feed::{FeedBounds, FeedEntry, FeedWakeups},
+    feed::{Commits, FeedBounds, FeedEntry, FeedWakeups},
     groups::GroupQuery,
 };
 use crate::{
@@ -93,8 +94,9 @@ pub struct Store {
     /// Where the change feed's notifications are listened for (see
     /// [`Store::feed_wakeups`]).
     url: Arc<str>,
-    /// Woken after every commit of a write (see [`Store::commits`]).
-    commits: Arc<Notify>,
+    /// Counted and announced after every commit of a write (see
+    /// [`Store::commits`]).
+    commits: Arc<Commits>,
 }
 
 /// A fixed number of slots for one kind of expensive read, each held with
@@ -173,7 +175,7 @@ impl Store {
             ),
             statement_timeout: options.statement_timeout,
             url: Arc::from(url),
-            commits: Arc::new(Notify::new()),
+            commits: Arc::new(Commits::default()),
         })
     }
 
@@ -355,7 +357,7 @@ impl ReadTx {
 pub struct WriteTx {
     read: ReadTx,
     /// Woken once this transaction has committed.
-    commits: Arc<Notify>,
+    commits: Arc<Commits>,
 }
 
 impl Deref for WriteTx {
@@ -375,7 +377,7 @@ impl WriteTx {
         self.read.tx.commit().await.classify(dialect)?;
         // The change feed's reader in this process looks for the write now
         // rather than at its next poll.
-        self.commits.notify_one();
+        self.commits.record();
         Ok(())
     }
 }

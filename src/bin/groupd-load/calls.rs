@@ -34,10 +34,18 @@ pub struct GroupdWorker {
     etag: Option<String>,
     /// The member count of this task's add group, when known.
     add_count: Option<i32>,
+    /// Membership calls ask for the database.
+    fully_consistent: bool,
 }
 
 impl GroupdWorker {
-    pub fn new(client: Client, data: Arc<Dataset>, run: &str, task: usize) -> Self {
+    pub fn new(
+        client: Client,
+        data: Arc<Dataset>,
+        run: &str,
+        task: usize,
+        fully_consistent: bool,
+    ) -> Self {
         let add_count = data.add_groups[task].1;
         Self {
             client,
@@ -49,6 +57,7 @@ impl GroupdWorker {
             page_token: String::new(),
             etag: None,
             add_count,
+            fully_consistent,
         }
     }
 
@@ -86,6 +95,7 @@ impl GroupdWorker {
         let request = self.client.request(pb::CheckMembershipRequest {
             id: self.data.chain[0].clone(),
             member_id: self.data.chain_member.clone(),
+            fully_consistent: self.fully_consistent,
         });
         match self.client.grpc().check_membership(request).await {
             Ok(reply) => judge(checks::membership(reply.get_ref(), &self.data.chain_path())),
@@ -99,6 +109,7 @@ impl GroupdWorker {
             transitive: true,
             page_size: LIST_PAGE as i32,
             page_token: String::new(),
+            fully_consistent: self.fully_consistent,
         });
         match self.client.grpc().list_member_groups(request).await {
             Ok(reply) => judge(checks::member_groups(

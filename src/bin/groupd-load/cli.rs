@@ -82,6 +82,11 @@ pub struct Args {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub database_connections: u32,
 
+    /// Ask CheckMembership and ListMemberGroups to read the database
+    /// (`fully_consistent`) rather than the server's membership index.
+    #[arg(long)]
+    pub fully_consistent: bool,
+
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

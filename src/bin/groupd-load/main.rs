@@ -78,6 +78,7 @@ async fn load(args: Args) -> anyhow::Result<u64> {
                 Arc::clone(&data),
                 &run,
                 task,
+                args.fully_consistent,
             )
         })
         .collect();

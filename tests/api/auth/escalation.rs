@@ -98,6 +98,7 @@ pub(super) async fn nesting_needs_the_right_to_change_the_parents_members(
             pb::CheckMembershipRequest {
                 id: platform.id.clone(),
                 member_id: "member".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -284,6 +285,7 @@ pub(super) async fn a_missing_group_is_refused_exactly_like_a_forbidden_one(
             pb::CheckMembershipRequest {
                 id: "no-such-group".into(),
                 member_id: "stranger".into(),
+                ..Default::default()
             },
         ))
         .await

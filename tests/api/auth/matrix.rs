@@ -196,6 +196,7 @@ async fn call_grpc(app: &TestApp, auth: &Auth, rpc: Rpc, who: Who, id: &str, cel
                 pb::CheckMembershipRequest {
                     id: id.to_owned(),
                     member_id: "member".to_owned(),
+                    ..Default::default()
                 },
             ))
             .await

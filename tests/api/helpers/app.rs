@@ -70,6 +70,8 @@ pub struct TestApp {
 pub struct Replica {
     /// A client connected to the replica.
     pub client: GroupServiceClient<Channel>,
+    /// Its HTTP address (the gateway and `/metrics`).
+    pub http_addr: SocketAddr,
 }
 
 impl TestApp {
@@ -126,11 +128,12 @@ impl TestApp {
     pub async fn spawn_replica(&self) -> Replica {
         let mut args = self.extra_args.clone();
         args.push("--skip-migrations".to_owned());
-        let (channel, _, _, _) = start_server(&self.database_url, &args, &self.servers)
+        let (channel, _, http_addr, _) = start_server(&self.database_url, &args, &self.servers)
             .await
             .unwrap_or_else(|problem| panic!("cannot start a replica: {problem}"));
         Replica {
             client: GroupServiceClient::new(channel),
+            http_addr,
         }
     }
 }

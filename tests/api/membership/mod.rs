@@ -6,6 +6,7 @@
 
 mod check;
 mod cycles;
+mod index;
 mod list;
 
 use groupd::pb;
@@ -48,18 +49,52 @@ async fn set_parents(app: &TestApp, id: &str, parents: &[&str]) -> pb::Group {
     .await
 }
 
+/// CheckMembership, asked of the server's membership index and of the
+/// database (`fully_consistent`): every scenario checks that both give
+/// the same answer, or the same error.
 async fn try_check(
     app: &TestApp,
     id: &str,
     member_id: &str,
 ) -> Result<pb::CheckMembershipResponse, Status> {
-    app.client()
-        .check_membership(pb::CheckMembershipRequest {
-            id: id.to_owned(),
-            member_id: member_id.to_owned(),
-        })
+    let ask = |fully_consistent| pb::CheckMembershipRequest {
+        id: id.to_owned(),
+        member_id: member_id.to_owned(),
+        fully_consistent,
+    };
+    let indexed = app
+        .client()
+        .check_membership(ask(false))
         .await
-        .map(tonic::Response::into_inner)
+        .map(tonic::Response::into_inner);
+    let consistent = app
+        .client()
+        .check_membership(ask(true))
+        .await
+        .map(tonic::Response::into_inner);
+    assert_same(
+        &indexed,
+        &consistent,
+        &format!("CheckMembership({id}, {member_id})"),
+    );
+    indexed
+}
+
+/// Asserts the index's answer and the database's are the same.
+fn assert_same<T: PartialEq + std::fmt::Debug>(
+    indexed: &Result<T, Status>,
+    consistent: &Result<T, Status>,
+    what: &str,
+) {
+    match (indexed, consistent) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}: the index and the database disagree"),
+        (Err(a), Err(b)) => assert_eq!(
+            (a.code(), a.message()),
+            (b.code(), b.message()),
+            "{what}: the index and the database fail differently"
+        ),
+        _ => panic!("{what}: the index answered {indexed:?}, the database {consistent:?}"),
+    }
 }
 
 async fn check(app: &TestApp, id: &str, member_id: &str) -> pb::CheckMembershipResponse {
@@ -139,6 +174,9 @@ async fn assert_valid_path(
     }
 }
 
+/// ListMemberGroups, asked of the server's membership index and of the
+/// database (`fully_consistent`): both must list the same groups, and
+/// both have a next page or neither.
 async fn try_member_groups(
     client: &mut Client,
     member_id: &str,
@@ -146,15 +184,33 @@ async fn try_member_groups(
     page_size: i32,
     page_token: &str,
 ) -> Result<pb::ListMemberGroupsResponse, Status> {
-    client
-        .list_member_groups(pb::ListMemberGroupsRequest {
-            member_id: member_id.to_owned(),
-            transitive,
-            page_size,
-            page_token: page_token.to_owned(),
-        })
+    let ask = |fully_consistent| pb::ListMemberGroupsRequest {
+        member_id: member_id.to_owned(),
+        transitive,
+        page_size,
+        page_token: page_token.to_owned(),
+        fully_consistent,
+    };
+    let indexed = client
+        .list_member_groups(ask(false))
         .await
-        .map(tonic::Response::into_inner)
+        .map(tonic::Response::into_inner);
+    let consistent = client
+        .list_member_groups(ask(true))
+        .await
+        .map(tonic::Response::into_inner);
+    let shape = |reply: &Result<pb::ListMemberGroupsResponse, Status>| {
+        reply
+            .as_ref()
+            .map(|r| (r.groups.clone(), r.next_page_token.is_empty()))
+            .map_err(Clone::clone)
+    };
+    assert_same(
+        &shape(&indexed),
+        &shape(&consistent),
+        &format!("ListMemberGroups({member_id}, transitive {transitive})"),
+    );
+    indexed
 }
 
 /// Every group ListMemberGroups returns, `page_size` at a time, checking
