@@ -318,6 +318,13 @@ async fn check_membership_over_http_answers_membership_direct_and_path(app: Test
     assert_ne!(flag(&body, "direct"), Some(true), "{body}");
     assert_eq!(body["path"], json!([leaf, mid, top]), "{body}");
 
+    // Asked of the database rather than the membership index: the same.
+    let consistent =
+        http_ok(http_get(&app, &check(&top, "memberId=alice&fullyConsistent=true")).await);
+    assert_eq!(consistent, body);
+    let reply = http_get(&app, &check(&top, "memberId=alice&fullyConsistent=maybe")).await;
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+
     let body = http_ok(http_get(&app, &check(&leaf, "memberId=alice")).await);
     assert_eq!(flag(&body, "isMember"), Some(true), "{body}");
     assert_eq!(flag(&body, "direct"), Some(true), "{body}");
