@@ -359,10 +359,14 @@ impl Feed {
             Some(position) => position,
             // The first read starts at the end: streams behind it read the
             // database themselves.
-            None => store.read().await?.feed_head().await?,
+            None => store.read_for_feed().await?.feed_head().await?,
         };
         loop {
-            let page = store.read().await?.feed_after(position, READ_PAGE).await?;
+            let page = store
+                .read_for_feed()
+                .await?
+                .feed_after(position, READ_PAGE)
+                .await?;
             let full = page.len() as u64 == READ_PAGE;
             if let Some(last) = page.last() {
                 position = last.position;

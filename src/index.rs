@@ -295,7 +295,7 @@ impl MembershipIndex {
     /// position it holds everything up to.
     pub async fn build(&self, store: &Store) -> Result<i64, Error> {
         let started = Instant::now();
-        let tx = store.read().await?;
+        let tx = store.read_for_feed().await?;
         let position = tx.feed_head().await?;
         let mut state = State {
             position,

@@ -86,6 +86,10 @@ pub struct Store {
     db: DatabaseConnection,
     /// One connection of its own for the health ping.
     probe: DatabaseConnection,
+    /// One connection of its own for the change feed's reader, so that
+    /// calls holding every pooled connection do not delay the feed (and
+    /// the membership index) behind them.
+    feed: DatabaseConnection,
     dialect: Dialect,
     filter_budget: FilterBudget,
     listings: Arc<Slots>,
@@ -154,11 +158,15 @@ impl Store {
         let probe = Database::connect(connect_options(url, options, 1))
             .await
             .map_err(errors::connect_error)?;
+        let feed = Database::connect(connect_options(url, options, 1))
+            .await
+            .map_err(errors::connect_error)?;
         let dialect = Dialect::of(db.get_database_backend())?;
         let wait = options.acquire_timeout;
         Ok(Self {
             db,
             probe,
+            feed,
             dialect,
             filter_budget: options.filter_budget,
             listings: Slots::new(
@@ -208,9 +216,10 @@ impl Store {
         self.probe.ping().await.classify(self.dialect)
     }
 
-    /// Closes the pool and the probe's connection.
+    /// Closes the pool and the probe's and feed reader's connections.
     pub async fn close(self) -> Result<(), Error> {
         let probe = self.probe.close().await.classify(self.dialect);
+        self.feed.close().await.classify(self.dialect)?;
         self.db.close().await.classify(self.dialect)?;
         probe
     }
@@ -228,6 +237,13 @@ impl Store {
     /// that a group and its members are read as of the same moment.
     pub async fn read(&self) -> Result<ReadTx, Error> {
         let tx = self.dialect.begin_read(&self.db).await;
+        self.transaction(tx).await
+    }
+
+    /// Starts a read like [`Store::read`], on the change feed reader's own
+    /// connection.
+    pub async fn read_for_feed(&self) -> Result<ReadTx, Error> {
+        let tx = self.dialect.begin_read(&self.feed).await;
         self.transaction(tx).await
     }
 
