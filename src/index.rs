@@ -31,8 +31,9 @@
 //!
 //! A request may ask for the database itself (`fully_consistent`).
 //!
-//! Memory: ids are held once (an `Arc<str>` per group, a boxed string per
-//! principal); a membership is one `u32` in its principal's list.
+//! Memory: ids are held once (an `Arc<str>` per group; principals' names
+//! side by side in one string, see `principals`); a membership is one
+//! `u32` in its principal's list.
 
 use std::{
     collections::HashMap,
@@ -43,10 +44,13 @@ use std::{
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use tokio::{sync::watch, time::Instant};
 
+use self::principals::Principals;
 use crate::{
     error::Error,
     store::{FeedEntry, Store},
 };
+
+mod principals;
 
 /// The longest a call waits for the index to cover this replica's
 /// commits before it reads the database instead.
@@ -89,7 +93,7 @@ struct State {
     groups: Vec<Node>,
     ids: HashMap<Arc<str>, u32>,
     /// Each principal's direct groups, live or not.
-    members: HashMap<Box<str>, Vec<u32>>,
+    members: Principals,
     memberships: usize,
 }
 
@@ -129,21 +133,16 @@ impl State {
     }
 
     fn add_member(&mut self, principal: &str, group: u32) {
-        let groups = self.members.entry(Box::from(principal)).or_default();
-        if !groups.contains(&group) {
-            groups.push(group);
+        if self.members.groups_mut(principal).insert(group) {
             self.memberships += 1;
         }
     }
 
     fn remove_member(&mut self, principal: &str, group: u32) {
-        if let Some(groups) = self.members.get_mut(principal) {
-            let before = groups.len();
-            groups.retain(|g| *g != group);
-            self.memberships -= before - groups.len();
-            if groups.is_empty() {
-                self.members.remove(principal);
-            }
+        if !self.members.groups(principal).is_empty()
+            && self.members.groups_mut(principal).remove(group)
+        {
+            self.memberships -= 1;
         }
     }
 
@@ -167,9 +166,11 @@ impl State {
     fn own(&self, principal: &str) -> Vec<u32> {
         let mut own: Vec<u32> = self
             .members
-            .get(principal)
-            .map(|groups| groups.iter().copied().filter(|g| self.live(*g)).collect())
-            .unwrap_or_default();
+            .groups(principal)
+            .iter()
+            .copied()
+            .filter(|g| self.live(*g))
+            .collect();
         own.sort_unstable_by(|a, b| self.id(*a).cmp(self.id(*b)));
         own
     }
@@ -330,9 +331,7 @@ impl MembershipIndex {
             }
         }
         drop(tx);
-        for groups in state.members.values_mut() {
-            groups.shrink_to_fit();
-        }
+        state.members.shrink_to_fit();
         tracing::info!(
             groups = state.groups.len(),
             principals = state.members.len(),
