@@ -431,26 +431,9 @@ async fn next_wakeup(wakeups: Option<&mut FeedWakeups>, pause: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ChangeKind, Group, GroupChange, GroupId, Timestamp};
 
     fn entry(position: i64) -> FeedEntry {
-        let id = GroupId::parse("g").unwrap();
-        FeedEntry {
-            position,
-            change: GroupChange {
-                version: position,
-                change_time: Timestamp::from_micros(0),
-                actor: "a".to_owned(),
-                kind: ChangeKind::Update,
-                update_mask: Vec::new(),
-                group: Group::absent(id),
-                members_added: Vec::new(),
-                members_removed: Vec::new(),
-                admins_added: Vec::new(),
-                admins_removed: Vec::new(),
-                delta_truncated: false,
-            },
-        }
+        FeedEntry::update_for_tests(position, "g")
     }
 
     fn options(entries: usize) -> FeedOptions {

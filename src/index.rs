@@ -482,7 +482,7 @@ mod tests {
     fn reached(own: Vec<String>, edges: Vec<(String, String)>) -> BTreeSet<String> {
         crate::domain::hierarchy::Ancestry::walk(own, edges).into_reached()
     }
-    use crate::domain::{ChangeKind, Group, GroupChange, GroupId, Timestamp, group::State as Life};
+    use crate::domain::group::State as Life;
 
     fn entry(
         position: i64,
@@ -491,26 +491,15 @@ mod tests {
         added: &[&str],
         removed: &[&str],
     ) -> FeedEntry {
-        let mut group = Group::absent(GroupId::parse(id).unwrap());
+        let mut entry = FeedEntry::update_for_tests(position, id);
+        let group = &mut entry.change.group;
         group.state = Life::Active;
         group.delete_time = None;
         group.fields.member_of = parents.iter().map(|p| (*p).to_owned()).collect();
-        FeedEntry {
-            position,
-            change: GroupChange {
-                version: position,
-                change_time: Timestamp::from_micros(0),
-                actor: "a".to_owned(),
-                kind: ChangeKind::Update,
-                update_mask: Vec::new(),
-                group,
-                members_added: added.iter().map(|p| (*p).to_owned()).collect(),
-                members_removed: removed.iter().map(|p| (*p).to_owned()).collect(),
-                admins_added: Vec::new(),
-                admins_removed: Vec::new(),
-                delta_truncated: false,
-            },
-        }
+        let names = |list: &[&str]| list.iter().map(|p| (*p).to_owned()).collect();
+        entry.change.members_added = names(added);
+        entry.change.members_removed = names(removed);
+        entry
     }
 
     fn ready_index() -> MembershipIndex {

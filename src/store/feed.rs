@@ -70,6 +70,31 @@ pub struct FeedEntry {
     pub change: GroupChange,
 }
 
+#[cfg(test)]
+impl FeedEntry {
+    /// An update of group `id` at `position` (its version too) that
+    /// changes no membership, for tests to build on.
+    pub fn update_for_tests(position: i64, id: &str) -> Self {
+        use crate::domain::{ChangeKind, Group, Timestamp};
+        Self {
+            position,
+            change: GroupChange {
+                version: position,
+                change_time: Timestamp::from_micros(0),
+                actor: "a".to_owned(),
+                kind: ChangeKind::Update,
+                update_mask: Vec::new(),
+                group: Group::absent(GroupId::parse(id).unwrap_or_else(|_| panic!("{id:?}"))),
+                members_added: Vec::new(),
+                members_removed: Vec::new(),
+                admins_added: Vec::new(),
+                admins_removed: Vec::new(),
+                delta_truncated: false,
+            },
+        }
+    }
+}
+
 /// What the feed holds: the positions of its oldest and newest entries
 /// (`oldest` is `None` when it holds none, and `head` is then the last
 /// position ever given, or 0).

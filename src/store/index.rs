@@ -2,6 +2,8 @@
 //! group with whether it is live, every `member_of` edge, and every
 //! membership a page at a time, all from the snapshot of one [`ReadTx`].
 
+use sea_orm::QueryResult;
+
 use super::{ReadTx, errors::Classify as _};
 use crate::error::Error;
 
@@ -32,16 +34,7 @@ impl ReadTx {
                 [],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get::<String>("", "group_id")
-                        .classify(self.dialect)?,
-                    row.try_get::<String>("", "parent_id")
-                        .classify(self.dialect)?,
-                ))
-            })
-            .collect()
+        self.pairs(&rows, "group_id", "parent_id")
     }
 
     /// Up to `limit` memberships (group, principal) after `after`, in
@@ -79,13 +72,21 @@ impl ReadTx {
             ),
         };
         let rows = self.query_raw(sql, values).await?;
+        self.pairs(&rows, "group_id", "member_id")
+    }
+
+    /// The string columns `first` and `second` of each row.
+    fn pairs(
+        &self,
+        rows: &[QueryResult],
+        first: &str,
+        second: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
         rows.iter()
             .map(|row| {
                 Ok((
-                    row.try_get::<String>("", "group_id")
-                        .classify(self.dialect)?,
-                    row.try_get::<String>("", "member_id")
-                        .classify(self.dialect)?,
+                    row.try_get::<String>("", first).classify(self.dialect)?,
+                    row.try_get::<String>("", second).classify(self.dialect)?,
                 ))
             })
             .collect()

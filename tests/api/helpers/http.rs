@@ -218,7 +218,18 @@ pub fn sample(page: &str, series: &str) -> Option<f64> {
 
 /// The `/metrics` page, checked to be served as OpenMetrics text.
 pub async fn metrics_page(app: &TestApp) -> String {
-    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    metrics_page_at(app, app.http_addr).await
+}
+
+/// The `/metrics` page of the server (a replica, say) whose HTTP port is
+/// `http_addr`, checked to be served as OpenMetrics text.
+pub async fn metrics_page_at(app: &TestApp, http_addr: std::net::SocketAddr) -> String {
+    let response = app
+        .http
+        .get(format!("http://{http_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
