@@ -10,9 +10,12 @@
 //! Every write runs in a transaction from [`Store::write`], which
 //! serializes writers to the same group on both backends: PostgreSQL locks
 //! the group's row (`SELECT … FOR UPDATE`, see [`WriteTx::lock_group`]), and
-//! SQLite starts the transaction `IMMEDIATE`, taking the database write lock
-//! before the first read, so a read-merge-write never acts on a stale read.
-//! Reads run in a [`ReadTx`] that sees one consistent snapshot.
+//! SQLite runs one write at a time under the database write lock, taken
+//! before the first read (`BEGIN IMMEDIATE`), so a read-merge-write never
+//! acts on a stale read. On SQLite the writes that arrive together share
+//! one transaction, each in a savepoint of its own, committed once for
+//! them all (see [`group_commit`]). Reads run in a [`ReadTx`] that sees one
+//! consistent snapshot.
 //!
 //! Work is bounded per call: a statement stops once its call's deadline
 //! has passed or the call was dropped (see [`calls`]); ListGroups filters
@@ -30,6 +33,7 @@ mod entities;
 mod errors;
 mod feed;
 mod filter;
+mod group_commit;
 mod groups;
 mod hierarchy;
 mod members;
@@ -53,6 +57,7 @@ pub use self::{
 use crate::{
     domain::filter::{Filter, FilterBudget},
     error::Error,
+    metrics::GroupCommitMetrics,
 };
 
 /// Rows per statement in batched inserts and `IN (…)` lists, well below
@@ -95,6 +100,8 @@ pub struct Store {
     url: Arc<str>,
     /// Woken after every commit of a write (see [`Store::commits`]).
     commits: Arc<Notify>,
+    /// On SQLite, the transaction the writes share (see [`group_commit`]).
+    group_commit: Option<Arc<group_commit::GroupCommit>>,
 }
 
 /// A fixed number of slots for one kind of expensive read, each held with
@@ -154,6 +161,15 @@ impl Store {
             .map_err(errors::connect_error)?;
         let dialect = Dialect::of(db.get_database_backend())?;
         let wait = options.acquire_timeout;
+        let commits = Arc::new(Notify::new());
+        let group_commit = dialect.commits_in_groups().then(|| {
+            group_commit::GroupCommit::new(
+                db.clone(),
+                dialect,
+                options.statement_timeout,
+                Arc::clone(&commits),
+            )
+        });
         Ok(Self {
             db,
             probe,
@@ -173,7 +189,8 @@ impl Store {
             ),
             statement_timeout: options.statement_timeout,
             url: Arc::from(url),
-            commits: Arc::new(Notify::new()),
+            commits,
+            group_commit,
         })
     }
 
@@ -206,20 +223,49 @@ impl Store {
         self.probe.ping().await.classify(self.dialect)
     }
 
-    /// Closes the pool and the probe's connection.
+    /// Closes the pool and the probe's connection, once the writes waiting
+    /// for a group commit are committed.
     pub async fn close(self) -> Result<(), Error> {
+        if let Some(group) = &self.group_commit {
+            group.flush().await;
+        }
         let probe = self.probe.close().await.classify(self.dialect);
         self.db.close().await.classify(self.dialect)?;
         probe
     }
 
-    /// Starts a write transaction (see the module documentation).
+    /// Starts a write transaction (see the module documentation): on
+    /// SQLite, a savepoint in the group's transaction, once the writes
+    /// before it are done (UNAVAILABLE when that takes longer than the
+    /// statement timeout).
     pub async fn write(&self) -> Result<WriteTx, Error> {
+        if let Some(group) = &self.group_commit {
+            let (tx, turn) = group.join().await?;
+            return Ok(WriteTx {
+                read: ReadTx {
+                    tx,
+                    dialect: self.dialect,
+                    slot: None,
+                },
+                commits: Arc::clone(&self.commits),
+                turn: Some(turn),
+            });
+        }
         let tx = self.dialect.begin_write(&self.db).await;
         Ok(WriteTx {
             read: self.transaction(tx).await?,
             commits: Arc::clone(&self.commits),
+            turn: None,
         })
+    }
+
+    /// What the group commit counts (SQLite; nothing is ever counted on
+    /// PostgreSQL), for `/metrics`.
+    pub fn group_commit_metrics(&self) -> GroupCommitMetrics {
+        self.group_commit
+            .as_ref()
+            .map(|group| group.metrics().clone())
+            .unwrap_or_default()
     }
 
     /// Starts a read-only transaction that sees one consistent snapshot, so
@@ -353,9 +399,13 @@ impl ReadTx {
 /// `validate_only` request ends.
 #[derive(Debug)]
 pub struct WriteTx {
+    /// On SQLite, the write's savepoint; dropped (so rolled back) before
+    /// `turn` lets the next writer in.
     read: ReadTx,
     /// Woken once this transaction has committed.
     commits: Arc<Notify>,
+    /// On SQLite, the write's hold on the group's transaction.
+    turn: Option<group_commit::Turn>,
 }
 
 impl Deref for WriteTx {
@@ -368,14 +418,23 @@ impl Deref for WriteTx {
 
 impl WriteTx {
     /// Commits, unless the call's deadline has passed (then the transaction
-    /// is dropped, which rolls it back); see [`crate::deadline`].
+    /// is dropped, which rolls it back); see [`crate::deadline`]. On
+    /// SQLite, returns once the group's transaction holding the write has
+    /// committed, with an error when that failed.
     pub async fn commit(self) -> Result<(), Error> {
         crate::deadline::begin_commit()?;
-        let dialect = self.read.dialect;
-        self.read.tx.commit().await.classify(dialect)?;
+        let Self {
+            read,
+            commits,
+            turn,
+        } = self;
+        if let Some(turn) = turn {
+            return turn.commit(read.tx).await;
+        }
+        read.tx.commit().await.classify(read.dialect)?;
         // The change feed's reader in this process looks for the write now
         // rather than at its next poll.
-        self.commits.notify_one();
+        commits.notify_one();
         Ok(())
     }
 }
