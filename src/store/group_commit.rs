@@ -75,6 +75,7 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// The group commit of one store (SQLite only).
 #[derive(Debug)]
 pub(super) struct GroupCommit {
+    /// A pool of one connection, the group commit's own.
     db: DatabaseConnection,
     dialect: Dialect,
     /// The group's transaction, when one is open; held by one writer at a
@@ -208,6 +209,12 @@ impl GroupCommit {
         if self.waiting.load(Ordering::SeqCst) == 0 {
             self.commit(&mut batch).await;
         }
+    }
+
+    /// Commits the open transaction, then closes the connection.
+    pub(super) async fn close(&self) -> Result<(), DbErr> {
+        self.flush().await;
+        self.db.clone().close().await
     }
 
     /// Runs [`Self::flush`] in a task of its own.

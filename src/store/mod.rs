@@ -150,8 +150,9 @@ impl Slots {
 }
 
 impl Store {
-    /// Connects to `url`: the pool, and the health probe's own connection.
-    /// A SQLite database file is created when missing, and put in WAL mode.
+    /// Connects to `url`: the pool, the health probe's own connection, and
+    /// on SQLite the group commit's own connection. A SQLite database file
+    /// is created when missing, and put in WAL mode.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, Error> {
         let db = Database::connect(connect_options(url, options, options.max_connections))
             .await
@@ -162,14 +163,23 @@ impl Store {
         let dialect = Dialect::of(db.get_database_backend())?;
         let wait = options.acquire_timeout;
         let commits = Arc::new(Notify::new());
-        let group_commit = dialect.commits_in_groups().then(|| {
-            group_commit::GroupCommit::new(
-                db.clone(),
+        let group_commit = if dialect.commits_in_groups() {
+            // A connection of its own, the same one for every group: SQLite
+            // empties a connection's page cache whenever another connection
+            // has written, so the writer keeps its cache warm only when it
+            // is the only connection that writes.
+            let writer = Database::connect(connect_options(url, options, 1))
+                .await
+                .map_err(errors::connect_error)?;
+            Some(group_commit::GroupCommit::new(
+                writer,
                 dialect,
                 options.statement_timeout,
                 Arc::clone(&commits),
-            )
-        });
+            ))
+        } else {
+            None
+        };
         Ok(Self {
             db,
             probe,
@@ -223,11 +233,11 @@ impl Store {
         self.probe.ping().await.classify(self.dialect)
     }
 
-    /// Closes the pool and the probe's connection, once the writes waiting
-    /// for a group commit are committed.
+    /// Closes the pool and the probe's connection, and on SQLite the group
+    /// commit's connection once the writes waiting for it are committed.
     pub async fn close(self) -> Result<(), Error> {
         if let Some(group) = &self.group_commit {
-            group.flush().await;
+            group.close().await.classify(self.dialect)?;
         }
         let probe = self.probe.close().await.classify(self.dialect);
         self.db.close().await.classify(self.dialect)?;
