@@ -253,7 +253,7 @@ mod tests {
 
         let stopped = deadline::run(Instant::now() + Duration::from_millis(200), async {
             let tx = store.write().await?;
-            tx.tx
+            tx.conn()?
                 .execute_unprepared(ENDLESS_WRITE)
                 .await
                 .map_err(|error| tx.dialect.classify(error))?;
@@ -282,7 +282,8 @@ mod tests {
             matches!(other.write().await, Err(Error::Unavailable(_))),
             "the next write holds the write lock"
         );
-        next.tx
+        next.conn()
+            .unwrap()
             .execute_unprepared("INSERT INTO server_secrets (name, value) VALUES ('after', 'x')")
             .await
             .unwrap();

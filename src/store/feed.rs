@@ -150,7 +150,7 @@ impl WriteTx {
             self.dialect.feed_insert_sql(),
             [id.as_str().into(), version.into(), change_time.into()],
         );
-        self.tx
+        self.conn()?
             .execute_raw(statement)
             .await
             .classify(self.dialect)?;

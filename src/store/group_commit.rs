@@ -13,7 +13,13 @@
 //!   fails, is `validate_only`, or whose call ends, is rolled back to its
 //!   savepoint and answers its own error; the others are untouched.
 //! - [`Turn::commit`] releases the write's savepoint and adds the write to
-//!   the group. The transaction is committed when no other writer waits
+//!   the group. It opens the next write's savepoint in the same statement
+//!   (`RELEASE …; SAVEPOINT …`): every statement is a round trip to
+//!   SQLite's thread, and the writes of a group run one after another, so
+//!   one fewer per write is felt by all. A write that ends without
+//!   committing cannot run SQL from a destructor: it leaves its savepoint
+//!   abandoned, and whoever comes next rolls back to it first.
+//! - The transaction is committed when no other writer waits
 //!   for the mutex, when it holds [`MAX_WRITES`] writes, or once its first
 //!   write has waited [`MAX_WAIT`]; whoever commits it tells every write of the
 //!   group the outcome. No write's `commit()` returns before the
@@ -51,7 +57,7 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait as _};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::{
     sync::{Mutex, Notify, OwnedMutexGuard, oneshot},
     time::Instant,
@@ -90,6 +96,9 @@ pub(super) struct GroupCommit {
     metrics: GroupCommitMetrics,
 }
 
+/// The savepoint each write runs in; one at a time, reused.
+const SAVEPOINT: &str = "groupd_write";
+
 /// What the mutex guards.
 #[derive(Debug, Default)]
 struct Batch {
@@ -105,6 +114,40 @@ struct Open {
     members: Vec<oneshot::Sender<Result<(), Failure>>>,
     /// When the first of them was released.
     since: Option<Instant>,
+    /// The state of the savepoint on top.
+    top: Top,
+}
+
+/// The state of the savepoint on top of the group's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Top {
+    /// Open and empty: the next write runs in it.
+    Ready,
+    /// It holds the work of a write that ended without committing (whose
+    /// statement may even still run): to be rolled back to before
+    /// anything else runs.
+    Abandoned,
+    /// The statement releasing it failed, so whether the write it held is
+    /// in the transaction is unknown: the transaction must not commit.
+    Unknown,
+}
+
+impl Open {
+    /// Rolls back to an abandoned savepoint. That statement runs after
+    /// the abandoned write's last one, so the transaction's state is known
+    /// afterwards: whether it is still usable is returned.
+    async fn settle(&mut self) -> bool {
+        if self.top == Top::Abandoned
+            && self
+                .tx
+                .execute_unprepared(&format!("ROLLBACK TO {SAVEPOINT}"))
+                .await
+                .is_ok()
+        {
+            self.top = Top::Ready;
+        }
+        self.top == Top::Ready && !self.link.lost()
+    }
 }
 
 /// Why a group's transaction did not commit, told to each of its writes.
@@ -187,9 +230,8 @@ impl GroupCommit {
     }
 
     /// Waits for this writer's turn (UNAVAILABLE after the statement
-    /// timeout), begins the group's transaction if none is open, and a
-    /// savepoint in it for the write.
-    pub(super) async fn join(self: &Arc<Self>) -> Result<(DatabaseTransaction, Turn), Error> {
+    /// timeout), and begins the group's transaction if none is open.
+    pub(super) async fn join(self: &Arc<Self>) -> Result<Turn, Error> {
         let queued = Queued::new(self);
         let batch = tokio::time::timeout(self.wait, Arc::clone(&self.batch).lock_owned())
             .await
@@ -198,9 +240,10 @@ impl GroupCommit {
         let mut turn = Turn {
             batch: Some(batch),
             group: Arc::clone(self),
+            released: false,
         };
-        let savepoint = turn.begin().await?;
-        Ok((savepoint, turn))
+        turn.begin().await?;
+        Ok(turn)
     }
 
     /// Commits the open transaction, unless a writer waits to add to it.
@@ -232,7 +275,7 @@ impl GroupCommit {
 
     /// Commits the open transaction, if any, and tells its writes.
     async fn commit(&self, batch: &mut Batch) {
-        let Some(open) = batch.open.take() else {
+        let Some(mut open) = batch.open.take() else {
             return;
         };
         if open.members.is_empty() {
@@ -243,7 +286,7 @@ impl GroupCommit {
             }
             return;
         }
-        if open.link.lost() {
+        if !open.settle().await {
             return fail(open, Failure::Lost);
         }
         let Open {
@@ -314,12 +357,15 @@ impl Drop for Queued<'_> {
     }
 }
 
-/// One writer's hold on the group's transaction, from its savepoint to its
-/// commit or rollback. Dropping it lets the next writer in.
+/// One writer's hold on the group's transaction, from the start of its
+/// write to its commit or rollback. Dropping it lets the next writer in.
 #[derive(Debug)]
 pub(super) struct Turn {
     batch: Option<OwnedMutexGuard<Batch>>,
     group: Arc<GroupCommit>,
+    /// The write released its savepoint (or the transaction is given up
+    /// anyway): when the turn ends, the savepoint is not abandoned.
+    released: bool,
 }
 
 /// The error of a turn that no longer holds the transaction it needs (a
@@ -329,67 +375,78 @@ fn no_transaction() -> Error {
 }
 
 impl Turn {
-    /// Opens the group's transaction if none is, then the write's savepoint
-    /// in it. A transaction SQLite rolled back (a write's statement stopped
-    /// at its call's end, see `calls.rs`) is given up, its writes answered
-    /// ABORTED, and a new one begun. That is known for sure only once the
-    /// savepoint has begun: the connection runs the statement of a write
-    /// dropped before this turn, and its rollback, before the savepoint.
-    async fn begin(&mut self) -> Result<DatabaseTransaction, Error> {
-        let dialect = self.group.dialect;
-        let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
-        // A new transaction cannot have been lost before its first
-        // savepoint; the bound is against a bug.
-        for _ in 0..2 {
-            let open = match &mut batch.open {
-                Some(open) => open,
-                None => {
-                    let link = Arc::new(GroupLink::default());
-                    let tx = link
-                        .opening(dialect.begin_write(&self.group.db))
-                        .await
-                        .classify(dialect)?;
-                    batch.open.insert(Open {
-                        tx,
-                        link,
-                        members: Vec::new(),
-                        since: None,
-                    })
-                }
-            };
-            let savepoint = open.tx.begin().await.classify(dialect)?;
-            if open.link.lost() {
-                drop(savepoint);
-                if let Some(open) = batch.open.take() {
-                    fail(open, Failure::Lost);
-                }
-                continue;
-            }
-            // Stopping a write statement rolls back the whole transaction:
-            // only when no other write would be lost with it. Set now, once
-            // the statements of the writes before have ended.
-            open.link.watch(if open.members.is_empty() {
-                CallWatch::current()
-            } else {
-                None
-            });
-            return Ok(savepoint);
-        }
-        Err(Failure::Lost.into_error())
+    /// The group's transaction, which the write's statements run in.
+    pub(super) fn tx(&self) -> Result<&DatabaseTransaction, Error> {
+        self.batch
+            .as_ref()
+            .and_then(|batch| batch.open.as_ref())
+            .map(|open| &open.tx)
+            .ok_or_else(no_transaction)
     }
 
-    /// Releases the write's `savepoint` into the group's transaction and
-    /// returns once that transaction has committed (or failed to).
-    pub(super) async fn commit(mut self, savepoint: DatabaseTransaction) -> Result<(), Error> {
+    /// Makes the savepoint on top ready for this write, opening the group's
+    /// transaction if none is. A transaction SQLite rolled back whole (a
+    /// write's statement stopped at its call's end, see `calls.rs`) is
+    /// given up, its writes answered ABORTED, and a new one begun.
+    async fn begin(&mut self) -> Result<(), Error> {
         let dialect = self.group.dialect;
-        let released = savepoint.commit().await;
+        let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
+        if let Some(open) = batch.open.as_mut()
+            && !open.settle().await
+            && let Some(open) = batch.open.take()
+        {
+            fail(open, Failure::Lost);
+        }
+        let open = match &mut batch.open {
+            Some(open) => open,
+            None => {
+                let link = Arc::new(GroupLink::default());
+                let tx = link
+                    .opening(dialect.begin_write(&self.group.db))
+                    .await
+                    .classify(dialect)?;
+                tx.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}"))
+                    .await
+                    .classify(dialect)?;
+                batch.open.insert(Open {
+                    tx,
+                    link,
+                    members: Vec::new(),
+                    since: None,
+                    top: Top::Ready,
+                })
+            }
+        };
+        // Stopping a write statement rolls back the whole transaction:
+        // only when no other write would be lost with it.
+        open.link.watch(if open.members.is_empty() {
+            CallWatch::current()
+        } else {
+            None
+        });
+        Ok(())
+    }
+
+    /// Releases the write's savepoint into the group's transaction (and
+    /// opens the next write's) and returns once that transaction has
+    /// committed (or failed to).
+    pub(super) async fn commit(mut self) -> Result<(), Error> {
+        let dialect = self.group.dialect;
         let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
         let open = batch.open.as_mut().ok_or_else(no_transaction)?;
+        let released = open
+            .tx
+            .execute_unprepared(&format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"))
+            .await;
+        self.released = true;
         if open.link.lost() {
+            open.top = Top::Unknown;
             return Err(Failure::Lost.into_error());
         }
-        released.classify(dialect)?;
-        open.link.watch(None);
+        if let Err(error) = released {
+            open.top = Top::Unknown;
+            return Err(dialect.classify(error));
+        }
         let (member, outcome) = oneshot::channel();
         open.members.push(member);
         let since = *open.since.get_or_insert_with(Instant::now);
@@ -412,10 +469,18 @@ impl Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let Some(batch) = self.batch.take() else {
+        let Some(mut batch) = self.batch.take() else {
             return;
         };
-        let open = batch.open.is_some();
+        let open = match batch.open.as_mut() {
+            Some(open) => {
+                if !self.released {
+                    open.top = Top::Abandoned;
+                }
+                true
+            }
+            None => false,
+        };
         drop(batch);
         // Nobody else would come to commit it.
         if open && self.group.waiting.load(Ordering::SeqCst) == 0 {
@@ -428,6 +493,7 @@ impl Drop for Turn {
 mod tests {
     use std::time::Duration;
 
+    use sea_orm::ConnectionTrait as _;
     use tokio::time::Instant;
 
     use super::super::{Store, StoreOptions};
@@ -640,6 +706,69 @@ mod tests {
         // No transaction holds more than its share (the first one holds
         // the first write, which wrote nothing, too).
         assert_eq!(store.group_commit_metrics().commits(), 3);
+        remove(store, &path).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_stopped_at_its_deadline_loses_its_transaction_and_the_writes_behind_it_begin_another()
+     {
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+        let stopped = {
+            let store = store.clone();
+            tokio::spawn(deadline::run(
+                Instant::now() + Duration::from_millis(300),
+                async move {
+                    let tx = store.write().await?;
+                    tx.insert_group(&group("stopped"), None).await?;
+                    // Far longer than the deadline: SQLite stops it, and
+                    // rolls the whole transaction back.
+                    tx.conn()?
+                        .execute_unprepared(
+                            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                             WHERE i < 100000000) INSERT INTO server_secrets (name, value) \
+                             SELECT 'stopped-' || i, 'x' FROM n",
+                        )
+                        .await
+                        .map_err(|error| tx.dialect.classify(error))?;
+                    tx.commit().await
+                },
+            ))
+        };
+        // Queued behind the stopped write.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let writers: Vec<_> = (0..3)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let tx = store.write().await?;
+                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
+                    tx.commit().await
+                })
+            })
+            .collect();
+        let stopped = tokio::time::timeout(Duration::from_secs(60), stopped)
+            .await
+            .expect("the write was stopped")
+            .unwrap();
+        assert!(
+            matches!(stopped, Err(Error::DeadlineExceeded)),
+            "{stopped:?}"
+        );
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        assert_eq!(committed(&store).await, ["w-0", "w-1", "w-2"]);
+        let secrets = store
+            .read()
+            .await
+            .unwrap()
+            .query_raw(
+                "SELECT COUNT(*) AS n FROM server_secrets WHERE name LIKE 'stopped-%'".to_owned(),
+                [],
+            )
+            .await
+            .unwrap();
+        assert_eq!(secrets[0].try_get::<i64>("", "n").unwrap(), 0);
         remove(store, &path).await;
     }
 

@@ -250,22 +250,19 @@ impl Store {
     /// statement timeout).
     pub async fn write(&self) -> Result<WriteTx, Error> {
         if let Some(group) = &self.group_commit {
-            let (tx, turn) = group.join().await?;
             return Ok(WriteTx {
                 read: ReadTx {
-                    tx,
+                    tx: Tx::Grouped(group.join().await?),
                     dialect: self.dialect,
                     slot: None,
                 },
                 commits: Arc::clone(&self.commits),
-                turn: Some(turn),
             });
         }
         let tx = self.dialect.begin_write(&self.db).await;
         Ok(WriteTx {
             read: self.transaction(tx).await?,
             commits: Arc::clone(&self.commits),
-            turn: None,
         })
     }
 
@@ -342,7 +339,7 @@ impl Store {
                 .classify(self.dialect)?;
         }
         Ok(ReadTx {
-            tx,
+            tx: Tx::Own(tx),
             dialect: self.dialect,
             slot: None,
         })
@@ -379,14 +376,32 @@ fn connect_options(url: &str, options: &StoreOptions, max_connections: u32) -> C
 /// A transaction that reads. Dropping it ends it.
 #[derive(Debug)]
 pub struct ReadTx {
-    tx: DatabaseTransaction,
+    tx: Tx,
     dialect: Dialect,
     /// The slot an expensive read holds (see [`Store::read_listing`] and
     /// [`Store::read_walk`]), given back when the transaction ends.
     slot: Option<OwnedSemaphorePermit>,
 }
 
+/// Where a transaction's statements run.
+#[derive(Debug)]
+enum Tx {
+    /// A database transaction of its own.
+    Own(DatabaseTransaction),
+    /// On SQLite, a write's savepoint in the transaction its group shares
+    /// (see [`group_commit`]); dropping it rolls back to the savepoint.
+    Grouped(group_commit::Turn),
+}
+
 impl ReadTx {
+    /// The transaction the statements run in.
+    fn conn(&self) -> Result<&DatabaseTransaction, Error> {
+        match &self.tx {
+            Tx::Own(tx) => Ok(tx),
+            Tx::Grouped(turn) => turn.tx(),
+        }
+    }
+
     /// Runs a raw statement (the recursive queries sea-orm's builder does
     /// not express), written with this dialect's placeholders, and returns
     /// its rows.
@@ -396,7 +411,7 @@ impl ReadTx {
         values: impl IntoIterator<Item = Value>,
     ) -> Result<Vec<QueryResult>, Error> {
         let statement = Statement::from_sql_and_values(self.dialect.backend(), sql, values);
-        self.tx
+        self.conn()?
             .query_all_raw(statement)
             .await
             .classify(self.dialect)
@@ -409,13 +424,9 @@ impl ReadTx {
 /// `validate_only` request ends.
 #[derive(Debug)]
 pub struct WriteTx {
-    /// On SQLite, the write's savepoint; dropped (so rolled back) before
-    /// `turn` lets the next writer in.
     read: ReadTx,
     /// Woken once this transaction has committed.
     commits: Arc<Notify>,
-    /// On SQLite, the write's hold on the group's transaction.
-    turn: Option<group_commit::Turn>,
 }
 
 impl Deref for WriteTx {
@@ -433,15 +444,12 @@ impl WriteTx {
     /// committed, with an error when that failed.
     pub async fn commit(self) -> Result<(), Error> {
         crate::deadline::begin_commit()?;
-        let Self {
-            read,
-            commits,
-            turn,
-        } = self;
-        if let Some(turn) = turn {
-            return turn.commit(read.tx).await;
-        }
-        read.tx.commit().await.classify(read.dialect)?;
+        let Self { read, commits } = self;
+        let tx = match read.tx {
+            Tx::Own(tx) => tx,
+            Tx::Grouped(turn) => return turn.commit().await,
+        };
+        tx.commit().await.classify(read.dialect)?;
         // The change feed's reader in this process looks for the write now
         // rather than at its next poll.
         commits.notify_one();
