@@ -22,6 +22,42 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Upper bounds of the buckets of writes per SQLite group commit: one write
+/// alone up to the most one commit holds (64).
+const GROUP_COMMIT_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
+/// What SQLite's group commit (`store::group_commit`) counts: the
+/// transactions it committed, and how many writes each held. Cheap to
+/// clone (shared inside); the store records, `/metrics` shows.
+#[derive(Debug, Clone)]
+pub struct GroupCommitMetrics {
+    commits: Counter,
+    writes: Histogram,
+}
+
+impl Default for GroupCommitMetrics {
+    fn default() -> Self {
+        Self {
+            commits: Counter::default(),
+            writes: Histogram::new(GROUP_COMMIT_BUCKETS),
+        }
+    }
+}
+
+impl GroupCommitMetrics {
+    /// Records one committed transaction that held `writes` writes.
+    pub fn record(&self, writes: usize) {
+        self.commits.inc();
+        self.writes
+            .observe(f64::from(u32::try_from(writes).unwrap_or(u32::MAX)));
+    }
+
+    /// The transactions committed so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.get()
+    }
+}
+
 /// Which face of the service a call came through.
 ///
 /// The HTTP gateway marks its synthetic gRPC requests with `Transport::Http`
@@ -92,6 +128,12 @@ pub struct Metrics {
 impl Metrics {
     /// A registry holding every groupd metric, with no calls recorded yet.
     pub fn new() -> Self {
+        Self::with_group_commits(GroupCommitMetrics::default())
+    }
+
+    /// Like [`Self::new`], showing the group commits of the store that
+    /// recorded them in `group_commits` (see `Store::group_commit_metrics`).
+    pub fn with_group_commits(group_commits: GroupCommitMetrics) -> Self {
         let mut registry = Registry::with_prefix("groupd");
 
         let requests = Family::<RequestLabels, Counter>::default();
@@ -179,6 +221,17 @@ impl Metrics {
             from_database,
             ..index
         };
+
+        registry.register(
+            "sqlite_group_commits",
+            "SQLite transactions committed for a group of writes (zero on PostgreSQL)",
+            group_commits.commits,
+        );
+        registry.register(
+            "sqlite_group_commit_writes",
+            "Writes each SQLite group commit made durable together",
+            group_commits.writes,
+        );
 
         Self {
             registry: Arc::new(registry),

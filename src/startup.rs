@@ -105,7 +105,7 @@ impl Application {
             store.migrate().await?;
         }
         let tokens = PageTokens::new(store.secret("page_token_key").await?);
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_group_commits(store.group_commit_metrics());
         let feed = Feed::new(
             store.clone(),
             FeedOptions {

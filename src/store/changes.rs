@@ -31,7 +31,7 @@ impl ReadTx {
             .filter(group_changes::Column::Version.gt(after))
             .order_by_asc(group_changes::Column::Version)
             .limit(limit)
-            .all(&self.tx)
+            .all(self.conn()?)
             .await
             .classify(self.dialect)?;
         rows.into_iter().map(to_change).collect()
@@ -63,7 +63,7 @@ impl ReadTx {
                     .add(group_changes::Column::AdminsRemoved.like(quoted.as_str())),
             )
             .order_by_desc(group_changes::Column::Version)
-            .all(&self.tx)
+            .all(self.conn()?)
             .await
             .classify(self.dialect)?;
         rows.into_iter().map(to_change).collect()
@@ -89,7 +89,7 @@ impl WriteTx {
             admins_added: Set(to_json(&change.admins_added)?),
             admins_removed: Set(to_json(&change.admins_removed)?),
         })
-        .exec_without_returning(&self.tx)
+        .exec_without_returning(self.conn()?)
         .await
         .classify(self.dialect)?;
         self.append_to_feed(

@@ -64,6 +64,17 @@ impl Dialect {
         db.begin_with_options(options).await
     }
 
+    /// Whether the writes that arrive together share one transaction (see
+    /// `group_commit.rs`): SQLite's, whose one writer commits them one
+    /// after another anyway. PostgreSQL's writers run and commit
+    /// concurrently, each in its own transaction.
+    pub fn commits_in_groups(self) -> bool {
+        match self {
+            Self::Postgres => false,
+            Self::Sqlite => true,
+        }
+    }
+
     /// Begins a read-only transaction that sees one snapshot.
     pub async fn begin_read(self, db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
         match self {

@@ -181,7 +181,7 @@ impl WriteTx {
             self.dialect.feed_insert_sql(),
             [id.as_str().into(), version.into(), change_time.into()],
         );
-        self.tx
+        self.conn()?
             .execute_raw(statement)
             .await
             .classify(self.dialect)?;
@@ -270,7 +270,8 @@ impl Store {
     /// Deletes the feed entries of changes made before `before`
     /// (microseconds since the epoch), always keeping the newest entry, so
     /// that positions keep growing from it. The per-group history is kept.
-    /// Returns how many entries it deleted.
+    /// Returns how many entries it deleted. Each batch is a write of its
+    /// own.
     pub async fn prune_feed(&self, before: i64) -> Result<u64, Error> {
         let mut deleted = 0;
         loop {
@@ -289,12 +290,27 @@ impl Store {
                 sql,
                 [before.into(), PRUNE_BATCH.into()],
             );
-            let done = self
-                .db
-                .execute_raw(statement)
-                .await
-                .classify(self.dialect)?
-                .rows_affected();
+            let done = if self.group_commit.is_some() {
+                // On SQLite, in turn with the writes (see `group_commit`):
+                // the group's transaction holds the write lock while
+                // writes keep coming, which a statement of its own would
+                // wait for in SQLite's busy handler, up to its timeout.
+                let tx = self.write().await?;
+                let done = tx
+                    .conn()?
+                    .execute_raw(statement)
+                    .await
+                    .classify(self.dialect)?
+                    .rows_affected();
+                tx.commit().await?;
+                done
+            } else {
+                self.db
+                    .execute_raw(statement)
+                    .await
+                    .classify(self.dialect)?
+                    .rows_affected()
+            };
             deleted += done;
             if done == 0 {
                 return Ok(deleted);

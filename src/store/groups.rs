@@ -124,7 +124,7 @@ impl ReadTx {
     /// Group `id`, live or deleted, without its members.
     pub async fn find_group(&self, id: &GroupId) -> Result<Option<Group>, Error> {
         let row = groups::Entity::find_by_id(id.as_str())
-            .one(&self.tx)
+            .one(self.conn()?)
             .await
             .classify(self.dialect)?;
         Ok(self.with_parents(row.into_iter().collect()).await?.pop())
@@ -134,7 +134,7 @@ impl ReadTx {
     pub async fn find_by_request_id(&self, request_id: &str) -> Result<Option<GroupId>, Error> {
         let row = groups::Entity::find()
             .filter(groups::Column::RequestId.eq(request_id))
-            .one(&self.tx)
+            .one(self.conn()?)
             .await
             .classify(self.dialect)?;
         row.map(|row| GroupId::parse(row.id))
@@ -145,7 +145,7 @@ impl ReadTx {
     /// Whether any group, live or deleted, has id `id`.
     pub async fn group_exists(&self, id: &GroupId) -> Result<bool, Error> {
         let count = groups::Entity::find_by_id(id.as_str())
-            .count(&self.tx)
+            .count(self.conn()?)
             .await
             .classify(self.dialect)?;
         Ok(count > 0)
@@ -158,7 +158,7 @@ impl ReadTx {
             rows.extend(
                 groups::Entity::find()
                     .filter(self.dialect.one_of(groups::Column::Id, chunk))
-                    .all(&self.tx)
+                    .all(self.conn()?)
                     .await
                     .classify(self.dialect)?,
             );
@@ -211,7 +211,7 @@ impl ReadTx {
                     .add(Condition::all().add(column.eq(key)).add(past_id)),
             );
         }
-        let rows = select.all(&self.tx).await.classify(self.dialect)?;
+        let rows = select.all(self.conn()?).await.classify(self.dialect)?;
         self.with_parents(rows).await
     }
 
@@ -225,7 +225,7 @@ impl ReadTx {
         groups::Entity::find()
             .filter(filter::matching(self.dialect, show_deleted, filter))
             .filter(member_of(member))
-            .count(&self.tx)
+            .count(self.conn()?)
             .await
             .classify(self.dialect)
     }
@@ -254,7 +254,7 @@ impl WriteTx {
     pub async fn lock_group(&self, id: &GroupId) -> Result<Option<Group>, Error> {
         let row = groups::Entity::find_by_id(id.as_str())
             .lock_exclusive()
-            .one(&self.tx)
+            .one(self.conn()?)
             .await
             .classify(self.dialect)?;
         Ok(self.with_parents(row.into_iter().collect()).await?.pop())
@@ -270,7 +270,7 @@ impl WriteTx {
                 .filter(self.dialect.one_of(groups::Column::Id, chunk))
                 .filter(groups::Column::DeleteTime.is_null())
                 .lock_shared()
-                .all(&self.tx)
+                .all(self.conn()?)
                 .await
                 .classify(self.dialect)?;
             live.extend(rows.into_iter().map(|row| row.id));
@@ -295,7 +295,7 @@ impl WriteTx {
             )
             .filter(groups::Column::DeleteTime.is_null())
             .filter(groups::Column::Id.ne(except.as_str()))
-            .count(&self.tx)
+            .count(self.conn()?)
             .await
             .classify(self.dialect)?;
         Ok(count > 0)
@@ -306,7 +306,7 @@ impl WriteTx {
         let mut row = group_row(group)?;
         row.request_id = Set(request_id.map(str::to_owned));
         groups::Entity::insert(row)
-            .exec_without_returning(&self.tx)
+            .exec_without_returning(self.conn()?)
             .await
             .classify(self.dialect)?;
         self.insert_labels(&group.id, group.fields.labels.iter())
@@ -319,7 +319,7 @@ impl WriteTx {
     /// members are written separately, and only when they change.
     pub async fn update_group(&self, group: &Group) -> Result<(), Error> {
         groups::Entity::update(group_row(group)?)
-            .exec(&self.tx)
+            .exec(self.conn()?)
             .await
             .classify(self.dialect)?;
         Ok(())
@@ -343,7 +343,7 @@ impl WriteTx {
             group_labels::Entity::delete_many()
                 .filter(group_labels::Column::GroupId.eq(id.as_str()))
                 .filter(self.dialect.one_of(group_labels::Column::Key, chunk))
-                .exec(&self.tx)
+                .exec(self.conn()?)
                 .await
                 .classify(self.dialect)?;
         }
@@ -371,7 +371,7 @@ impl WriteTx {
             .collect();
         for chunk in rows.chunks(BATCH) {
             group_labels::Entity::insert_many(chunk.iter().cloned())
-                .exec_without_returning(&self.tx)
+                .exec_without_returning(self.conn()?)
                 .await
                 .classify(self.dialect)?;
         }

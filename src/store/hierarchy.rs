@@ -23,7 +23,7 @@ impl ReadTx {
             let rows = group_parents::Entity::find()
                 .filter(self.dialect.one_of(group_parents::Column::GroupId, chunk))
                 .order_by_asc(group_parents::Column::ParentId)
-                .all(&self.tx)
+                .all(self.conn()?)
                 .await
                 .classify(self.dialect)?;
             for row in rows {
@@ -81,7 +81,7 @@ impl WriteTx {
     /// would otherwise each hold its row and wait for the other.
     pub async fn lock_hierarchy(&self) -> Result<(), Error> {
         self.dialect
-            .lock_hierarchy(&self.tx)
+            .lock_hierarchy(self.conn()?)
             .await
             .classify(self.dialect)
     }
@@ -120,7 +120,7 @@ impl WriteTx {
     pub async fn replace_parents(&self, id: &GroupId, parents: &[String]) -> Result<(), Error> {
         group_parents::Entity::delete_many()
             .filter(group_parents::Column::GroupId.eq(id.as_str()))
-            .exec(&self.tx)
+            .exec(self.conn()?)
             .await
             .classify(self.dialect)?;
         self.insert_parents(id, parents).await
@@ -138,7 +138,7 @@ impl WriteTx {
                 parent_id: Set(parent.clone()),
             });
             group_parents::Entity::insert_many(rows)
-                .exec_without_returning(&self.tx)
+                .exec_without_returning(self.conn()?)
                 .await
                 .classify(self.dialect)?;
         }

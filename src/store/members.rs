@@ -22,7 +22,7 @@ impl ReadTx {
         let rows = group_members::Entity::find()
             .filter(group_members::Column::GroupId.eq(id.as_str()))
             .order_by_asc(group_members::Column::MemberId)
-            .all(&self.tx)
+            .all(self.conn()?)
             .await
             .classify(self.dialect)?;
         Ok(rows
@@ -49,7 +49,7 @@ impl ReadTx {
         if let Some(after) = after {
             select = select.filter(group_members::Column::MemberId.gt(after));
         }
-        let rows = select.all(&self.tx).await.classify(self.dialect)?;
+        let rows = select.all(self.conn()?).await.classify(self.dialect)?;
         Ok(rows.into_iter().map(|row| row.member_id).collect())
     }
 
@@ -65,7 +65,7 @@ impl ReadTx {
             let rows = group_members::Entity::find()
                 .filter(group_members::Column::GroupId.eq(id.as_str()))
                 .filter(self.dialect.one_of(group_members::Column::MemberId, chunk))
-                .all(&self.tx)
+                .all(self.conn()?)
                 .await
                 .classify(self.dialect)?;
             found.extend(rows.into_iter().map(|row| (row.member_id, row.is_admin)));
@@ -77,7 +77,7 @@ impl ReadTx {
     /// primary key.
     pub async fn standing(&self, id: &GroupId, principal: &str) -> Result<Standing, Error> {
         let row = group_members::Entity::find_by_id((id.as_str().to_owned(), principal.to_owned()))
-            .one(&self.tx)
+            .one(self.conn()?)
             .await
             .classify(self.dialect)?;
         Ok(row.map_or(Standing::STRANGER, |row| Standing::of_member(row.is_admin)))
@@ -95,7 +95,7 @@ impl ReadTx {
             let rows = group_members::Entity::find()
                 .filter(group_members::Column::MemberId.eq(principal))
                 .filter(self.dialect.one_of(group_members::Column::GroupId, chunk))
-                .all(&self.tx)
+                .all(self.conn()?)
                 .await
                 .classify(self.dialect)?;
             found.extend(
@@ -112,7 +112,7 @@ impl ReadTx {
         group_members::Entity::find()
             .filter(group_members::Column::GroupId.eq(id.as_str()))
             .filter(group_members::Column::IsAdmin.eq(true))
-            .count(&self.tx)
+            .count(self.conn()?)
             .await
             .classify(self.dialect)
     }
@@ -152,7 +152,7 @@ impl WriteTx {
                 is_admin: Set(member.is_admin),
             });
             group_members::Entity::insert_many(rows)
-                .exec_without_returning(&self.tx)
+                .exec_without_returning(self.conn()?)
                 .await
                 .classify(self.dialect)?;
         }
@@ -160,7 +160,7 @@ impl WriteTx {
             group_members::Entity::delete_many()
                 .filter(group_members::Column::GroupId.eq(id.as_str()))
                 .filter(self.dialect.one_of(group_members::Column::MemberId, chunk))
-                .exec(&self.tx)
+                .exec(self.conn()?)
                 .await
                 .classify(self.dialect)?;
         }
@@ -170,7 +170,7 @@ impl WriteTx {
                     .col_expr(group_members::Column::IsAdmin, Expr::value(admin))
                     .filter(group_members::Column::GroupId.eq(id.as_str()))
                     .filter(self.dialect.one_of(group_members::Column::MemberId, chunk))
-                    .exec(&self.tx)
+                    .exec(self.conn()?)
                     .await
                     .classify(self.dialect)?;
             }

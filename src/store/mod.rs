@@ -10,9 +10,12 @@
 //! Every write runs in a transaction from [`Store::write`], which
 //! serializes writers to the same group on both backends: PostgreSQL locks
 //! the group's row (`SELECT … FOR UPDATE`, see [`WriteTx::lock_group`]), and
-//! SQLite starts the transaction `IMMEDIATE`, taking the database write lock
-//! before the first read, so a read-merge-write never acts on a stale read.
-//! Reads run in a [`ReadTx`] that sees one consistent snapshot.
+//! SQLite runs one write at a time under the database write lock, taken
+//! before the first read (`BEGIN IMMEDIATE`), so a read-merge-write never
+//! acts on a stale read. On SQLite the writes that arrive together share
+//! one transaction, each in a savepoint of its own, committed once for
+//! them all (see [`group_commit`]). Reads run in a [`ReadTx`] that sees one
+//! consistent snapshot.
 //!
 //! Work is bounded per call: a statement stops once its call's deadline
 //! has passed or the call was dropped (see [`calls`]); ListGroups filters
@@ -30,6 +33,7 @@ mod entities;
 mod errors;
 mod feed;
 mod filter;
+mod group_commit;
 mod groups;
 mod hierarchy;
 mod index;
@@ -54,6 +58,7 @@ pub use self::{
 use crate::{
     domain::filter::{Filter, FilterBudget},
     error::Error,
+    metrics::GroupCommitMetrics,
 };
 
 /// Rows per statement in batched inserts and `IN (…)` lists, well below
@@ -101,6 +106,8 @@ pub struct Store {
     /// Counted and announced after every commit of a write (see
     /// [`Store::commits`]).
     commits: Arc<Commits>,
+    /// On SQLite, the transaction the writes share (see [`group_commit`]).
+    group_commit: Option<Arc<group_commit::GroupCommit>>,
 }
 
 /// A fixed number of slots for one kind of expensive read, each held with
@@ -149,8 +156,9 @@ impl Slots {
 }
 
 impl Store {
-    /// Connects to `url`: the pool, and the health probe's own connection.
-    /// A SQLite database file is created when missing, and put in WAL mode.
+    /// Connects to `url`: the pool, the health probe's own connection, and
+    /// on SQLite the group commit's own connection. A SQLite database file
+    /// is created when missing, and put in WAL mode.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, Error> {
         let db = Database::connect(connect_options(url, options, options.max_connections))
             .await
@@ -163,6 +171,24 @@ impl Store {
             .map_err(errors::connect_error)?;
         let dialect = Dialect::of(db.get_database_backend())?;
         let wait = options.acquire_timeout;
+        let commits = Arc::new(Commits::default());
+        let group_commit = if dialect.commits_in_groups() {
+            // A connection of its own, the same one for every group: SQLite
+            // empties a connection's page cache whenever another connection
+            // has written, so the writer keeps its cache warm only when it
+            // is the only connection that writes.
+            let writer = Database::connect(connect_options(url, options, 1))
+                .await
+                .map_err(errors::connect_error)?;
+            Some(group_commit::GroupCommit::new(
+                writer,
+                dialect,
+                options.statement_timeout,
+                Arc::clone(&commits),
+            ))
+        } else {
+            None
+        };
         Ok(Self {
             db,
             probe,
@@ -183,7 +209,8 @@ impl Store {
             ),
             statement_timeout: options.statement_timeout,
             url: Arc::from(url),
-            commits: Arc::new(Commits::default()),
+            commits,
+            group_commit,
         })
     }
 
@@ -216,21 +243,48 @@ impl Store {
         self.probe.ping().await.classify(self.dialect)
     }
 
-    /// Closes the pool and the probe's and feed reader's connections.
+    /// Closes the pool, the probe's and feed reader's connections, and on
+    /// SQLite the group commit's connection once the writes waiting for it
+    /// are committed.
     pub async fn close(self) -> Result<(), Error> {
+        if let Some(group) = &self.group_commit {
+            group.close().await.classify(self.dialect)?;
+        }
         let probe = self.probe.close().await.classify(self.dialect);
         self.feed.close().await.classify(self.dialect)?;
         self.db.close().await.classify(self.dialect)?;
         probe
     }
 
-    /// Starts a write transaction (see the module documentation).
+    /// Starts a write transaction (see the module documentation): on
+    /// SQLite, a savepoint in the group's transaction, once the writes
+    /// before it are done (UNAVAILABLE when that takes longer than the
+    /// statement timeout).
     pub async fn write(&self) -> Result<WriteTx, Error> {
+        if let Some(group) = &self.group_commit {
+            return Ok(WriteTx {
+                read: ReadTx {
+                    tx: Tx::Grouped(group.join().await?),
+                    dialect: self.dialect,
+                    slot: None,
+                },
+                commits: Arc::clone(&self.commits),
+            });
+        }
         let tx = self.dialect.begin_write(&self.db).await;
         Ok(WriteTx {
             read: self.transaction(tx).await?,
             commits: Arc::clone(&self.commits),
         })
+    }
+
+    /// What the group commit counts (SQLite; nothing is ever counted on
+    /// PostgreSQL), for `/metrics`.
+    pub fn group_commit_metrics(&self) -> GroupCommitMetrics {
+        self.group_commit
+            .as_ref()
+            .map(|group| group.metrics().clone())
+            .unwrap_or_default()
     }
 
     /// Starts a read-only transaction that sees one consistent snapshot, so
@@ -304,7 +358,7 @@ impl Store {
                 .classify(self.dialect)?;
         }
         Ok(ReadTx {
-            tx,
+            tx: Tx::Own(tx),
             dialect: self.dialect,
             slot: None,
         })
@@ -341,14 +395,32 @@ fn connect_options(url: &str, options: &StoreOptions, max_connections: u32) -> C
 /// A transaction that reads. Dropping it ends it.
 #[derive(Debug)]
 pub struct ReadTx {
-    tx: DatabaseTransaction,
+    tx: Tx,
     dialect: Dialect,
     /// The slot an expensive read holds (see [`Store::read_listing`] and
     /// [`Store::read_walk`]), given back when the transaction ends.
     slot: Option<OwnedSemaphorePermit>,
 }
 
+/// Where a transaction's statements run.
+#[derive(Debug)]
+enum Tx {
+    /// A database transaction of its own.
+    Own(DatabaseTransaction),
+    /// On SQLite, a write's savepoint in the transaction its group shares
+    /// (see [`group_commit`]); dropping it rolls back to the savepoint.
+    Grouped(group_commit::Turn),
+}
+
 impl ReadTx {
+    /// The transaction the statements run in.
+    fn conn(&self) -> Result<&DatabaseTransaction, Error> {
+        match &self.tx {
+            Tx::Own(tx) => Ok(tx),
+            Tx::Grouped(turn) => turn.tx(),
+        }
+    }
+
     /// Runs a raw statement (the recursive queries sea-orm's builder does
     /// not express), written with this dialect's placeholders, and returns
     /// its rows.
@@ -358,7 +430,7 @@ impl ReadTx {
         values: impl IntoIterator<Item = Value>,
     ) -> Result<Vec<QueryResult>, Error> {
         let statement = Statement::from_sql_and_values(self.dialect.backend(), sql, values);
-        self.tx
+        self.conn()?
             .query_all_raw(statement)
             .await
             .classify(self.dialect)
@@ -386,14 +458,20 @@ impl Deref for WriteTx {
 
 impl WriteTx {
     /// Commits, unless the call's deadline has passed (then the transaction
-    /// is dropped, which rolls it back); see [`crate::deadline`].
+    /// is dropped, which rolls it back); see [`crate::deadline`]. On
+    /// SQLite, returns once the group's transaction holding the write has
+    /// committed, with an error when that failed.
     pub async fn commit(self) -> Result<(), Error> {
         crate::deadline::begin_commit()?;
-        let dialect = self.read.dialect;
-        self.read.tx.commit().await.classify(dialect)?;
+        let Self { read, commits } = self;
+        let tx = match read.tx {
+            Tx::Own(tx) => tx,
+            Tx::Grouped(turn) => return turn.commit().await,
+        };
+        tx.commit().await.classify(read.dialect)?;
         // The change feed's reader in this process looks for the write now
         // rather than at its next poll.
-        self.commits.record();
+        commits.record();
         Ok(())
     }
 }

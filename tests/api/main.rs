@@ -28,6 +28,7 @@ mod delete;
 mod durability;
 mod filter;
 mod get_list;
+mod grouped_writes;
 mod http;
 mod members;
 mod membership;

@@ -1,0 +1,788 @@
+//! Group commit: SQLite's writes that arrive together share one database
+//! transaction.
+//!
+//! SQLite has one writer. Committing every write on its own made each
+//! one a `BEGIN IMMEDIATE … COMMIT` of its own, with writers waiting for
+//! the write lock in SQLite's busy handler (which sleeps and polls). Here
+//! the writers of this process queue on an async mutex instead, and the
+//! holder of the mutex runs its write inside the group's transaction:
+//!
+//! - The first writer to find no transaction open begins one (`BEGIN
+//!   IMMEDIATE`, which takes the database's write lock, across processes).
+//! - Each write runs in a `SAVEPOINT` of its own inside it. A write that
+//!   fails, is `validate_only`, or whose call ends, is rolled back to its
+//!   savepoint and answers its own error; the others are untouched.
+//! - [`Turn::commit`] releases the write's savepoint and adds the write to
+//!   the group. It opens the next write's savepoint in the same statement
+//!   (`RELEASE …; SAVEPOINT …`): every statement is a round trip to
+//!   SQLite's thread, and the writes of a group run one after another, so
+//!   one fewer per write is felt by all. A write that ends without
+//!   committing cannot run SQL from a destructor: it leaves its savepoint
+//!   abandoned, and whoever comes next rolls back to it first.
+//! - The transaction is committed when no other writer waits
+//!   for the mutex, when it holds [`MAX_WRITES`] writes, or once its first
+//!   write has waited [`MAX_WAIT`]; whoever commits it tells every write of the
+//!   group the outcome. No write's `commit()` returns before the
+//!   transaction's COMMIT has succeeded, and when the COMMIT fails, every
+//!   write of the group is answered an error (classified as any database
+//!   error is): nothing acknowledged is lost, nothing refused is kept.
+//! - The transaction stays open only while writers are queued, so another
+//!   process on the same file (a second replica) gets the write lock
+//!   between groups, waiting for it in SQLite's busy handler as before.
+//!
+//! A writer that waits for the mutex longer than the statement timeout is
+//! answered UNAVAILABLE, as one kept waiting by SQLite's busy handler is.
+//! The deadline of a call stays as it was: a write whose deadline passed
+//! before its commit is rolled back to its savepoint (see
+//! [`crate::deadline::begin_commit`]). Stopping a write's statements when
+//! its call is over needs care, because SQLite rolls back the whole
+//! transaction when it stops a write statement: see `calls.rs`.
+//!
+//! The change feed's positions stay gapless and in commit order: the
+//! writes of a group run one after another, each taking one past the
+//! largest position (a write rolled back to its savepoint gives its
+//! position back), and they all become visible at the one COMMIT.
+//!
+//! A writer whose call is dropped, or that stops waiting for the mutex,
+//! cannot commit the group from a destructor; whenever the mutex is left
+//! with a transaction open and nobody waiting for it, a task is spawned
+//! that commits it ([`GroupCommit::flush`]).
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr};
+use tokio::{
+    sync::{Mutex, OwnedMutexGuard, oneshot},
+    time::Instant,
+};
+
+use super::{Commits, Dialect, calls::GroupLink, errors::Classify as _};
+use crate::{deadline::CallWatch, error::Error, metrics::GroupCommitMetrics};
+
+/// Most writes one transaction holds: the first ones are not kept waiting
+/// for ever by a steady stream of writers behind them.
+pub(super) const MAX_WRITES: usize = 64;
+
+/// Longest the first write released into a transaction waits for its
+/// commit while writers keep coming. (Unit tests count commits, so time
+/// must not cut their groups short.)
+#[cfg(not(test))]
+const MAX_WAIT: Duration = Duration::from_millis(5);
+#[cfg(test)]
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// The group commit of one store (SQLite only).
+#[derive(Debug)]
+pub(super) struct GroupCommit {
+    /// A pool of one connection, the group commit's own.
+    db: DatabaseConnection,
+    dialect: Dialect,
+    /// The group's transaction, when one is open; held by one writer at a
+    /// time.
+    batch: Arc<Mutex<Batch>>,
+    /// Writers waiting for the mutex.
+    waiting: AtomicUsize,
+    /// How long a writer waits for the mutex (the statement timeout).
+    wait: Duration,
+    /// Woken after every commit (see `Store::commits`).
+    commits: Arc<Commits>,
+    metrics: GroupCommitMetrics,
+}
+
+/// The savepoint each write runs in; one at a time, reused.
+const SAVEPOINT: &str = "groupd_write";
+
+/// What the mutex guards.
+#[derive(Debug, Default)]
+struct Batch {
+    open: Option<Open>,
+}
+
+/// An open transaction and the writes waiting for its commit.
+#[derive(Debug)]
+struct Open {
+    tx: DatabaseTransaction,
+    link: Arc<GroupLink>,
+    /// One per write released into the transaction.
+    members: Vec<oneshot::Sender<Result<(), Failure>>>,
+    /// When the first of them was released.
+    since: Option<Instant>,
+    /// The state of the savepoint on top.
+    top: Top,
+}
+
+/// The state of the savepoint on top of the group's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Top {
+    /// Open and empty: the next write runs in it.
+    Ready,
+    /// It holds the work of a write that ended without committing (whose
+    /// statement may even still run): to be rolled back to before
+    /// anything else runs.
+    Abandoned,
+    /// The statement releasing it failed, so whether the write it held is
+    /// in the transaction is unknown: the transaction must not commit.
+    Unknown,
+}
+
+impl Open {
+    /// Rolls back to an abandoned savepoint. That statement runs after
+    /// the abandoned write's last one, so the transaction's state is known
+    /// afterwards: whether it is still usable is returned.
+    async fn settle(&mut self) -> bool {
+        if self.top == Top::Abandoned
+            && self
+                .tx
+                .execute_unprepared(&format!("ROLLBACK TO {SAVEPOINT}"))
+                .await
+                .is_ok()
+        {
+            self.top = Top::Ready;
+        }
+        self.top == Top::Ready && !self.link.lost()
+    }
+}
+
+/// Why a group's transaction did not commit, told to each of its writes.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// SQLite rolled the transaction back before its commit (a statement
+    /// stopped at its call's end): a retry may succeed.
+    Lost,
+    /// The COMMIT failed, and the database says it may work later.
+    Unavailable(Arc<str>),
+    /// The COMMIT was stopped.
+    DeadlineExceeded,
+    /// The COMMIT failed otherwise.
+    Internal(Arc<str>),
+}
+
+impl Failure {
+    fn of(dialect: Dialect, error: DbErr) -> Self {
+        let text: Arc<str> = Arc::from(error.to_string());
+        match dialect.classify(error) {
+            Error::Conflict => Self::Lost,
+            Error::Unavailable(_) => Self::Unavailable(text),
+            Error::DeadlineExceeded => Self::DeadlineExceeded,
+            _ => Self::Internal(text),
+        }
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Self::Lost => Error::Conflict,
+            Self::Unavailable(text) => Error::Unavailable(Box::new(CommitFailed(text))),
+            Self::DeadlineExceeded => Error::DeadlineExceeded,
+            Self::Internal(text) => Error::Internal(Box::new(CommitFailed(text))),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Lost => f.write_str("SQLite rolled the transaction back before its commit"),
+            Self::Unavailable(text) | Self::Internal(text) => f.write_str(text),
+            Self::DeadlineExceeded => f.write_str("the commit was stopped"),
+        }
+    }
+}
+
+/// The cause of a write's error when its group's COMMIT failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the commit of this write's group failed: {0}")]
+struct CommitFailed(Arc<str>);
+
+/// The cause of UNAVAILABLE for a writer that waited too long for the
+/// others.
+#[derive(Debug, thiserror::Error)]
+#[error("waited {0:?} for the other writers of this server")]
+struct WritersAhead(Duration);
+
+impl GroupCommit {
+    pub(super) fn new(
+        db: DatabaseConnection,
+        dialect: Dialect,
+        wait: Duration,
+        commits: Arc<Commits>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            dialect,
+            batch: Arc::new(Mutex::new(Batch::default())),
+            waiting: AtomicUsize::new(0),
+            wait,
+            commits,
+            metrics: GroupCommitMetrics::default(),
+        })
+    }
+
+    /// What the group commit counts.
+    pub(super) fn metrics(&self) -> &GroupCommitMetrics {
+        &self.metrics
+    }
+
+    /// Waits for this writer's turn (UNAVAILABLE after the statement
+    /// timeout), and begins the group's transaction if none is open.
+    pub(super) async fn join(self: &Arc<Self>) -> Result<Turn, Error> {
+        let queued = Queued::new(self);
+        let batch = tokio::time::timeout(self.wait, Arc::clone(&self.batch).lock_owned())
+            .await
+            .map_err(|_| Error::Unavailable(Box::new(WritersAhead(self.wait))))?;
+        queued.arrived();
+        let mut turn = Turn {
+            batch: Some(batch),
+            group: Arc::clone(self),
+            released: false,
+        };
+        turn.begin().await?;
+        Ok(turn)
+    }
+
+    /// Commits the open transaction, unless a writer waits to add to it.
+    pub(super) async fn flush(&self) {
+        let mut batch = self.batch.lock().await;
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            self.commit(&mut batch).await;
+        }
+    }
+
+    /// Commits the open transaction, then closes the connection.
+    pub(super) async fn close(&self) -> Result<(), DbErr> {
+        self.flush().await;
+        self.db.clone().close().await
+    }
+
+    /// Runs [`Self::flush`] in a task of its own.
+    fn spawn_flush(self: &Arc<Self>) {
+        let group = Arc::clone(self);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { group.flush().await });
+            }
+            Err(_) => tracing::error!(
+                "a SQLite transaction of grouped writes was left open outside the runtime"
+            ),
+        }
+    }
+
+    /// Commits the open transaction, if any, and tells its writes.
+    async fn commit(&self, batch: &mut Batch) {
+        let Some(mut open) = batch.open.take() else {
+            return;
+        };
+        if open.members.is_empty() {
+            // Only writes that failed or were dropped ran in it, each
+            // rolled back to its savepoint already.
+            if let Err(error) = open.tx.rollback().await {
+                tracing::debug!(%error, "ending an empty group of writes failed");
+            }
+            return;
+        }
+        if !open.settle().await {
+            return fail(open, Failure::Lost);
+        }
+        let Open {
+            tx, link, members, ..
+        } = open;
+        link.allow_commit(true);
+        let committed = tx.commit().await;
+        link.allow_commit(false);
+        let outcome = match committed {
+            Ok(()) => {
+                self.metrics.record(members.len());
+                // The change feed's reader in this process looks for the
+                // writes now rather than at its next poll.
+                self.commits.record();
+                Ok(())
+            }
+            Err(error) => {
+                let failure = Failure::of(self.dialect, error);
+                tracing::warn!(writes = members.len(), %failure, "a group commit failed");
+                Err(failure)
+            }
+        };
+        for member in members {
+            // A write whose call was dropped meanwhile no longer listens.
+            let _ = member.send(outcome.clone());
+        }
+    }
+}
+
+/// Rolls back `open` (by dropping it) and answers each of its writes
+/// `failure`.
+fn fail(open: Open, failure: Failure) {
+    tracing::warn!(writes = open.members.len(), %failure, "a group of writes was rolled back");
+    for member in open.members {
+        let _ = member.send(Err(failure.clone()));
+    }
+}
+
+/// A writer counted in [`GroupCommit::waiting`] until it holds the mutex.
+struct Queued<'a> {
+    group: &'a Arc<GroupCommit>,
+    arrived: bool,
+}
+
+impl<'a> Queued<'a> {
+    fn new(group: &'a Arc<GroupCommit>) -> Self {
+        group.waiting.fetch_add(1, Ordering::SeqCst);
+        Self {
+            group,
+            arrived: false,
+        }
+    }
+
+    /// The writer holds the mutex now.
+    fn arrived(mut self) {
+        self.arrived = true;
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        let left = self.group.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
+        // A writer that gave up waiting may have been the one the holder
+        // left the transaction open for.
+        if left == 0 && !self.arrived {
+            self.group.spawn_flush();
+        }
+    }
+}
+
+/// One writer's hold on the group's transaction, from the start of its
+/// write to its commit or rollback. Dropping it lets the next writer in.
+#[derive(Debug)]
+pub(super) struct Turn {
+    batch: Option<OwnedMutexGuard<Batch>>,
+    group: Arc<GroupCommit>,
+    /// The write released its savepoint (or the transaction is given up
+    /// anyway): when the turn ends, the savepoint is not abandoned.
+    released: bool,
+}
+
+/// The error of a turn that no longer holds the transaction it needs (a
+/// bug).
+fn no_transaction() -> Error {
+    Error::internal("a grouped write has no open transaction")
+}
+
+impl Turn {
+    /// The group's transaction, which the write's statements run in.
+    pub(super) fn tx(&self) -> Result<&DatabaseTransaction, Error> {
+        self.batch
+            .as_ref()
+            .and_then(|batch| batch.open.as_ref())
+            .map(|open| &open.tx)
+            .ok_or_else(no_transaction)
+    }
+
+    /// Makes the savepoint on top ready for this write, opening the group's
+    /// transaction if none is. A transaction SQLite rolled back whole (a
+    /// write's statement stopped at its call's end, see `calls.rs`) is
+    /// given up, its writes answered ABORTED, and a new one begun.
+    async fn begin(&mut self) -> Result<(), Error> {
+        let dialect = self.group.dialect;
+        let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
+        if let Some(open) = batch.open.as_mut()
+            && !open.settle().await
+            && let Some(open) = batch.open.take()
+        {
+            fail(open, Failure::Lost);
+        }
+        let open = match &mut batch.open {
+            Some(open) => open,
+            None => {
+                let link = Arc::new(GroupLink::default());
+                let tx = link
+                    .opening(dialect.begin_write(&self.group.db))
+                    .await
+                    .classify(dialect)?;
+                tx.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}"))
+                    .await
+                    .classify(dialect)?;
+                batch.open.insert(Open {
+                    tx,
+                    link,
+                    members: Vec::new(),
+                    since: None,
+                    top: Top::Ready,
+                })
+            }
+        };
+        // Stopping a write statement rolls back the whole transaction:
+        // only when no other write would be lost with it.
+        open.link.watch(if open.members.is_empty() {
+            CallWatch::current()
+        } else {
+            None
+        });
+        Ok(())
+    }
+
+    /// Releases the write's savepoint into the group's transaction (and
+    /// opens the next write's) and returns once that transaction has
+    /// committed (or failed to).
+    pub(super) async fn commit(mut self) -> Result<(), Error> {
+        let dialect = self.group.dialect;
+        let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
+        let open = batch.open.as_mut().ok_or_else(no_transaction)?;
+        let released = open
+            .tx
+            .execute_unprepared(&format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"))
+            .await;
+        self.released = true;
+        if open.link.lost() {
+            open.top = Top::Unknown;
+            return Err(Failure::Lost.into_error());
+        }
+        if let Err(error) = released {
+            open.top = Top::Unknown;
+            return Err(dialect.classify(error));
+        }
+        let (member, outcome) = oneshot::channel();
+        open.members.push(member);
+        let since = *open.since.get_or_insert_with(Instant::now);
+        if open.members.len() >= MAX_WRITES
+            || since.elapsed() >= MAX_WAIT
+            || self.group.waiting.load(Ordering::SeqCst) == 0
+        {
+            self.group.commit(batch).await;
+        }
+        // Lets the next writer in (or leaves the transaction to a flush).
+        drop(self);
+        match outcome.await {
+            Ok(result) => result.map_err(Failure::into_error),
+            Err(_) => Err(Error::internal(
+                "a group of writes ended without telling its outcome",
+            )),
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let Some(mut batch) = self.batch.take() else {
+            return;
+        };
+        let open = match batch.open.as_mut() {
+            Some(open) => {
+                if !self.released {
+                    open.top = Top::Abandoned;
+                }
+                true
+            }
+            None => false,
+        };
+        drop(batch);
+        // Nobody else would come to commit it.
+        if open && self.group.waiting.load(Ordering::SeqCst) == 0 {
+            self.group.spawn_flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sea_orm::ConnectionTrait as _;
+    use tokio::time::Instant;
+
+    use super::super::{Store, StoreOptions};
+    use crate::{
+        deadline,
+        domain::{GroupFields, GroupId, Membership, Principal, Timestamp, create},
+        error::Error,
+    };
+
+    /// A migrated SQLite database in a fresh file, whose writers wait
+    /// `wait` for the others, and its path.
+    async fn sqlite(wait: Duration) -> (Store, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "groupd_group_commit_{}.db",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let options = StoreOptions {
+            max_connections: 4,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: wait,
+            filter_budget: crate::domain::filter::FilterBudget::DEFAULT,
+            filtered_listings: 1,
+            membership_walks: 1,
+        };
+        let store = Store::connect(&format!("sqlite://{}", path.display()), &options)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        (store, path)
+    }
+
+    async fn remove(store: Store, path: &std::path::Path) {
+        store.close().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.to_path_buf().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
+    fn group(id: &str) -> crate::domain::Group {
+        let fields = GroupFields {
+            name: id.into(),
+            ..GroupFields::default()
+        };
+        create::new_group(
+            GroupId::parse(id).unwrap(),
+            fields,
+            &Membership::default(),
+            &Principal::anonymous(),
+            Timestamp::from_micros(1),
+        )
+        .0
+    }
+
+    /// The ids of the groups committed, read on a connection of their own.
+    async fn committed(store: &Store) -> Vec<String> {
+        let rows = store
+            .read()
+            .await
+            .unwrap()
+            .query_raw("SELECT id FROM groups ORDER BY id".to_owned(), [])
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| row.try_get::<String>("", "id").unwrap())
+            .collect()
+    }
+
+    /// Waits until `writers` writers queue for the store's group commit.
+    async fn until_queued(store: &Store, writers: usize) {
+        let group = store.group_commit.as_ref().unwrap();
+        let start = Instant::now();
+        while group.waiting.load(super::Ordering::SeqCst) < writers {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the writers did not queue"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// What one writer of the group did, and so what it must be answered.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Writer {
+        Commits,
+        /// Writes a group, then one whose name is taken.
+        Fails,
+        /// Writes, then drops its transaction (as `validate_only` does).
+        Drops,
+        /// Writes, then commits after its deadline.
+        Late,
+    }
+
+    fn role(i: usize) -> Writer {
+        match i % 5 {
+            1 => Writer::Fails,
+            2 => Writer::Drops,
+            3 => Writer::Late,
+            _ => Writer::Commits,
+        }
+    }
+
+    /// One writer's work: writes `w-<i>` and ends as `role(i)` says.
+    async fn write(store: Store, i: usize) -> Result<(), Error> {
+        let run = async {
+            let tx = store.write().await?;
+            tx.insert_group(&group(&format!("w-{i}")), None).await?;
+            match role(i) {
+                Writer::Commits => tx.commit().await,
+                Writer::Fails => {
+                    tx.insert_group(&group("first"), None).await?;
+                    tx.commit().await
+                }
+                Writer::Drops => Ok(()),
+                Writer::Late => {
+                    // Blocks (rather than awaits) past the deadline, so
+                    // that the call is not dropped before it commits.
+                    std::thread::sleep(Duration::from_millis(150));
+                    tx.commit().await
+                }
+            }
+        };
+        match role(i) {
+            Writer::Late => deadline::run(Instant::now() + Duration::from_millis(100), run).await,
+            _ => run.await,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_that_arrive_together_commit_once_and_each_gets_its_own_answer() {
+        const WRITERS: usize = 30;
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+
+        // The first write holds the turn until every other writer queues
+        // behind it, so that they all join its transaction.
+        let first = store.write().await.unwrap();
+        first.insert_group(&group("first"), None).await.unwrap();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|i| tokio::spawn(write(store.clone(), i)))
+            .collect();
+        until_queued(&store, WRITERS).await;
+        first.commit().await.unwrap();
+        // Acknowledged only once durable: another connection sees it.
+        assert!(committed(&store).await.contains(&"first".to_owned()));
+
+        let mut expected = vec!["first".to_owned()];
+        for (i, writer) in writers.into_iter().enumerate() {
+            let answer = writer.await.unwrap();
+            match role(i) {
+                Writer::Commits => {
+                    assert!(answer.is_ok(), "writer {i}: {answer:?}");
+                    expected.push(format!("w-{i}"));
+                }
+                Writer::Fails => assert!(
+                    matches!(
+                        answer,
+                        Err(Error::AlreadyExists {
+                            reason: "GROUP_NAME_TAKEN",
+                            ..
+                        })
+                    ),
+                    "writer {i}: {answer:?}"
+                ),
+                Writer::Drops => assert!(answer.is_ok(), "writer {i}: {answer:?}"),
+                Writer::Late => assert!(
+                    matches!(answer, Err(Error::DeadlineExceeded)),
+                    "writer {i}: {answer:?}"
+                ),
+            }
+        }
+        expected.sort();
+        assert_eq!(
+            committed(&store).await,
+            expected,
+            "the committed writes and nothing of the others"
+        );
+        let metrics = store.group_commit_metrics();
+        assert_eq!(
+            metrics.commits(),
+            1,
+            "{} writes committed in one transaction",
+            WRITERS + 1
+        );
+        remove(store, &path).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_writers_than_one_transaction_holds_commit_in_several() {
+        const WRITERS: usize = 2 * super::MAX_WRITES + 10;
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+        let first = store.write().await.unwrap();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let tx = store.write().await?;
+                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
+                    tx.commit().await
+                })
+            })
+            .collect();
+        until_queued(&store, WRITERS).await;
+        first.commit().await.unwrap();
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        assert_eq!(committed(&store).await.len(), WRITERS);
+        // No transaction holds more than its share (the first one holds
+        // the first write, which wrote nothing, too).
+        assert_eq!(store.group_commit_metrics().commits(), 3);
+        remove(store, &path).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_stopped_at_its_deadline_loses_its_transaction_and_the_writes_behind_it_begin_another()
+     {
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+        let stopped = {
+            let store = store.clone();
+            tokio::spawn(deadline::run(
+                Instant::now() + Duration::from_millis(300),
+                async move {
+                    let tx = store.write().await?;
+                    tx.insert_group(&group("stopped"), None).await?;
+                    // Far longer than the deadline: SQLite stops it, and
+                    // rolls the whole transaction back.
+                    tx.conn()?
+                        .execute_unprepared(
+                            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                             WHERE i < 100000000) INSERT INTO server_secrets (name, value) \
+                             SELECT 'stopped-' || i, 'x' FROM n",
+                        )
+                        .await
+                        .map_err(|error| tx.dialect.classify(error))?;
+                    tx.commit().await
+                },
+            ))
+        };
+        // Queued behind the stopped write.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let writers: Vec<_> = (0..3)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let tx = store.write().await?;
+                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
+                    tx.commit().await
+                })
+            })
+            .collect();
+        let stopped = tokio::time::timeout(Duration::from_secs(60), stopped)
+            .await
+            .expect("the write was stopped")
+            .unwrap();
+        assert!(
+            matches!(stopped, Err(Error::DeadlineExceeded)),
+            "{stopped:?}"
+        );
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        assert_eq!(committed(&store).await, ["w-0", "w-1", "w-2"]);
+        let secrets = store
+            .read()
+            .await
+            .unwrap()
+            .query_raw(
+                "SELECT COUNT(*) AS n FROM server_secrets WHERE name LIKE 'stopped-%'".to_owned(),
+                [],
+            )
+            .await
+            .unwrap();
+        assert_eq!(secrets[0].try_get::<i64>("", "n").unwrap(), 0);
+        remove(store, &path).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_kept_waiting_for_the_others_past_the_statement_timeout_is_unavailable() {
+        let (store, path) = sqlite(Duration::from_millis(100)).await;
+        let holder = store.write().await.unwrap();
+        let refused = store.write().await.map(|_| ());
+        assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+        drop(holder);
+        let next = store.write().await.unwrap();
+        next.insert_group(&group("after"), None).await.unwrap();
+        next.commit().await.unwrap();
+        assert_eq!(committed(&store).await, ["after"]);
+        remove(store, &path).await;
+    }
+}
