@@ -150,14 +150,7 @@ async fn send(
 
 /// The number of group commits a server has made, from its `/metrics`.
 async fn group_commits(http: &reqwest::Client, child: &Child) -> f64 {
-    let page = http
-        .get(format!("http://{}/metrics", child.http_addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = metrics_page_at(http, child.http_addr.parse().unwrap()).await;
     sample(&page, "groupd_sqlite_group_commits_total")
         .unwrap_or_else(|| panic!("no group commit counter in:\n{page}"))
 }

@@ -218,14 +218,13 @@ pub fn sample(page: &str, series: &str) -> Option<f64> {
 
 /// The `/metrics` page, checked to be served as OpenMetrics text.
 pub async fn metrics_page(app: &TestApp) -> String {
-    metrics_page_at(app, app.http_addr).await
+    metrics_page_at(&app.http, app.http_addr).await
 }
 
 /// The `/metrics` page of the server (a replica, say) whose HTTP port is
 /// `http_addr`, checked to be served as OpenMetrics text.
-pub async fn metrics_page_at(app: &TestApp, http_addr: std::net::SocketAddr) -> String {
-    let response = app
-        .http
+pub async fn metrics_page_at(http: &reqwest::Client, http_addr: std::net::SocketAddr) -> String {
+    let response = http
         .get(format!("http://{http_addr}/metrics"))
         .send()
         .await

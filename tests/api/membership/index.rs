@@ -24,7 +24,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 
 /// A sample of the `/metrics` page at `http_addr`, 0 when absent.
 async fn metric(app: &TestApp, http_addr: std::net::SocketAddr, series: &str) -> f64 {
-    sample(&metrics_page_at(app, http_addr).await, series).unwrap_or(0.0)
+    sample(&metrics_page_at(&app.http, http_addr).await, series).unwrap_or(0.0)
 }
 
 const FROM_INDEX: &str = "groupd_membership_answers_total{source=\"index\"}";
