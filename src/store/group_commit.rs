@@ -496,7 +496,7 @@ mod tests {
     use sea_orm::ConnectionTrait as _;
     use tokio::time::Instant;
 
-    use super::super::{Store, StoreOptions};
+    use super::super::Store;
     use crate::{
         deadline,
         domain::{GroupFields, GroupId, Membership, Principal, Timestamp, create},
@@ -506,24 +506,24 @@ mod tests {
     /// A migrated SQLite database in a fresh file, whose writers wait
     /// `wait` for the others, and its path.
     async fn sqlite(wait: Duration) -> (Store, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!(
-            "groupd_group_commit_{}.db",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let options = StoreOptions {
-            max_connections: 4,
-            connect_timeout: Duration::from_secs(5),
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: wait,
-            filter_budget: crate::domain::filter::FilterBudget::DEFAULT,
-            filtered_listings: 1,
-            membership_walks: 1,
-        };
-        let store = Store::connect(&format!("sqlite://{}", path.display()), &options)
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        (store, path)
+        crate::store::scratch_sqlite("group_commit", Duration::from_secs(5), wait).await
+    }
+
+    /// `count` tasks, each inserting group `w-<i>` in a write of its own.
+    fn spawn_writers(
+        store: &Store,
+        count: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), Error>>> {
+        (0..count)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let tx = store.write().await?;
+                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
+                    tx.commit().await
+                })
+            })
+            .collect()
     }
 
     async fn remove(store: Store, path: &std::path::Path) {
@@ -687,16 +687,7 @@ mod tests {
         const WRITERS: usize = 2 * super::MAX_WRITES + 10;
         let (store, path) = sqlite(Duration::from_secs(30)).await;
         let first = store.write().await.unwrap();
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let tx = store.write().await?;
-                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
-                    tx.commit().await
-                })
-            })
-            .collect();
+        let writers = spawn_writers(&store, WRITERS);
         until_queued(&store, WRITERS).await;
         first.commit().await.unwrap();
         for writer in writers {
@@ -736,16 +727,7 @@ mod tests {
         };
         // Queued behind the stopped write.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let writers: Vec<_> = (0..3)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let tx = store.write().await?;
-                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
-                    tx.commit().await
-                })
-            })
-            .collect();
+        let writers = spawn_writers(&store, 3);
         let stopped = tokio::time::timeout(Duration::from_secs(60), stopped)
             .await
             .expect("the write was stopped")

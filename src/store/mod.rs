@@ -476,30 +476,48 @@ impl WriteTx {
     }
 }
 
+/// A migrated SQLite store in a fresh file named after `name`, for unit
+/// tests, with its path: 4 pooled connections, calls waiting `acquire` for
+/// one, writers waiting `statement` for each other.
+#[cfg(test)]
+pub(crate) async fn scratch_sqlite(
+    name: &str,
+    acquire: Duration,
+    statement: Duration,
+) -> (Store, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!(
+        "groupd_{name}_{}.db",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let options = StoreOptions {
+        max_connections: 4,
+        connect_timeout: Duration::from_secs(5),
+        acquire_timeout: acquire,
+        statement_timeout: statement,
+        filter_budget: crate::domain::filter::FilterBudget::DEFAULT,
+        filtered_listings: 1,
+        membership_walks: 1,
+    };
+    let store = Store::connect(&format!("sqlite://{}", path.display()), &options)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    (store, path)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use super::{Store, StoreOptions};
     use crate::{domain::filter, error::Error};
+    use std::time::Duration;
 
     #[tokio::test]
     async fn each_kind_of_expensive_read_waits_for_a_slot_of_its_own_and_other_reads_do_not() {
-        let path =
-            std::env::temp_dir().join(format!("groupd_slots_{}.db", uuid::Uuid::new_v4().simple()));
-        let options = StoreOptions {
-            max_connections: 4,
-            connect_timeout: Duration::from_secs(5),
-            acquire_timeout: Duration::from_millis(200),
-            statement_timeout: Duration::from_secs(5),
-            filter_budget: crate::domain::filter::FilterBudget::DEFAULT,
-            filtered_listings: 1,
-            membership_walks: 1,
-        };
-        let store = Store::connect(&format!("sqlite://{}", path.display()), &options)
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (store, path) =
+            super::scratch_sqlite("slots", Duration::from_millis(200), Duration::from_secs(5))
+                .await;
         let filter = filter::parse("name = \"a\"").unwrap().unwrap();
 
         let walk = store.read_walk().await.unwrap();
