@@ -107,6 +107,12 @@ struct SourceLabels {
     source: &'static str,
 }
 
+/// The labels of `groupd_database_statements`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
 /// The labels of `groupd_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
@@ -119,6 +125,7 @@ pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<RequestLabels, Counter>,
     durations: Family<DurationLabels, Histogram>,
+    statements: Family<MethodLabels, Counter>,
     inflight_bytes: Gauge,
     watch_streams: Gauge,
     feed_head: Gauge,
@@ -151,6 +158,14 @@ impl Metrics {
             "Time from the start of a call to its response or error, by transport and method",
             Unit::Seconds,
             durations.clone(),
+        );
+
+        let statements = Family::<MethodLabels, Counter>::default();
+        registry.register(
+            "database_statements",
+            "Statements calls sent to the database, by method (a transaction's BEGIN and COMMIT \
+             included)",
+            statements.clone(),
         );
 
         let build_info = Family::<BuildLabels, Gauge>::default();
@@ -237,6 +252,7 @@ impl Metrics {
             registry: Arc::new(registry),
             requests,
             durations,
+            statements,
             inflight_bytes,
             watch_streams,
             feed_head,
@@ -263,6 +279,14 @@ impl Metrics {
                 method: method.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the statements one call of `method` (from the same fixed
+    /// set as in [`Self::record`]) sent to the database.
+    pub fn record_statements(&self, method: &'static str, statements: u32) {
+        self.statements
+            .get_or_create(&MethodLabels { method })
+            .inc_by(u64::from(statements));
     }
 
     /// The gauge of in-flight bytes, which the in-flight budget keeps up

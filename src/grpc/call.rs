@@ -15,6 +15,7 @@ use crate::{
     domain::clip,
     error::Error,
     metrics::{self, Metrics, Transport},
+    store::statements,
 };
 
 /// Most bytes of an internal error's cause a log line shows: the cause
@@ -93,8 +94,14 @@ impl GrpcService {
             finished: false,
         };
         span.in_scope(|| tracing::debug!("call started"));
-        let result = deadline::run(context.deadline, work.instrument(span.clone()))
-            .await
+        let (result, statements) = statements::counted(deadline::run(
+            context.deadline,
+            work.instrument(span.clone()),
+        ))
+        .await;
+        span.in_scope(|| tracing::debug!(statements, "statements sent to the database"));
+        self.metrics.record_statements(method, statements);
+        let result = result
             .and_then(|response| self.deliverable(response))
             .map_err(|error| {
                 let status = status(&error);

@@ -1,7 +1,8 @@
 //! GetGroup, and the soft delete and undelete of a group.
 
 use super::{
-    GroupService, authorize, check_etag, check_name_free, not_found, record, standing, touch,
+    GroupService, authorize, check_etag, check_name_free, not_found, record, standing_read_for,
+    touch, with_standing,
 };
 use crate::{
     domain::{
@@ -19,12 +20,21 @@ impl GroupService {
     /// members do not fit in one reply is FAILED_PRECONDITION, pointing at
     /// the BASIC view and ListGroupMembers.
     pub async fn get_group(&self, caller: &Caller, request: GetGroup) -> Result<Group, Error> {
+        let reader = standing_read_for(caller);
+        if request.view == View::Basic {
+            // One statement, outside any transaction.
+            let (found, standing) =
+                with_standing(self.store.find_group_for(&request.id, reader).await?);
+            let mut group = authorize(caller, found, standing, Permission::Get, &request.id)?;
+            group.permissions = policy::permissions(caller, standing);
+            return Ok(group);
+        }
+        // The group and its members, of one snapshot.
         let tx = self.store.read().await?;
-        let found = tx.find_group(&request.id).await?;
-        let standing = standing(&tx, caller, &request.id).await?;
+        let (found, standing) = with_standing(tx.find_group_for(&request.id, reader).await?);
         let mut group = authorize(caller, found, standing, Permission::Get, &request.id)?;
         group.permissions = policy::permissions(caller, standing);
-        if request.view == View::Full && !self.attach_members(&tx, &mut group).await? {
+        if !self.attach_members(&tx, &mut group).await? {
             return Err(Error::FailedPrecondition {
                 reason: "GROUP_TOO_LARGE",
                 message: format!(
@@ -47,8 +57,8 @@ impl GroupService {
     ) -> Result<Group, Error> {
         let id = &request.id;
         let tx = self.store.write().await?;
-        let found = tx.lock_group(id).await?;
-        let standing = standing(&tx, caller, id).await?;
+        let (found, standing) =
+            with_standing(tx.lock_group_for(id, standing_read_for(caller)).await?);
         // A missing group: PERMISSION_DENIED unless the caller may delete
         // any group, who learns that it is missing (and, with
         // `allow_missing`, succeeds).
@@ -83,8 +93,8 @@ impl GroupService {
     ) -> Result<Group, Error> {
         let id = &request.id;
         let tx = self.store.write().await?;
-        let found = tx.lock_group(id).await?;
-        let standing = standing(&tx, caller, id).await?;
+        let (found, standing) =
+            with_standing(tx.lock_group_for(id, standing_read_for(caller)).await?);
         let mut group = authorize(caller, found, standing, Permission::Undelete, id)?;
         if group.is_live() {
             return Err(Error::AlreadyExists {

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use super::{
-    GroupService, authorize, check_admins_left, give_permissions, not_found, record, standing,
-    touch,
+    GroupService, authorize, check_admins_left, give_permissions, not_found, record,
+    standing_read_for, touch, with_standing,
 };
 use crate::{
     domain::{
@@ -40,8 +40,8 @@ impl GroupService {
             &self.limits,
         ))?;
         let tx = self.store.write().await?;
-        let found = tx.lock_group(&id).await?;
-        let standing = standing(&tx, caller, &id).await?;
+        let (found, standing) =
+            with_standing(tx.lock_group_for(&id, standing_read_for(caller)).await?);
         let mut group = match authorize(caller, found, standing, Permission::UpdateMembers, &id)? {
             group if group.is_live() => group,
             _ => return Err(not_found(&id)),

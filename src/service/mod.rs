@@ -137,8 +137,7 @@ async fn answer_group(
     caller: &Caller,
     id: &GroupId,
 ) -> Result<Group, Error> {
-    let found = tx.find_group(id).await?;
-    let standing = standing(tx, caller, id).await?;
+    let (found, standing) = with_standing(tx.find_group_for(id, standing_read_for(caller)).await?);
     let mut group = authorize(caller, found, standing, Permission::Get, id)?;
     service.attach_members(tx, &mut group).await?;
     group.permissions = policy::permissions(caller, standing);
@@ -148,10 +147,24 @@ async fn answer_group(
 /// The standing of `caller` in group `id`; not read for `groups.admin`,
 /// whose rights do not depend on it.
 async fn standing(tx: &ReadTx, caller: &Caller, id: &GroupId) -> Result<Standing, Error> {
-    if caller.has(Role::Admin) {
-        return Ok(Standing::STRANGER);
+    match standing_read_for(caller) {
+        Some(principal) => tx.standing(id, principal).await,
+        None => Ok(Standing::STRANGER),
     }
-    tx.standing(id, caller.principal().as_str()).await
+}
+
+/// The principal whose standing a call of `caller` reads with the group
+/// (see [`standing`]): none for `groups.admin`.
+fn standing_read_for(caller: &Caller) -> Option<&str> {
+    (!caller.has(Role::Admin)).then(|| caller.principal().as_str())
+}
+
+/// A group read with the caller's standing in it, as the group if any and
+/// the standing (a stranger's in a missing group).
+fn with_standing(found: Option<(Group, Standing)>) -> (Option<Group>, Standing) {
+    found.map_or((None, Standing::STRANGER), |(group, standing)| {
+        (Some(group), standing)
+    })
 }
 
 /// `group` when `caller`, standing so in it, holds `permission` on it.

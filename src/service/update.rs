@@ -4,7 +4,7 @@
 use super::{
     GroupService, authorize, check_admins_left, check_etag, check_name_free, check_parents,
     create::{NewGroup, check_may_create, creator_joins},
-    denied, give_permissions, not_found, record, standing, touch,
+    denied, give_permissions, not_found, record, standing_read_for, touch, with_standing,
 };
 use crate::{
     domain::{
@@ -41,11 +41,13 @@ impl GroupService {
             // then sees the first's edge and answers MEMBER_OF_CYCLE.
             tx.lock_hierarchy().await?;
         }
-        let found = tx.lock_group(&request.id).await?;
+        let (found, standing) = with_standing(
+            tx.lock_group_for(&request.id, standing_read_for(caller))
+                .await?,
+        );
         if found.is_none() && request.allow_missing {
             return self.create_missing(tx, caller, request).await;
         }
-        let standing = standing(&tx, caller, &request.id).await?;
         let mut group = match authorize(caller, found, standing, Permission::Update, &request.id)? {
             group if group.is_live() => group,
             _ => return Err(not_found(&request.id)),

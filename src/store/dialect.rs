@@ -64,6 +64,42 @@ impl Dialect {
         db.begin_with_options(options).await
     }
 
+    /// The statements that open and end a transaction, which sea-orm does
+    /// not report to `statements.rs`: BEGIN, the `SET TRANSACTION` that
+    /// follows it in a PostgreSQL read, and the COMMIT or ROLLBACK.
+    pub fn transaction_statements(self, read: bool) -> u32 {
+        match self {
+            Self::Postgres if read => 3,
+            Self::Postgres | Self::Sqlite => 2,
+        }
+    }
+
+    /// The SQL of an aggregate: the text of a JSON array of `column` over
+    /// the rows aggregated, `[]` when there are none.
+    pub fn json_array_of(self, column: &str) -> String {
+        match self {
+            Self::Postgres => format!("COALESCE(json_agg({column}), '[]'::json)::text"),
+            Self::Sqlite => format!("json_group_array({column})"),
+        }
+    }
+
+    /// The statement that locks a group's row (id in the first placeholder)
+    /// against other writers until the transaction ends. None on SQLite,
+    /// whose write transaction holds the database's write lock from its
+    /// start. On PostgreSQL it stays a statement of its own: one that also
+    /// read the group's parents would, after waiting for another writer's
+    /// lock, return the locked row as that writer left it but its parents
+    /// as of before (the subquery keeps the statement's snapshot).
+    pub fn group_row_lock(self) -> Option<String> {
+        match self {
+            Self::Postgres => Some(format!(
+                "SELECT 1 FROM groups WHERE id = {} FOR UPDATE",
+                self.placeholder(1)
+            )),
+            Self::Sqlite => None,
+        }
+    }
+
     /// Whether the writes that arrive together share one transaction (see
     /// `group_commit.rs`): SQLite's, whose one writer commits them one
     /// after another anyway. PostgreSQL's writers run and commit

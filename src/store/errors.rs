@@ -55,7 +55,8 @@ enum Meaning {
     /// The statement timeout cancelled the statement (PostgreSQL), or the
     /// call's end stopped it (SQLite).
     DeadlineExceeded,
-    /// The database could not serve the request now (a lock held too long).
+    /// The database could not serve the request now (a lock held too long,
+    /// a connection the server closed).
     Unavailable,
 }
 
@@ -65,6 +66,13 @@ mod sqlstate {
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const DEADLOCK_DETECTED: &str = "40P01";
     pub const QUERY_CANCELED: &str = "57014";
+    /// Class 08, connection exceptions.
+    pub const CONNECTION_EXCEPTION_CLASS: &str = "08";
+    /// The server ended the session: `admin_shutdown`, `crash_shutdown`,
+    /// `cannot_connect_now` (a server starting or stopping).
+    pub const SESSION_ENDED: [&str; 3] = ["57P01", "57P02", "57P03"];
+    /// `too_many_connections`.
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
 }
 
 /// SQLite's result codes groupd tells apart.
@@ -127,6 +135,29 @@ pub fn connect_error(err: DbErr) -> Error {
     }
 }
 
+/// Whether `err` came from a pooled connection the server had closed
+/// while it sat idle (a restart, a failover, an operator ending sessions):
+/// the statement never ran, and the pool has discarded the connection
+/// (it is tested when given back), so the same work can be tried again on
+/// another. A database that cannot be reached at all fails to connect
+/// instead, which this does not match.
+pub fn closed_connection(err: &DbErr) -> bool {
+    // A statement's error; a failure to connect is a `DbErr::Conn`.
+    let sqlx = match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            e.as_ref()
+        }
+        _ => return false,
+    };
+    match sqlx {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| sqlstate::SESSION_ENDED.contains(&code.as_ref())),
+        _ => false,
+    }
+}
+
 /// The driver's error, when the database itself answered with one.
 fn database_error(err: &DbErr) -> Option<&dyn DatabaseError> {
     if let DbErr::Exec(RuntimeErr::SqlxError(e))
@@ -151,7 +182,16 @@ fn postgres_meaning(db: &dyn DatabaseError) -> Option<Meaning> {
     if code == sqlstate::SERIALIZATION_FAILURE || code == sqlstate::DEADLOCK_DETECTED {
         return Some(Meaning::Conflict);
     }
-    (code == sqlstate::QUERY_CANCELED).then_some(Meaning::DeadlineExceeded)
+    if code == sqlstate::QUERY_CANCELED {
+        return Some(Meaning::DeadlineExceeded);
+    }
+    // A pooled connection the server has closed (a restart, a failover, an
+    // operator ending sessions) fails the one call that meets it: worth a
+    // retry, which gets a new connection.
+    (code.starts_with(sqlstate::CONNECTION_EXCEPTION_CLASS)
+        || sqlstate::SESSION_ENDED.contains(&code.as_ref())
+        || code == sqlstate::TOO_MANY_CONNECTIONS)
+        .then_some(Meaning::Unavailable)
 }
 
 fn sqlite_meaning(db: &dyn DatabaseError) -> Option<Meaning> {

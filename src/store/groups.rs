@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait as _, Condition, EntityTrait as _, Order, PaginatorTrait as _, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _,
+    ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _, FromQueryResult as _,
+    Order, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QueryResult, QuerySelect as _,
+    Statement, Value,
     sea_query::{Expr, ExprTrait as _, Func},
 };
 
 use super::{
-    BATCH, ReadTx, WriteTx,
+    BATCH, Dialect, ReadTx, Store, WriteTx,
     entities::{group_labels, group_members, groups},
     errors::Classify as _,
     filter,
@@ -24,6 +25,7 @@ use crate::{
         Group, GroupFields, GroupId, State, Timestamp,
         filter::Filter,
         listing::{CursorKey, GroupCursor, OrderBy, OrderField},
+        policy::Standing,
     },
     error::Error,
 };
@@ -108,6 +110,71 @@ fn group_row(group: &Group) -> Result<groups::ActiveModel, Error> {
     })
 }
 
+/// The statement that reads one group (live or deleted, without members),
+/// its parents and the standing of one principal in it: one round trip
+/// where there were three. Its values are [`group_read_values`], in the
+/// order of their placeholders (SQLite's `?` are numbered by position).
+fn group_read(dialect: Dialect) -> String {
+    format!(
+        "SELECT g.*, \
+           (SELECT {parents} FROM group_parents p WHERE p.group_id = g.id) AS parents, \
+           m.is_admin AS caller_is_admin \
+         FROM groups g \
+         LEFT JOIN group_members m ON m.group_id = g.id AND m.member_id = {principal} \
+         WHERE g.id = {id}",
+        parents = dialect.json_array_of("p.parent_id"),
+        principal = dialect.placeholder(1),
+        id = dialect.placeholder(2),
+    )
+}
+
+/// The values of [`group_read`]: `principal` (NULL, which matches no
+/// member, for nobody), and group `id`.
+fn group_read_values(id: &GroupId, principal: Option<&str>) -> [Value; 2] {
+    [principal.map(str::to_owned).into(), id.as_str().into()]
+}
+
+/// A group and a standing from a row of [`group_read`].
+fn read_group_row(row: &QueryResult) -> Result<(Group, Standing), Error> {
+    let model = groups::Model::from_query_result(row, "").map_err(Error::internal)?;
+    let parents: String = row.try_get("", "parents").map_err(Error::internal)?;
+    let mut member_of: Vec<String> = from_json(&parents)?;
+    member_of.sort_unstable();
+    let is_admin: Option<bool> = row
+        .try_get("", "caller_is_admin")
+        .map_err(Error::internal)?;
+    let standing = is_admin.map_or(Standing::STRANGER, Standing::of_member);
+    Ok((to_group(model, member_of)?, standing))
+}
+
+impl Store {
+    /// Group `id`, live or deleted, without its members, with the standing
+    /// of `principal` in it (`None`: nobody's): one statement outside any
+    /// transaction, for a call that reads nothing else (GetGroup in its
+    /// BASIC view). One statement sees one snapshot, so the group, its
+    /// parents and the standing are of the same moment. The call's deadline
+    /// bounds it as any statement on SQLite (see `calls.rs`); on PostgreSQL
+    /// the statement timeout does, as a primary-key read.
+    pub async fn find_group_for(
+        &self,
+        id: &GroupId,
+        principal: Option<&str>,
+    ) -> Result<Option<(Group, Standing)>, Error> {
+        let sql = group_read(self.dialect);
+        let row = self
+            .on_open_connection(|| {
+                self.db.query_one_raw(Statement::from_sql_and_values(
+                    self.dialect.backend(),
+                    sql.clone(),
+                    group_read_values(id, principal),
+                ))
+            })
+            .await
+            .classify(self.dialect)?;
+        row.as_ref().map(read_group_row).transpose()
+    }
+}
+
 impl ReadTx {
     /// Groups built from `rows`, each with its parents.
     async fn with_parents(&self, rows: Vec<groups::Model>) -> Result<Vec<Group>, Error> {
@@ -123,11 +190,20 @@ impl ReadTx {
 
     /// Group `id`, live or deleted, without its members.
     pub async fn find_group(&self, id: &GroupId) -> Result<Option<Group>, Error> {
-        let row = groups::Entity::find_by_id(id.as_str())
-            .one(self.conn()?)
-            .await
-            .classify(self.dialect)?;
-        Ok(self.with_parents(row.into_iter().collect()).await?.pop())
+        Ok(self.find_group_for(id, None).await?.map(|(group, _)| group))
+    }
+
+    /// Group `id`, live or deleted, without its members, with the standing
+    /// of `principal` in it (`None`: nobody's), in one statement.
+    pub async fn find_group_for(
+        &self,
+        id: &GroupId,
+        principal: Option<&str>,
+    ) -> Result<Option<(Group, Standing)>, Error> {
+        let rows = self
+            .query_raw(group_read(self.dialect), group_read_values(id, principal))
+            .await?;
+        rows.first().map(read_group_row).transpose()
     }
 
     /// The id of the group created with `request_id`, if any.
@@ -250,14 +326,19 @@ fn member_of(member: Option<&str>) -> Condition {
 
 impl WriteTx {
     /// Group `id`, live or deleted, without its members, locked against
-    /// other writers until the transaction ends.
-    pub async fn lock_group(&self, id: &GroupId) -> Result<Option<Group>, Error> {
-        let row = groups::Entity::find_by_id(id.as_str())
-            .lock_exclusive()
-            .one(self.conn()?)
-            .await
-            .classify(self.dialect)?;
-        Ok(self.with_parents(row.into_iter().collect()).await?.pop())
+    /// other writers until the transaction ends, with the standing of
+    /// `principal` in it (`None`: nobody's): one statement on SQLite, whose
+    /// write transaction holds the lock already, and a lock before it on
+    /// PostgreSQL (see [`Dialect::group_row_lock`](super::Dialect::group_row_lock)).
+    pub async fn lock_group_for(
+        &self,
+        id: &GroupId,
+        principal: Option<&str>,
+    ) -> Result<Option<(Group, Standing)>, Error> {
+        if let Some(lock) = self.dialect.group_row_lock() {
+            self.query_raw(lock, [id.as_str().into()]).await?;
+        }
+        self.find_group_for(id, principal).await
     }
 
     /// Which of `ids` are live groups. On PostgreSQL the rows are

@@ -39,8 +39,9 @@ mod hierarchy;
 mod index;
 mod members;
 mod secrets;
+pub mod statements;
 
-use std::{ops::Deref, sync::Arc, time::Duration};
+use std::{future::Future, ops::Deref, sync::Arc, time::Duration};
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction, DbErr,
@@ -64,6 +65,10 @@ use crate::{
 /// Rows per statement in batched inserts and `IN (…)` lists, well below
 /// both backends' bind-parameter limits.
 const BATCH: usize = 500;
+
+/// How long a pooled connection may sit idle before it is pinged on its
+/// next checkout.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -100,6 +105,10 @@ pub struct Store {
     listings: Arc<Slots>,
     walks: Arc<Slots>,
     statement_timeout: Duration,
+    /// How many times a call's first statement is tried again on another
+    /// connection when the one it met had been closed (see
+    /// [`Store::on_open_connection`]).
+    retries: u32,
     /// Where the change feed's notifications are listened for (see
     /// [`Store::feed_wakeups`]).
     url: Arc<str>,
@@ -160,9 +169,10 @@ impl Store {
     /// on SQLite the group commit's own connection. A SQLite database file
     /// is created when missing, and put in WAL mode.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, Error> {
-        let db = Database::connect(connect_options(url, options, options.max_connections))
+        let mut db = Database::connect(connect_options(url, options, options.max_connections))
             .await
             .map_err(errors::connect_error)?;
+        db.set_metric_callback(statements::on_statement);
         let probe = Database::connect(connect_options(url, options, 1))
             .await
             .map_err(errors::connect_error)?;
@@ -177,9 +187,10 @@ impl Store {
             // empties a connection's page cache whenever another connection
             // has written, so the writer keeps its cache warm only when it
             // is the only connection that writes.
-            let writer = Database::connect(connect_options(url, options, 1))
+            let mut writer = Database::connect(connect_options(url, options, 1))
                 .await
                 .map_err(errors::connect_error)?;
+            writer.set_metric_callback(statements::on_statement);
             Some(group_commit::GroupCommit::new(
                 writer,
                 dialect,
@@ -208,6 +219,7 @@ impl Store {
                 "membership walks",
             ),
             statement_timeout: options.statement_timeout,
+            retries: options.max_connections,
             url: Arc::from(url),
             commits,
             group_commit,
@@ -262,6 +274,9 @@ impl Store {
     /// statement timeout).
     pub async fn write(&self) -> Result<WriteTx, Error> {
         if let Some(group) = &self.group_commit {
+            // The savepoint's `RELEASE …; SAVEPOINT …`; the group's BEGIN
+            // and COMMIT are shared.
+            statements::sent(1);
             return Ok(WriteTx {
                 read: ReadTx {
                     tx: Tx::Grouped(group.join().await?),
@@ -271,9 +286,11 @@ impl Store {
                 commits: Arc::clone(&self.commits),
             });
         }
-        let tx = self.dialect.begin_write(&self.db).await;
+        let tx = self
+            .on_open_connection(|| self.dialect.begin_write(&self.db))
+            .await;
         Ok(WriteTx {
-            read: self.transaction(tx).await?,
+            read: self.transaction(tx, false).await?,
             commits: Arc::clone(&self.commits),
         })
     }
@@ -290,15 +307,19 @@ impl Store {
     /// Starts a read-only transaction that sees one consistent snapshot, so
     /// that a group and its members are read as of the same moment.
     pub async fn read(&self) -> Result<ReadTx, Error> {
-        let tx = self.dialect.begin_read(&self.db).await;
-        self.transaction(tx).await
+        let tx = self
+            .on_open_connection(|| self.dialect.begin_read(&self.db))
+            .await;
+        self.transaction(tx, true).await
     }
 
     /// Starts a read like [`Store::read`], on the change feed reader's own
     /// connection.
     pub async fn read_for_feed(&self) -> Result<ReadTx, Error> {
-        let tx = self.dialect.begin_read(&self.feed).await;
-        self.transaction(tx).await
+        let tx = self
+            .on_open_connection(|| self.dialect.begin_read(&self.feed))
+            .await;
+        self.transaction(tx, true).await
     }
 
     /// Starts the read of a ListGroups call. A filter must fit the filter
@@ -340,6 +361,30 @@ impl Store {
         Ok(tx)
     }
 
+    /// Runs `first`, a call's first statement (a BEGIN, or a read outside
+    /// any transaction), again while it fails on a pooled connection the
+    /// server had closed, at most once per pooled connection. Pooled
+    /// connections are not pinged before each use (a round trip on every
+    /// call), only after a second idle; so after a database restart each
+    /// connection that was open meets its closed socket once, and without
+    /// this each would fail one call.
+    async fn on_open_connection<T, F, Fut>(&self, mut first: F) -> Result<T, DbErr>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, DbErr>>,
+    {
+        let mut left = self.retries;
+        loop {
+            match first().await {
+                Err(err) if left > 0 && errors::closed_connection(&err) => {
+                    tracing::debug!(error = %err, "a pooled connection was closed; trying another");
+                    left -= 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// The transaction `begun`, bounded by the call's deadline: SQLite
     /// stops its statements itself (see [`calls`]); PostgreSQL gets a
     /// statement timeout no longer than what is left of the call, when
@@ -347,8 +392,10 @@ impl Store {
     async fn transaction(
         &self,
         begun: Result<DatabaseTransaction, DbErr>,
+        read: bool,
     ) -> Result<ReadTx, Error> {
         let tx = begun.classify(self.dialect)?;
+        statements::sent(self.dialect.transaction_statements(read));
         if let Some(left) =
             crate::deadline::remaining().filter(|left| *left < self.statement_timeout)
         {
@@ -374,6 +421,11 @@ fn connect_options(url: &str, options: &StoreOptions, max_connections: u32) -> C
         .connect_timeout(options.connect_timeout)
         .acquire_timeout(options.acquire_timeout)
         .statement_timeout(options.statement_timeout)
+        // No ping on every checkout, which would be a round trip more on
+        // every call: a connection is pinged only once it has been idle
+        // long enough for a proxy or the server to have dropped it (a
+        // SQLite connection, a file, cannot be dropped; the ping is cheap).
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         // Names groupd's sessions in pg_stat_activity.
         .set_application_name("groupd")
         .sqlx_logging_level(tracing::log::LevelFilter::Debug)

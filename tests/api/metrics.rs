@@ -2,6 +2,7 @@
 //! transports, and `/openapi.json` serves the document `groupd openapi`
 //! prints.
 
+use groupd::pb;
 use serde_json::json;
 use tonic::Code;
 
@@ -9,6 +10,7 @@ use crate::helpers::*;
 
 both_backends!(
     metrics_count_grpc_and_http_calls_by_method_and_code,
+    metrics_count_the_statements_each_call_sends,
     the_served_openapi_document_is_the_generated_one,
 );
 
@@ -90,4 +92,66 @@ async fn the_served_openapi_document_is_the_generated_one(app: TestApp) {
     assert_eq!(served, groupd::http::openapi::contract_document().unwrap());
     assert_eq!(served["openapi"], json!("3.0.3"));
     assert!(served["paths"]["/v1/groups/{id}"]["patch"].is_object());
+}
+
+async fn metrics_count_the_statements_each_call_sends(app: TestApp) {
+    let statements = |page: &str, method: &str| {
+        sample(
+            page,
+            &format!("groupd_database_statements_total{{method=\"{method}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let parent = create_named(&app, "counted-parent").await;
+    let mut child = create_named(&app, "counted-child").await;
+    child.member_of = refs(&[&parent.id]);
+    try_update(&app, child.clone(), Some(&["member_of"]))
+        .await
+        .unwrap();
+    let before = metrics_page(&app).await;
+
+    // The BASIC view is one statement: the group, its parents and the
+    // caller's standing, outside any transaction; a missing group too.
+    let got = try_get_view(&app, &child.id, pb::GroupView::Basic)
+        .await
+        .unwrap();
+    assert_eq!(got.member_of, refs(&[&parent.id]));
+    let after_basic = metrics_page(&app).await;
+    assert_eq!(
+        statements(&after_basic, "GetGroup") - statements(&before, "GetGroup"),
+        1.0,
+        "{after_basic}"
+    );
+    assert_eq!(
+        try_get_view(&app, "counted-missing", pb::GroupView::Basic)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let after_missing = metrics_page(&app).await;
+    assert_eq!(
+        statements(&after_missing, "GetGroup") - statements(&after_basic, "GetGroup"),
+        1.0,
+        "{after_missing}"
+    );
+
+    // The FULL view reads the members in the same snapshot: a transaction
+    // (its BEGIN and its end are counted too) around more than one read.
+    let full = try_get_view(&app, &child.id, pb::GroupView::Full)
+        .await
+        .unwrap();
+    assert_eq!(full.member_of, refs(&[&parent.id]));
+    let after_full = metrics_page(&app).await;
+    assert!(
+        statements(&after_full, "GetGroup") - statements(&after_missing, "GetGroup") >= 4.0,
+        "{after_full}"
+    );
+    // Each method's statements are counted under its own name.
+    assert!(statements(&after_full, "UpdateGroup") > 0.0, "{after_full}");
+    assert_eq!(
+        statements(&after_full, "UpdateGroup"),
+        statements(&before, "UpdateGroup"),
+        "{after_full}"
+    );
 }

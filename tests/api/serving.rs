@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use groupd::pb;
+
 use prost::Message as _;
 use tonic::Code;
 use tonic_health::pb::{
@@ -37,6 +39,10 @@ postgres_only!(
     args ["--db-health-interval", "200ms"];
     a_database_outage_answers_unavailable_and_health_follows_the_database,
 );
+
+// Sessions ended under the pool (a restart, a failover) are staged on
+// PostgreSQL, whose server can end them.
+postgres_only!(calls_after_the_database_ended_every_session_succeed);
 
 const SERVICE: &str = "groups.v1.GroupService";
 
@@ -323,4 +329,36 @@ async fn a_database_outage_answers_unavailable_and_health_follows_the_database(a
     create_named(&app, "after-outage").await;
     let status = try_get(&app, "no-such-group").await.unwrap_err();
     assert_not_found(&status, "no-such-group");
+}
+
+async fn calls_after_the_database_ended_every_session_succeed(app: TestApp) {
+    let group = create_named(&app, "survivor").await;
+    // Concurrent calls open several pooled connections.
+    let warm = (0..16).map(|_| try_get(&app, &group.id));
+    for got in futures_util::future::join_all(warm).await {
+        assert_eq!(got.unwrap(), group);
+    }
+
+    app.end_postgres_sessions().await;
+
+    // Each pooled connection is now closed, and no connection is pinged
+    // before a call uses it: a call's first statement that meets a closed
+    // one is tried again on another, so no call fails.
+    for _ in 0..16 {
+        assert_eq!(
+            try_get_view(&app, &group.id, pb::GroupView::Basic)
+                .await
+                .unwrap()
+                .etag,
+            group.etag
+        );
+        assert_eq!(try_get(&app, &group.id).await.unwrap(), group);
+    }
+    let mut changed = group.clone();
+    changed.description = "after the restart".to_owned();
+    let updated = try_update(&app, changed, Some(&["description"]))
+        .await
+        .unwrap();
+    assert_eq!(updated.description, "after the restart");
+    assert_eq!(get(&app, &group.id).await, updated);
 }

@@ -80,6 +80,9 @@ impl Database {
             .statement_timeout(Duration::from_secs(10))
             .set_application_name("groupd-load")
             .sqlx_logging(false)
+            // As groupd: a pooled connection is pinged only after a second
+            // idle, not on every checkout.
+            .test_before_acquire_if_idle_for(Duration::from_secs(1))
             .map_sqlx_sqlite_opts(|opts| {
                 // The server's file, never a new one.
                 opts.create_if_missing(false)
@@ -319,23 +322,33 @@ impl DbWorker {
         }
     }
 
-    /// The group row `id` (`find_group`, or `lock_group` with `lock`).
-    async fn group(
-        &self,
-        tx: &DatabaseTransaction,
-        id: &str,
-        lock: bool,
-    ) -> Result<Option<GroupRow>, DbErr> {
-        let lock = if lock && self.backend() == DbBackend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
+    /// The statement of `find_group_for`: group `id`, its parents as a
+    /// JSON array, and the standing of a principal (none here, as
+    /// `groups.admin` reads) in it.
+    fn group_read(&self, id: &str) -> Statement {
+        let parents = match self.backend() {
+            DbBackend::Postgres => "COALESCE(json_agg(p.parent_id), '[]'::json)::text",
+            _ => "json_group_array(p.parent_id)",
         };
-        let text = format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = $1 LIMIT $2{lock}");
-        let rows = tx
-            .query_all_raw(self.statement(&text, vec![id.into(), 1i64.into()]))
-            .await?;
-        rows.first().map(GroupRow::read).transpose()
+        let text = format!(
+            "SELECT g.*, \
+               (SELECT {parents} FROM group_parents p WHERE p.group_id = g.id) AS parents, \
+               m.is_admin AS caller_is_admin \
+             FROM groups g \
+             LEFT JOIN group_members m ON m.group_id = g.id AND m.member_id = $1 \
+             WHERE g.id = $2"
+        );
+        self.statement(&text, vec![Option::<String>::None.into(), id.into()])
+    }
+
+    /// A row of [`Self::group_read`]: the group and its parents.
+    fn read_group(row: &QueryResult) -> Result<(GroupRow, Vec<String>), DbErr> {
+        let parents: String = row.try_get("", "parents")?;
+        let mut parents: Vec<String> =
+            serde_json::from_str(&parents).map_err(|error| DbErr::Json(error.to_string()))?;
+        parents.sort_unstable();
+        let _standing: Option<bool> = row.try_get("", "caller_is_admin")?;
+        Ok((GroupRow::read(row)?, parents))
     }
 
     /// The parents of each of `ids` (`parents_of`).
@@ -414,13 +427,10 @@ impl DbWorker {
 
     async fn get(&mut self) -> Result<Outcome, DbErr> {
         let id = self.data.groups[self.rng.random_range(0..self.data.groups.len())].clone();
-        let tx = self.database.begin_read().await?;
-        let group = self.group(&tx, &id, false).await?;
-        self.parents(&tx, std::slice::from_ref(&id)).await?;
-        // A read transaction ends when dropped, as groupd's do.
-        drop(tx);
-        Ok(match group {
-            Some(row) if row.id == id => Outcome::Right,
+        // One statement outside any transaction, as groupd's BASIC view.
+        let row = self.database.db.query_one_raw(self.group_read(&id)).await?;
+        Ok(match row.as_ref().map(Self::read_group).transpose()? {
+            Some((row, _)) if row.id == id => Outcome::Right,
             _ => Outcome::Wrong("the group's row is missing".into()),
         })
     }
@@ -489,8 +499,7 @@ impl DbWorker {
     async fn check(&mut self) -> Result<Outcome, DbErr> {
         let top = self.data.chain[0].clone();
         let tx = self.database.begin_read().await?;
-        let group = self.group(&tx, &top, false).await?;
-        self.parents(&tx, std::slice::from_ref(&top)).await?;
+        let group = tx.query_one_raw(self.group_read(&top)).await?;
         let (own, edges) = self.walk(&tx).await?;
         drop(tx);
         let bottom = self.data.chain.last().cloned().unwrap_or_default();
@@ -619,17 +628,26 @@ impl DbWorker {
         Ok(())
     }
 
-    /// The group row `id`, locked, and its parents, as a write begins.
+    /// The group row `id`, locked, and its parents, as a write begins
+    /// (`lock_group_for`): one statement on SQLite, whose transaction holds
+    /// the write lock already; the row lock first on PostgreSQL.
     async fn lock(
         &self,
         tx: &DatabaseTransaction,
         id: &str,
     ) -> Result<Option<(GroupRow, Vec<String>)>, DbErr> {
-        let Some(row) = self.group(tx, id, true).await? else {
-            return Ok(None);
-        };
-        let mut parents = self.parents(tx, &[id.to_owned()]).await?;
-        Ok(Some((row, parents.remove(id).unwrap_or_default())))
+        if self.backend() == DbBackend::Postgres {
+            tx.query_all_raw(self.statement(
+                "SELECT 1 FROM groups WHERE id = $1 FOR UPDATE",
+                vec![id.into()],
+            ))
+            .await?;
+        }
+        tx.query_one_raw(self.group_read(id))
+            .await?
+            .as_ref()
+            .map(Self::read_group)
+            .transpose()
     }
 
     async fn update(&mut self) -> Result<Outcome, DbErr> {

@@ -111,15 +111,28 @@ impl TestApp {
             ))
             .await
             .unwrap();
+        admin.close().await.unwrap();
         if !reachable {
-            admin
-                .execute_unprepared(&format!(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-                ))
-                .await
-                .unwrap();
+            self.end_postgres_sessions().await;
         }
+    }
+
+    /// Ends every session on the test's PostgreSQL database, as a restart
+    /// of the server or a failover would: every pooled connection is
+    /// closed under the server's feet.
+    pub async fn end_postgres_sessions(&self) {
+        let (admin_url, name) = self
+            .postgres
+            .as_ref()
+            .expect("only a PostgreSQL database has sessions to end");
+        let admin = connect_admin(admin_url).await.unwrap();
+        admin
+            .execute_unprepared(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ))
+            .await
+            .unwrap();
         admin.close().await.unwrap();
     }
 

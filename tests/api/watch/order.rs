@@ -331,7 +331,7 @@ async fn a_write_held_open_is_streamed_once_it_commits_and_never_skipped(app: Te
     .unwrap();
     let id = GroupId::parse(&held_group.id).unwrap();
     let tx = store.write().await.unwrap();
-    let mut group = tx.lock_group(&id).await.unwrap().unwrap();
+    let mut group = tx.lock_group_for(&id, None).await.unwrap().unwrap().0;
     let actor = Principal::parse("holder").unwrap();
     group.fields.description = "held".to_owned();
     group.touch(
