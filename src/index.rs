@@ -56,8 +56,8 @@ mod principals;
 /// commits before it reads the database instead.
 pub const CATCH_UP_WAIT: Duration = Duration::from_millis(100);
 
-/// Memberships read per statement while the index is built.
-const BUILD_PAGE: u64 = 50_000;
+/// Groups whose members are read per statement while the index is built.
+const BUILD_PAGE: u64 = 1_000;
 
 /// The index's metrics.
 #[derive(Debug, Clone, Default)]
@@ -317,17 +317,19 @@ impl MembershipIndex {
         for (child, list) in parents {
             state.set_parents(child, &list);
         }
-        let mut after: Option<(String, String)> = None;
+        let mut after = String::new();
         loop {
-            let page = tx.memberships_after(after.as_ref(), BUILD_PAGE).await?;
+            let page = tx.members_of_groups_after(&after, BUILD_PAGE).await?;
             let full = page.len() as u64 == BUILD_PAGE;
-            for (group, principal) in &page {
+            for (group, principals) in &page {
                 let group = state.intern(group);
-                state.add_member(principal, group);
+                for principal in principals {
+                    state.add_member(principal, group);
+                }
             }
-            after = page.into_iter().last();
-            if !full {
-                break;
+            match page.into_iter().last() {
+                Some((last, _)) if full => after = last,
+                _ => break,
             }
         }
         drop(tx);

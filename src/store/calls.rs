@@ -295,11 +295,6 @@ mod tests {
         );
 
         other.close().await.unwrap();
-        store.close().await.unwrap();
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
+        crate::store::scratch_remove(store, &path).await;
     }
 }

@@ -499,8 +499,8 @@ mod tests {
     use super::super::Store;
     use crate::{
         deadline,
-        domain::{GroupFields, GroupId, Membership, Principal, Timestamp, create},
         error::Error,
+        store::{scratch_group as group, scratch_remove},
     };
 
     /// A migrated SQLite database in a fresh file, whose writers wait
@@ -524,30 +524,6 @@ mod tests {
                 })
             })
             .collect()
-    }
-
-    async fn remove(store: Store, path: &std::path::Path) {
-        store.close().await.unwrap();
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.to_path_buf().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
-    }
-
-    fn group(id: &str) -> crate::domain::Group {
-        let fields = GroupFields {
-            name: id.into(),
-            ..GroupFields::default()
-        };
-        create::new_group(
-            GroupId::parse(id).unwrap(),
-            fields,
-            &Membership::default(),
-            &Principal::anonymous(),
-            Timestamp::from_micros(1),
-        )
-        .0
     }
 
     /// The ids of the groups committed, read on a connection of their own.
@@ -679,7 +655,7 @@ mod tests {
             "{} writes committed in one transaction",
             WRITERS + 1
         );
-        remove(store, &path).await;
+        scratch_remove(store, &path).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,7 +673,7 @@ mod tests {
         // No transaction holds more than its share (the first one holds
         // the first write, which wrote nothing, too).
         assert_eq!(store.group_commit_metrics().commits(), 3);
-        remove(store, &path).await;
+        scratch_remove(store, &path).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -751,7 +727,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(secrets[0].try_get::<i64>("", "n").unwrap(), 0);
-        remove(store, &path).await;
+        scratch_remove(store, &path).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -765,6 +741,6 @@ mod tests {
         next.insert_group(&group("after"), None).await.unwrap();
         next.commit().await.unwrap();
         assert_eq!(committed(&store).await, ["after"]);
-        remove(store, &path).await;
+        scratch_remove(store, &path).await;
     }
 }

@@ -560,6 +560,38 @@ pub(crate) async fn scratch_sqlite(
     (store, path)
 }
 
+/// Closes a store of [`scratch_sqlite`] and removes its files.
+#[cfg(test)]
+pub(crate) async fn scratch_remove(store: Store, path: &std::path::Path) {
+    store
+        .close()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_path_buf().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// A new group named and identified `id`, for unit tests.
+#[cfg(test)]
+pub(crate) fn scratch_group(id: &str) -> crate::domain::Group {
+    use crate::domain::{GroupFields, GroupId, Membership, Principal, Timestamp, create};
+    let fields = GroupFields {
+        name: id.into(),
+        ..GroupFields::default()
+    };
+    create::new_group(
+        GroupId::parse(id).unwrap_or_else(|error| panic!("{error:?}")),
+        fields,
+        &Membership::default(),
+        &Principal::anonymous(),
+        Timestamp::from_micros(1),
+    )
+    .0
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{domain::filter, error::Error};
@@ -605,11 +637,6 @@ mod tests {
         drop(walk);
         let next = store.read_walk().await.unwrap();
         drop(next);
-        store.close().await.unwrap();
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
+        super::scratch_remove(store, &path).await;
     }
 }
