@@ -30,6 +30,13 @@ COPY --from=builder /usr/local/bin/groupd /usr/local/bin/groupd
 # is one the user owns: distroless's /home/nonroot.
 WORKDIR /home/nonroot
 USER 65532:65532
+# glibc's allocator gives each thread that allocates an arena of its own
+# (up to 8 per core); memory freed on another thread than the one that
+# allocated it (SQLite's rows are read on a thread per connection, and
+# freed on the runtime's) stays with the first thread's arena. Two arenas
+# kept the server's peak memory under load about a quarter lower, at the
+# same throughput (README, "Memory").
+ENV MALLOC_ARENA_MAX=2
 # gRPC; HTTP/JSON, /metrics and /openapi.json.
 EXPOSE 50051 8080
 ENTRYPOINT ["/usr/local/bin/groupd"]

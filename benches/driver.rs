@@ -164,7 +164,7 @@ async fn fill(db: &DatabaseConnection) {
     for n in 0..ROWS {
         sqlx::query("INSERT INTO rows (id, value) VALUES (?, ?)")
             .bind(format!("row-{n}"))
-            .bind(value(n))
+            .bind(format!("value of row {n}"))
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -177,6 +177,7 @@ fn key(n: usize) -> String {
     format!("row-{}", n * 7919 % ROWS)
 }
 
+/// The value the `n`th read finds.
 fn value(n: usize) -> String {
     format!("value of row {}", n * 7919 % ROWS)
 }

@@ -108,13 +108,19 @@ impl GroupService {
 }
 
 /// Gives `group` its members and admins when its FULL view fits in `room`
-/// bytes, reading them only when their number does not rule them out; says
-/// whether they were given.
+/// bytes, reading them only when their number does not rule them out (nor
+/// says there are none); says whether they were given.
 async fn attach_members(tx: &ReadTx, group: &mut Group, room: usize) -> Result<bool, Error> {
     let count = usize::try_from(group.member_count).unwrap_or(usize::MAX);
     if reply::group_basic(group).saturating_add(reply::least_membership(count)) > room {
         group.members = None;
         return Ok(false);
+    }
+    if count == 0 {
+        // The row's count is kept in the same transaction as the rows
+        // (every write of members updates both): a round trip saved.
+        group.members = Some(Vec::new());
+        return Ok(true);
     }
     let members = tx.load_members(&group.id).await?;
     Ok(attach_if_it_fits(group, members, room))
