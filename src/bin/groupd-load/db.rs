@@ -664,13 +664,15 @@ impl DbWorker {
         let written = self.write_row(&tx, &row).await?;
         self.record(&tx, &row, &parents, "UPDATE", "description", &[])
             .await?;
-        // The reply's members (`attach_members`).
-        tx.query_all_raw(self.statement(
-            "SELECT group_id, member_id, is_admin FROM group_members WHERE group_id = $1 \
-             ORDER BY member_id ASC",
-            vec![id.into()],
-        ))
-        .await?;
+        // The reply's members (`attach_members`), unless the row counts none.
+        if row.member_count > 0 {
+            tx.query_all_raw(self.statement(
+                "SELECT group_id, member_id, is_admin FROM group_members WHERE group_id = $1 \
+                 ORDER BY member_id ASC",
+                vec![id.into()],
+            ))
+            .await?;
+        }
         tx.commit().await?;
         Ok(if written == 1 {
             Outcome::Right
