@@ -3,8 +3,8 @@
 //! membership delta of the write.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, Condition, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _,
+    ActiveValue::Set, ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, Statement,
 };
 
 use super::{
@@ -72,11 +72,12 @@ impl ReadTx {
 
 impl WriteTx {
     /// Appends a history entry for group `change.group.id`, and places it
-    /// in the change feed.
+    /// in the change feed: one round trip for both rows (see
+    /// [`Dialect::then`](super::Dialect::then)).
     pub async fn append_change(&self, change: &GroupChange) -> Result<(), Error> {
         let mut snapshot = change.group.clone();
         snapshot.members = None;
-        group_changes::Entity::insert(group_changes::ActiveModel {
+        let history = group_changes::Entity::insert(group_changes::ActiveModel {
             group_id: Set(change.group.id.as_str().to_owned()),
             version: Set(change.version),
             change_time: Set(change.change_time.as_micros()),
@@ -89,15 +90,24 @@ impl WriteTx {
             admins_added: Set(to_json(&change.admins_added)?),
             admins_removed: Set(to_json(&change.admins_removed)?),
         })
-        .exec_without_returning(self.conn()?)
-        .await
-        .classify(self.dialect)?;
-        self.append_to_feed(
-            &change.group.id,
-            change.version,
-            change.change_time.as_micros(),
-        )
-        .await
+        .build(self.dialect.backend());
+        let mut values = history.values.map(|values| values.0).unwrap_or_default();
+        let feed = self.dialect.feed_insert_sql(values.len() + 1);
+        values.extend([
+            change.group.id.as_str().into(),
+            change.version.into(),
+            change.change_time.as_micros().into(),
+        ]);
+        let statement = Statement::from_sql_and_values(
+            self.dialect.backend(),
+            self.dialect.then(&history.sql, &feed),
+            values,
+        );
+        self.conn()?
+            .execute_raw(statement)
+            .await
+            .classify(self.dialect)?;
+        Ok(())
     }
 }
 

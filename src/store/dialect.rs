@@ -240,24 +240,45 @@ impl Dialect {
         }
     }
 
-    /// The statement that places a write's history entry (`$1` group, `$2`
-    /// version, `$3` change time) in the change feed, the write's last
-    /// statement. SQLite's writers are serialized, so the next position
+    /// The statement that places a write's history entry in the change
+    /// feed, the write's last statement (sent with the history entry, see
+    /// [`Self::then`]). SQLite's writers are serialized, so the next position
     /// (one past the largest) is taken at once, and commit order is
     /// position order. PostgreSQL's writers commit concurrently, so a write
     /// only draws `seq` from a sequence and the sequencer numbers it once
-    /// committed ([`Self::sequences_feed`]).
-    pub fn feed_insert_sql(self) -> &'static str {
+    /// committed ([`Self::sequences_feed`]). Its values are the group's
+    /// id, the version and the change time, in placeholders numbered from
+    /// `first`.
+    pub fn feed_insert_sql(self, first: usize) -> String {
+        let p = |n: usize| self.placeholder(first + n);
         match self {
-            Self::Postgres => {
+            Self::Postgres => format!(
                 "INSERT INTO change_feed (group_id, version, seq, change_time) \
-                 VALUES ($1, $2, nextval('change_feed_seq'), $3)"
-            }
-            Self::Sqlite => {
+                 VALUES ({}, {}, nextval('change_feed_seq'), {})",
+                p(0),
+                p(1),
+                p(2)
+            ),
+            Self::Sqlite => format!(
                 "INSERT INTO change_feed (group_id, version, seq, position, change_time) \
-                 SELECT ?1, ?2, next, next, ?3 \
-                 FROM (SELECT COALESCE(MAX(position), 0) + 1 AS next FROM change_feed)"
-            }
+                 SELECT {}, {}, next, next, {} \
+                 FROM (SELECT COALESCE(MAX(position), 0) + 1 AS next FROM change_feed)",
+                p(0),
+                p(1),
+                p(2)
+            ),
+        }
+    }
+
+    /// One statement that runs the write `first`, then the write `second`
+    /// (whose placeholders follow `first`'s), so that both cost one round
+    /// trip: PostgreSQL runs `first` as a data-modifying `WITH`, which runs
+    /// whether or not the rest reads it; SQLite takes the two statements
+    /// in one string, binding the values in order across them.
+    pub fn then(self, first: &str, second: &str) -> String {
+        match self {
+            Self::Postgres => format!("WITH first AS ({first}) {second}"),
+            Self::Sqlite => format!("{first}; {second}"),
         }
     }
 

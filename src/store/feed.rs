@@ -43,13 +43,10 @@ use sea_orm::{
 use tokio::sync::Notify;
 
 use super::{
-    ReadTx, Store, WriteTx, changes::to_change, dialect::FEED_LOCK, entities::group_changes,
+    ReadTx, Store, changes::to_change, dialect::FEED_LOCK, entities::group_changes,
     errors::Classify as _,
 };
-use crate::{
-    domain::{GroupChange, GroupId},
-    error::Error,
-};
+use crate::{domain::GroupChange, error::Error};
 
 /// The PostgreSQL channel the sequencer notifies once it has numbered new
 /// entries.
@@ -75,7 +72,7 @@ impl FeedEntry {
     /// An update of group `id` at `position` (its version too) that
     /// changes no membership, for tests to build on.
     pub fn update_for_tests(position: i64, id: &str) -> Self {
-        use crate::domain::{ChangeKind, Group, Timestamp};
+        use crate::domain::{ChangeKind, Group, GroupId, Timestamp};
         Self {
             position,
             change: GroupChange {
@@ -164,28 +161,6 @@ impl ReadTx {
             oldest: row.try_get("", "oldest").map_err(Error::internal)?,
             head: row.try_get("", "head").map_err(Error::internal)?,
         })
-    }
-}
-
-impl WriteTx {
-    /// Places the write of `id`'s `version` in the change feed (see the
-    /// module documentation); the last statement of every write.
-    pub(super) async fn append_to_feed(
-        &self,
-        id: &GroupId,
-        version: i64,
-        change_time: i64,
-    ) -> Result<(), Error> {
-        let statement = Statement::from_sql_and_values(
-            self.dialect.backend(),
-            self.dialect.feed_insert_sql(),
-            [id.as_str().into(), version.into(), change_time.into()],
-        );
-        self.conn()?
-            .execute_raw(statement)
-            .await
-            .classify(self.dialect)?;
-        Ok(())
     }
 }
 

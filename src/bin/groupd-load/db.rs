@@ -576,7 +576,7 @@ impl DbWorker {
     }
 
     /// Appends the history entry of `row`'s new version and its change-feed
-    /// row (`append_change`, `append_to_feed`).
+    /// row, in one statement (`append_change`).
     async fn record(
         &self,
         tx: &DatabaseTransaction,
@@ -589,7 +589,7 @@ impl DbWorker {
         let text = "INSERT INTO group_changes (group_id, version, change_time, actor, kind, \
                     update_mask, snapshot, members_added, members_removed, admins_added, \
                     admins_removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        let values: Vec<Value> = vec![
+        let mut values: Vec<Value> = vec![
             row.id.clone().into(),
             row.version.into(),
             row.update_time.into(),
@@ -602,29 +602,26 @@ impl DbWorker {
             "[]".into(),
             "[]".into(),
         ];
-        tx.execute_raw(self.statement(text, values)).await?;
-        // `Dialect::feed_insert_sql`.
-        let feed = match self.backend() {
-            DbBackend::Postgres => {
-                "INSERT INTO change_feed (group_id, version, seq, change_time) \
-                 VALUES ($1, $2, nextval('change_feed_seq'), $3)"
-            }
-            _ => {
-                "INSERT INTO change_feed (group_id, version, seq, position, change_time) \
-                 SELECT ?1, ?2, next, next, ?3 \
+        values.extend([
+            row.id.clone().into(),
+            row.version.into(),
+            row.update_time.into(),
+        ]);
+        // `Dialect::feed_insert_sql`, sent with the history entry
+        // (`Dialect::then`).
+        let text = match self.backend() {
+            DbBackend::Postgres => format!(
+                "WITH first AS ({text}) \
+                 INSERT INTO change_feed (group_id, version, seq, change_time) \
+                 VALUES ($12, $13, nextval('change_feed_seq'), $14)"
+            ),
+            _ => format!(
+                "{text}; INSERT INTO change_feed (group_id, version, seq, position, change_time) \
+                 SELECT $12, $13, next, next, $14 \
                  FROM (SELECT COALESCE(MAX(position), 0) + 1 AS next FROM change_feed)"
-            }
+            ),
         };
-        tx.execute_raw(Statement::from_sql_and_values(
-            self.backend(),
-            feed,
-            [
-                row.id.clone().into(),
-                row.version.into(),
-                row.update_time.into(),
-            ],
-        ))
-        .await?;
+        tx.execute_raw(self.statement(&text, values)).await?;
         Ok(())
     }
 
