@@ -100,18 +100,10 @@ impl TestApp {
     /// the open ones), or accept them again: a database outage that leaves
     /// the other tests' databases alone.
     pub async fn set_postgres_reachable(&self, reachable: bool) {
-        let (admin_url, name) = self
-            .postgres
-            .as_ref()
-            .expect("only a PostgreSQL database can be made unreachable");
-        let admin = connect_admin(admin_url).await.unwrap();
-        admin
-            .execute_unprepared(&format!(
-                "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {reachable}"
-            ))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
+        self.as_postgres_admin(|name| {
+            format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {reachable}")
+        })
+        .await;
         if !reachable {
             self.end_postgres_sessions().await;
         }
@@ -121,18 +113,24 @@ impl TestApp {
     /// of the server or a failover would: every pooled connection is
     /// closed under the server's feet.
     pub async fn end_postgres_sessions(&self) {
+        self.as_postgres_admin(|name| {
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+        })
+        .await;
+    }
+
+    /// Runs the statement `sql` makes of the test database's name, as the
+    /// PostgreSQL server's admin.
+    async fn as_postgres_admin(&self, sql: impl FnOnce(&str) -> String) {
         let (admin_url, name) = self
             .postgres
             .as_ref()
-            .expect("only a PostgreSQL database has sessions to end");
+            .expect("only a PostgreSQL test has a PostgreSQL server to act on");
         let admin = connect_admin(admin_url).await.unwrap();
-        admin
-            .execute_unprepared(&format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-            ))
-            .await
-            .unwrap();
+        admin.execute_unprepared(&sql(name)).await.unwrap();
         admin.close().await.unwrap();
     }
 
