@@ -225,20 +225,6 @@ mod tests {
         }
     }
 
-    async fn count_stopped(store: &Store) -> i64 {
-        let rows = store
-            .read()
-            .await
-            .unwrap()
-            .query_raw(
-                "SELECT COUNT(*) AS n FROM server_secrets WHERE name LIKE 'stopped-%'".to_owned(),
-                [],
-            )
-            .await
-            .unwrap();
-        rows[0].try_get("", "n").unwrap()
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_stopped_at_its_deadline_rolls_back_and_the_next_write_still_takes_the_lock() {
         let path =
@@ -289,7 +275,7 @@ mod tests {
             .unwrap();
         next.commit().await.unwrap();
         assert_eq!(
-            count_stopped(&store).await,
+            crate::store::scratch_stopped_writes(&store).await,
             0,
             "nothing of the stopped write"
         );

@@ -716,17 +716,7 @@ mod tests {
             writer.await.unwrap().unwrap();
         }
         assert_eq!(committed(&store).await, ["w-0", "w-1", "w-2"]);
-        let secrets = store
-            .read()
-            .await
-            .unwrap()
-            .query_raw(
-                "SELECT COUNT(*) AS n FROM server_secrets WHERE name LIKE 'stopped-%'".to_owned(),
-                [],
-            )
-            .await
-            .unwrap();
-        assert_eq!(secrets[0].try_get::<i64>("", "n").unwrap(), 0);
+        assert_eq!(crate::store::scratch_stopped_writes(&store).await, 0);
         scratch_remove(store, &path).await;
     }
 

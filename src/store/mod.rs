@@ -574,6 +574,26 @@ pub(crate) async fn scratch_remove(store: Store, path: &std::path::Path) {
     }
 }
 
+/// How many rows the unit tests' stopped writes left (they name their
+/// `server_secrets` rows `stopped-…`): none, when stopping a write rolled
+/// it back.
+#[cfg(test)]
+pub(crate) async fn scratch_stopped_writes(store: &Store) -> i64 {
+    let rows = store
+        .read()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .query_raw(
+            "SELECT COUNT(*) AS n FROM server_secrets WHERE name LIKE 'stopped-%'".to_owned(),
+            [],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    rows.first()
+        .and_then(|row| row.try_get("", "n").ok())
+        .unwrap_or_else(|| panic!("no count"))
+}
+
 /// A new group named and identified `id`, for unit tests.
 #[cfg(test)]
 pub(crate) fn scratch_group(id: &str) -> crate::domain::Group {
