@@ -9,7 +9,7 @@
 //!
 //! Every write runs in a transaction from [`Store::write`], which
 //! serializes writers to the same group on both backends: PostgreSQL locks
-//! the group's row (`SELECT … FOR UPDATE`, see [`WriteTx::lock_group`]), and
+//! the group's row (`SELECT … FOR UPDATE`, see [`WriteTx::lock_group_for`]), and
 //! SQLite runs one write at a time under the database write lock, taken
 //! before the first read (`BEGIN IMMEDIATE`), so a read-merge-write never
 //! acts on a stale read. On SQLite the writes that arrive together share
