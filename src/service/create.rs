@@ -11,7 +11,7 @@ use crate::{
         validate,
     },
     error::Error,
-    store::WriteTx,
+    store::{GroupRow, WriteTx},
 };
 
 /// A group about to be inserted, already checked by
@@ -108,7 +108,16 @@ impl GroupService {
             group.permissions = policy::permissions(caller, standing);
         } else {
             tx.insert_group(&group, new.request_id).await?;
-            record(&tx, actor, &group, ChangeKind::Create, Vec::new(), &delta).await?;
+            record(
+                &tx,
+                actor,
+                &group,
+                GroupRow::Written,
+                ChangeKind::Create,
+                Vec::new(),
+                &delta,
+            )
+            .await?;
             give_permissions(&tx, caller, &mut group).await?;
             tx.commit().await?;
         }

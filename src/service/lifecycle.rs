@@ -12,7 +12,7 @@ use crate::{
         requests::{DeleteGroup, GetGroup, UndeleteGroup},
     },
     error::Error,
-    store::WriteTx,
+    store::{GroupRow, WriteTx},
 };
 
 impl GroupService {
@@ -125,11 +125,11 @@ impl GroupService {
         mut group: Group,
         kind: ChangeKind,
     ) -> Result<Group, Error> {
-        tx.update_group(&group).await?;
         record(
             &tx,
             caller.principal(),
             &group,
+            GroupRow::Update,
             kind,
             Vec::new(),
             &MembershipDelta::default(),

@@ -15,6 +15,7 @@ use crate::{
         validate,
     },
     error::Error,
+    store::GroupRow,
 };
 
 impl GroupService {
@@ -89,8 +90,16 @@ impl GroupService {
         }
         group.member_count = count;
         touch(&mut group, caller.principal());
-        tx.update_group(&group).await?;
-        record(&tx, caller.principal(), &group, kind, Vec::new(), &delta).await?;
+        record(
+            &tx,
+            caller.principal(),
+            &group,
+            GroupRow::Update,
+            kind,
+            Vec::new(),
+            &delta,
+        )
+        .await?;
         give_permissions(&tx, caller, &mut group).await?;
         tx.commit().await?;
         Ok(group)

@@ -39,7 +39,7 @@ use crate::{
     },
     error::Error,
     feed::Feed,
-    store::{ReadTx, Store, WriteTx},
+    store::{GroupRow, ReadTx, Store, WriteTx},
 };
 
 /// groupd's operations over a [`Store`].
@@ -303,29 +303,34 @@ fn touch(group: &mut Group, actor: &Principal) {
     group.touch(actor, now);
 }
 
-/// Writes the membership rows of a write to `group` (already updated) and
-/// appends its history entry; every write ends here, then commits.
+/// Writes the membership rows of a write to `group`, then its history
+/// entry with, for [`GroupRow::Update`], the group's row; every write ends
+/// here, then commits.
 async fn record(
     tx: &WriteTx,
     actor: &Principal,
     group: &Group,
+    row: GroupRow,
     kind: ChangeKind,
     update_mask: Vec<String>,
     delta: &MembershipDelta,
 ) -> Result<(), Error> {
     tx.apply_membership(&group.id, delta).await?;
-    tx.append_change(&GroupChange {
-        version: group.version,
-        change_time: group.update_time,
-        actor: actor.as_str().to_owned(),
-        kind,
-        update_mask,
-        group: group.clone(),
-        members_added: delta.members_added(),
-        members_removed: delta.members_removed(),
-        admins_added: delta.admins_added(),
-        admins_removed: delta.admins_removed(),
-        delta_truncated: false,
-    })
+    tx.append_change(
+        &GroupChange {
+            version: group.version,
+            change_time: group.update_time,
+            actor: actor.as_str().to_owned(),
+            kind,
+            update_mask,
+            group: group.clone(),
+            members_added: delta.members_added(),
+            members_removed: delta.members_removed(),
+            admins_added: delta.admins_added(),
+            admins_removed: delta.admins_removed(),
+            delta_truncated: false,
+        },
+        row,
+    )
     .await
 }

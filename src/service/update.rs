@@ -14,7 +14,7 @@ use crate::{
         update, validate,
     },
     error::Error,
-    store::WriteTx,
+    store::{GroupRow, WriteTx},
 };
 
 impl GroupService {
@@ -131,7 +131,6 @@ impl GroupService {
         group.member_count += plan.delta.count_change();
         touch(&mut group, caller.principal());
         if !request.validate_only {
-            tx.update_group(&group).await?;
             if group.fields.labels != labels_before {
                 tx.replace_labels(&group.id, &labels_before, &group.fields.labels)
                     .await?;
@@ -144,6 +143,7 @@ impl GroupService {
                 &tx,
                 caller.principal(),
                 &group,
+                GroupRow::Update,
                 ChangeKind::Update,
                 plan.mask_paths,
                 &plan.delta,

@@ -4,14 +4,15 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, Statement,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _,
 };
 
 use super::{
     ReadTx, WriteTx,
+    dialect::Writes,
     entities::group_changes,
     errors::Classify as _,
-    groups::{from_json, to_json},
+    groups::{from_json, group_update, to_json},
 };
 use crate::{
     domain::{ChangeKind, GroupChange, GroupId, Timestamp},
@@ -70,11 +71,23 @@ impl ReadTx {
     }
 }
 
+/// What a write's history entry is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupRow {
+    /// Nothing: the group's row is written already. A create inserts it
+    /// first, as its labels, parents and members refer to it.
+    Written,
+    /// The update of the group's row to the entry's snapshot
+    /// ([`group_update`]), in the same statement.
+    Update,
+}
+
 impl WriteTx {
-    /// Appends a history entry for group `change.group.id`, and places it
-    /// in the change feed: one round trip for both rows (see
-    /// [`Dialect::then`](super::Dialect::then)).
-    pub async fn append_change(&self, change: &GroupChange) -> Result<(), Error> {
+    /// Appends a history entry for group `change.group.id`, places it in
+    /// the change feed and, for [`GroupRow::Update`], writes the group's
+    /// row: one round trip for all (see [`Writes`]). The steps write
+    /// different tables, so their order does not matter.
+    pub async fn append_change(&self, change: &GroupChange, row: GroupRow) -> Result<(), Error> {
         let mut snapshot = change.group.clone();
         snapshot.members = None;
         let history = group_changes::Entity::insert(group_changes::ActiveModel {
@@ -89,19 +102,19 @@ impl WriteTx {
             members_removed: Set(to_json(&change.members_removed)?),
             admins_added: Set(to_json(&change.admins_added)?),
             admins_removed: Set(to_json(&change.admins_removed)?),
-        })
-        .build(self.dialect.backend());
-        let mut values = history.values.map(|values| values.0).unwrap_or_default();
-        let feed = self.dialect.feed_insert_sql(values.len() + 1);
-        values.extend([
-            change.group.id.as_str().into(),
-            change.version.into(),
-            change.change_time.as_micros().into(),
-        ]);
-        let statement = Statement::from_sql_and_values(
-            self.dialect.backend(),
-            self.dialect.then(&history.sql, &feed),
-            values,
+        });
+        let mut writes = Writes::new(self.dialect);
+        writes.push(history.as_query())?;
+        if row == GroupRow::Update {
+            writes.push(&group_update(&change.group)?)?;
+        }
+        let statement = writes.then(
+            |first| self.dialect.feed_insert_sql(first),
+            [
+                change.group.id.as_str().into(),
+                change.version.into(),
+                change.change_time.as_micros().into(),
+            ],
         );
         self.conn()?
             .execute_raw(statement)

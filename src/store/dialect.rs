@@ -7,7 +7,10 @@ use sea_orm::{
     AccessMode, ColumnTrait, ConnectionTrait as _, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions,
     TransactionTrait as _, Value,
-    sea_query::{Alias, Expr, ExprTrait as _, Func, extension::postgres::PgFunc},
+    sea_query::{
+        Alias, Expr, ExprTrait as _, Func, PostgresQueryBuilder, QueryStatementBuilder,
+        SqlWriterValues, SqliteQueryBuilder, Values, extension::postgres::PgFunc,
+    },
 };
 
 use crate::error::Error;
@@ -242,7 +245,7 @@ impl Dialect {
 
     /// The statement that places a write's history entry in the change
     /// feed, the write's last statement (sent with the history entry, see
-    /// [`Self::then`]). SQLite's writers are serialized, so the next position
+    /// [`Writes`]). SQLite's writers are serialized, so the next position
     /// (one past the largest) is taken at once, and commit order is
     /// position order. PostgreSQL's writers commit concurrently, so a write
     /// only draws `seq` from a sequence and the sequencer numbers it once
@@ -270,18 +273,6 @@ impl Dialect {
         }
     }
 
-    /// One statement that runs the write `first`, then the write `second`
-    /// (whose placeholders follow `first`'s), so that both cost one round
-    /// trip: PostgreSQL runs `first` as a data-modifying `WITH`, which runs
-    /// whether or not the rest reads it; SQLite takes the two statements
-    /// in one string, binding the values in order across them.
-    pub fn then(self, first: &str, second: &str) -> String {
-        match self {
-            Self::Postgres => format!("WITH first AS ({first}) {second}"),
-            Self::Sqlite => format!("{first}; {second}"),
-        }
-    }
-
     /// Whether committed feed entries wait for the sequencer to get their
     /// position (see [`Self::feed_insert_sql`]).
     pub fn sequences_feed(self) -> bool {
@@ -289,5 +280,67 @@ impl Dialect {
             Self::Postgres => true,
             Self::Sqlite => false,
         }
+    }
+}
+
+/// Writes sent to the database as one statement with one list of values,
+/// so that they cost one round trip, not one each. PostgreSQL runs each
+/// write but the last as a data-modifying `WITH` step: every step runs,
+/// whether or not the rest reads it, all against the statement's one
+/// snapshot, so no step may depend on another's effect. SQLite takes them
+/// as statements in one string, run in order, and its driver binds the
+/// unnumbered placeholders in order across them.
+#[derive(Debug)]
+pub struct Writes {
+    dialect: Dialect,
+    /// The text so far and its values, numbering PostgreSQL's
+    /// placeholders on from one step to the next.
+    sql: SqlWriterValues,
+    steps: usize,
+}
+
+impl Writes {
+    pub fn new(dialect: Dialect) -> Self {
+        let sql = match dialect {
+            Dialect::Postgres => SqlWriterValues::new("$", true),
+            Dialect::Sqlite => SqlWriterValues::new("?", false),
+        };
+        Self {
+            dialect,
+            sql,
+            steps: 0,
+        }
+    }
+
+    /// Adds `write`, after those added before.
+    pub fn push(&mut self, write: &impl QueryStatementBuilder) -> Result<(), Error> {
+        use std::fmt::Write as _;
+        let step = self.steps;
+        self.steps += 1;
+        match self.dialect {
+            Dialect::Postgres => {
+                let keyword = if step == 0 { "WITH" } else { "," };
+                write!(self.sql, "{keyword} step{step} AS (").map_err(Error::internal)?;
+                write.build_collect_any_into(&PostgresQueryBuilder, &mut self.sql);
+                self.sql.write_str(") ").map_err(Error::internal)
+            }
+            Dialect::Sqlite => {
+                write.build_collect_any_into(&SqliteQueryBuilder, &mut self.sql);
+                self.sql.write_str("; ").map_err(Error::internal)
+            }
+        }
+    }
+
+    /// The statement: the writes added, then `last`, built from the number
+    /// of its first placeholder, with `values` for its placeholders.
+    pub fn then(
+        self,
+        last: impl FnOnce(usize) -> String,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Statement {
+        let (mut sql, Values(mut all)) = self.sql.into_parts();
+        sql.push_str(&last(all.len() + 1));
+        all.extend(values);
+        Statement::from_sql_and_values(self.dialect.backend(), sql, all)
     }
 }

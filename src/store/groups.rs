@@ -1,8 +1,9 @@
 //! The `groups` table: one row per group with every scalar field; labels
 //! and roles are small bounded JSON columns, times are microseconds since
 //! the epoch, and `delete_time IS NULL` means live. The labels are also
-//! rows of `group_labels`, for filters; this file is the only writer of
-//! both, and writes them in the same transaction.
+//! rows of `group_labels`, for filters; this file builds every write of
+//! both, and they are written in the same transaction (a write's row
+//! update goes out with its history entry, from `changes.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -10,8 +11,8 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _, FromQueryResult as _,
     Order, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QueryResult, QuerySelect as _,
-    Statement, Value,
-    sea_query::{Expr, ExprTrait as _, Func},
+    QueryTrait as _, Statement, Value,
+    sea_query::{Expr, ExprTrait as _, Func, UpdateStatement},
 };
 
 use super::{
@@ -108,6 +109,21 @@ fn group_row(group: &Group) -> Result<groups::ActiveModel, Error> {
         updated_by: Set(group.updated_by.clone()),
         request_id: NotSet,
     })
+}
+
+/// The update that writes the columns a write can change of an existing
+/// group's row (all but its id, creation and request id). Labels, parents
+/// and members are written separately, and only when they change. A write
+/// sends it with its history entry (see `WriteTx::append_change`).
+pub(super) fn group_update(group: &Group) -> Result<UpdateStatement, Error> {
+    let mut row = group_row(group)?;
+    row.id = NotSet;
+    row.create_time = NotSet;
+    row.created_by = NotSet;
+    Ok(groups::Entity::update_many()
+        .set(row)
+        .filter(groups::Column::Id.eq(group.id.as_str()))
+        .into_query())
 }
 
 /// The statement that reads one group (live or deleted, without members),
@@ -394,16 +410,6 @@ impl WriteTx {
             .await?;
         self.insert_parents(&group.id, &group.fields.member_of)
             .await
-    }
-
-    /// Writes every column of an existing group's row. Labels, parents and
-    /// members are written separately, and only when they change.
-    pub async fn update_group(&self, group: &Group) -> Result<(), Error> {
-        groups::Entity::update(group_row(group)?)
-            .exec(self.conn()?)
-            .await
-            .classify(self.dialect)?;
-        Ok(())
     }
 
     /// Turns the label rows of group `id` from `before` (what they hold)

@@ -52,6 +52,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::errors::Classify as _;
 pub use self::{
+    changes::GroupRow,
     dialect::Dialect,
     feed::{Commits, FeedBounds, FeedEntry, FeedWakeups},
     groups::GroupQuery,

@@ -158,4 +158,28 @@ async fn metrics_count_the_statements_each_call_sends(app: TestApp) {
         0.0,
         "{after_full}"
     );
+
+    let mut described = full.clone();
+    described.description = "counted".to_owned();
+    let updated = try_update(&app, described, Some(&["description"]))
+        .await
+        .unwrap();
+    assert_eq!(updated.description, "counted");
+    assert_eq!(updated.member_count, 0);
+    let after_update = metrics_page(&app).await;
+    // A one-field update of a group without members: the group read (after
+    // its row lock on PostgreSQL); its history entry, change-feed row and
+    // row update in one statement; then on SQLite the release of its
+    // savepoint into the group's transaction (whose BEGIN and COMMIT are
+    // the group's), on PostgreSQL its own BEGIN and COMMIT.
+    let expected = if app.database_url().starts_with("postgres") {
+        5.0
+    } else {
+        3.0
+    };
+    assert_eq!(
+        sent(&after_update, &after_full, "UpdateGroup"),
+        expected,
+        "{after_update}"
+    );
 }

@@ -17,14 +17,15 @@
 //! - member-groups: the same walk, then the reached groups' rows and
 //!   parents.
 //! - update: a write transaction (SQLite `BEGIN IMMEDIATE`); the task's
-//!   group row locked (`FOR UPDATE` on PostgreSQL) and its parents; every
-//!   column of the row written back with the new description, version and
-//!   update time; the history entry (a JSON snapshot); the change-feed row;
-//!   the members read for the reply; commit.
+//!   group row locked (`FOR UPDATE` on PostgreSQL) and its parents; in one
+//!   statement, the history entry (a JSON snapshot), every column a write
+//!   changes written back with the new description, version and update
+//!   time, and the change-feed row; the members read for the reply, when
+//!   the row counts any; commit.
 //! - add: a write transaction; the task's add group locked, its parents;
-//!   the named principal's row looked up; the group row written with one
-//!   more member; the member row inserted; the history entry and the
-//!   change-feed row; commit.
+//!   the named principal's member row looked up; the member row inserted;
+//!   in one statement, the history entry, the group row written with one
+//!   more member, and the change-feed row; commit.
 //!
 //! The writes are real: the update and add groups get new versions,
 //! members and history entries (actor `groupd-load`), exactly as from the
@@ -544,38 +545,8 @@ impl DbWorker {
         })
     }
 
-    /// Writes every column of `row` back, and reads the row written, as
-    /// sea-orm's update does (`update_group`); returns how many rows.
-    async fn write_row(&self, tx: &DatabaseTransaction, row: &GroupRow) -> Result<usize, DbErr> {
-        let text = format!(
-            "UPDATE groups SET name = $1, scope = $2, description = $3, email = $4, \
-             inactive = $5, provenance = $6, labels = $7, assigned_roles = $8, \
-             member_count = $9, version = $10, create_time = $11, update_time = $12, \
-             delete_time = $13, created_by = $14, updated_by = $15 WHERE id = $16 \
-             RETURNING {GROUP_COLUMNS}"
-        );
-        let values: Vec<Value> = vec![
-            row.name.clone().into(),
-            row.scope.clone().into(),
-            row.description.clone().into(),
-            row.email.clone().into(),
-            row.inactive.into(),
-            row.provenance.clone().into(),
-            row.labels.clone().into(),
-            row.assigned_roles.clone().into(),
-            row.member_count.into(),
-            row.version.into(),
-            row.create_time.into(),
-            row.update_time.into(),
-            row.delete_time.into(),
-            row.created_by.clone().into(),
-            row.updated_by.clone().into(),
-            row.id.clone().into(),
-        ];
-        Ok(tx.query_all_raw(self.statement(&text, values)).await?.len())
-    }
-
-    /// Appends the history entry of `row`'s new version and its change-feed
+    /// Appends the history entry of `row`'s new version, writes the row
+    /// back (every column a write can change) and appends the change-feed
     /// row, in one statement (`append_change`).
     async fn record(
         &self,
@@ -586,10 +557,14 @@ impl DbWorker {
         mask: &str,
         added: &[String],
     ) -> Result<(), DbErr> {
-        let text = "INSERT INTO group_changes (group_id, version, change_time, actor, kind, \
-                    update_mask, snapshot, members_added, members_removed, admins_added, \
-                    admins_removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        let mut values: Vec<Value> = vec![
+        let history = "INSERT INTO group_changes (group_id, version, change_time, actor, kind, \
+                       update_mask, snapshot, members_added, members_removed, admins_added, \
+                       admins_removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        let update = "UPDATE groups SET name = $12, scope = $13, description = $14, \
+                      email = $15, inactive = $16, provenance = $17, labels = $18, \
+                      assigned_roles = $19, member_count = $20, version = $21, \
+                      update_time = $22, delete_time = $23, updated_by = $24 WHERE id = $25";
+        let values: Vec<Value> = vec![
             row.id.clone().into(),
             row.version.into(),
             row.update_time.into(),
@@ -601,23 +576,35 @@ impl DbWorker {
             "[]".into(),
             "[]".into(),
             "[]".into(),
-        ];
-        values.extend([
+            row.name.clone().into(),
+            row.scope.clone().into(),
+            row.description.clone().into(),
+            row.email.clone().into(),
+            row.inactive.into(),
+            row.provenance.clone().into(),
+            row.labels.clone().into(),
+            row.assigned_roles.clone().into(),
+            row.member_count.into(),
+            row.version.into(),
+            row.update_time.into(),
+            row.delete_time.into(),
+            row.updated_by.clone().into(),
+            row.id.clone().into(),
             row.id.clone().into(),
             row.version.into(),
             row.update_time.into(),
-        ]);
-        // `Dialect::feed_insert_sql`, sent with the history entry
-        // (`Dialect::then`).
+        ];
+        // `Writes`, ending with `Dialect::feed_insert_sql`.
         let text = match self.backend() {
             DbBackend::Postgres => format!(
-                "WITH first AS ({text}) \
+                "WITH step0 AS ({history}), step1 AS ({update}) \
                  INSERT INTO change_feed (group_id, version, seq, change_time) \
-                 VALUES ($12, $13, nextval('change_feed_seq'), $14)"
+                 VALUES ($26, $27, nextval('change_feed_seq'), $28)"
             ),
             _ => format!(
-                "{text}; INSERT INTO change_feed (group_id, version, seq, position, change_time) \
-                 SELECT $12, $13, next, next, $14 \
+                "{history}; {update}; \
+                 INSERT INTO change_feed (group_id, version, seq, position, change_time) \
+                 SELECT $26, $27, next, next, $28 \
                  FROM (SELECT COALESCE(MAX(position), 0) + 1 AS next FROM change_feed)"
             ),
         };
@@ -658,7 +645,6 @@ impl DbWorker {
             self.run, self.task, self.calls
         );
         touch(&mut row);
-        let written = self.write_row(&tx, &row).await?;
         self.record(&tx, &row, &parents, "UPDATE", "description", &[])
             .await?;
         // The reply's members (`attach_members`), unless the row counts none.
@@ -671,11 +657,7 @@ impl DbWorker {
             .await?;
         }
         tx.commit().await?;
-        Ok(if written == 1 {
-            Outcome::Right
-        } else {
-            Outcome::Wrong(format!("{written} rows updated, expected 1"))
-        })
+        Ok(Outcome::Right)
     }
 
     async fn add(&mut self) -> Result<Outcome, DbErr> {
@@ -702,7 +684,6 @@ impl DbWorker {
         }
         row.member_count += 1;
         touch(&mut row);
-        let written = self.write_row(&tx, &row).await?;
         tx.execute_raw(self.statement(
             "INSERT INTO group_members (group_id, member_id, is_admin) VALUES ($1, $2, $3)",
             vec![id.into(), principal.clone().into(), false.into()],
@@ -711,11 +692,7 @@ impl DbWorker {
         self.record(&tx, &row, &parents, "ADD_MEMBERS", "", &[principal])
             .await?;
         tx.commit().await?;
-        Ok(if written == 1 {
-            Outcome::Right
-        } else {
-            Outcome::Wrong(format!("{written} rows updated, expected 1"))
-        })
+        Ok(Outcome::Right)
     }
 }
 

@@ -9,7 +9,7 @@ use std::{
 
 use groupd::{
     domain::{GroupChange, GroupId, Principal, Timestamp, filter::FilterBudget},
-    store::{Store, StoreOptions},
+    store::{GroupRow, Store, StoreOptions},
 };
 use pb::ChangeKind::{AddMembers, Create, Delete, RemoveMembers, Undelete, Update};
 
@@ -338,20 +338,22 @@ async fn a_write_held_open_is_streamed_once_it_commits_and_never_skipped(app: Te
         &actor,
         Timestamp::from_micros(group.update_time.as_micros() + 1),
     );
-    tx.update_group(&group).await.unwrap();
-    tx.append_change(&GroupChange {
-        version: group.version,
-        change_time: group.update_time,
-        actor: actor.as_str().to_owned(),
-        kind: groupd::domain::ChangeKind::Update,
-        update_mask: vec!["description".to_owned()],
-        group: group.clone(),
-        members_added: Vec::new(),
-        members_removed: Vec::new(),
-        admins_added: Vec::new(),
-        admins_removed: Vec::new(),
-        delta_truncated: false,
-    })
+    tx.append_change(
+        &GroupChange {
+            version: group.version,
+            change_time: group.update_time,
+            actor: actor.as_str().to_owned(),
+            kind: groupd::domain::ChangeKind::Update,
+            update_mask: vec!["description".to_owned()],
+            group: group.clone(),
+            members_added: Vec::new(),
+            members_removed: Vec::new(),
+            admins_added: Vec::new(),
+            admins_removed: Vec::new(),
+            delta_truncated: false,
+        },
+        GroupRow::Update,
+    )
     .await
     .unwrap();
 
