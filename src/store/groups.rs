@@ -5,13 +5,13 @@
 //! both, and they are written in the same transaction (a write's row
 //! update goes out with its history entry, from `changes.rs`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _, FromQueryResult as _,
-    Order, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QueryResult, QuerySelect as _,
-    QueryTrait as _, Statement, Value,
+    ColumnTrait as _, Condition, ConnectionTrait as _, EntityName as _, EntityTrait as _,
+    FromQueryResult as _, Order, PaginatorTrait as _, QueryFilter as _, QueryOrder as _,
+    QueryResult, QuerySelect as _, QueryTrait as _, Select, Statement, Value,
     sea_query::{Expr, ExprTrait as _, Func, UpdateStatement},
 };
 
@@ -132,15 +132,24 @@ pub(super) fn group_update(group: &Group) -> Result<UpdateStatement, Error> {
 /// order of their placeholders (SQLite's `?` are numbered by position).
 fn group_read(dialect: Dialect) -> String {
     format!(
-        "SELECT g.*, \
-           (SELECT {parents} FROM group_parents p WHERE p.group_id = g.id) AS parents, \
-           m.is_admin AS caller_is_admin \
+        "SELECT g.*, {parents} AS parents, m.is_admin AS caller_is_admin \
          FROM groups g \
          LEFT JOIN group_members m ON m.group_id = g.id AND m.member_id = {principal} \
          WHERE g.id = {id}",
-        parents = dialect.json_array_of("p.parent_id"),
+        parents = parents_of_row(dialect, "g"),
         principal = dialect.placeholder(1),
         id = dialect.placeholder(2),
+    )
+}
+
+/// The parents of the group of the row of `table` (a name or an alias),
+/// as the text of a JSON array: a subquery for a statement's select list,
+/// so that groups come with their parents in the statement that reads
+/// them (it reads `group_parents` by its primary key).
+fn parents_of_row(dialect: Dialect, table: &str) -> String {
+    format!(
+        "(SELECT {} FROM group_parents p WHERE p.group_id = {table}.id)",
+        dialect.json_array_of("p.parent_id"),
     )
 }
 
@@ -152,15 +161,21 @@ fn group_read_values(id: &GroupId, principal: Option<&str>) -> [Value; 2] {
 
 /// A group and a standing from a row of [`group_read`].
 fn read_group_row(row: &QueryResult) -> Result<(Group, Standing), Error> {
-    let model = groups::Model::from_query_result(row, "").map_err(Error::internal)?;
-    let parents: String = row.try_get("", "parents").map_err(Error::internal)?;
-    let mut member_of: Vec<String> = from_json(&parents)?;
-    member_of.sort_unstable();
     let is_admin: Option<bool> = row
         .try_get("", "caller_is_admin")
         .map_err(Error::internal)?;
     let standing = is_admin.map_or(Standing::STRANGER, Standing::of_member);
-    Ok((to_group(model, member_of)?, standing))
+    Ok((read_group(row)?, standing))
+}
+
+/// A group from a row of its table's columns and `parents`
+/// ([`parents_of_row`]).
+fn read_group(row: &QueryResult) -> Result<Group, Error> {
+    let model = groups::Model::from_query_result(row, "").map_err(Error::internal)?;
+    let parents: String = row.try_get("", "parents").map_err(Error::internal)?;
+    let mut member_of: Vec<String> = from_json(&parents)?;
+    member_of.sort_unstable();
+    to_group(model, member_of)
 }
 
 impl Store {
@@ -192,16 +207,24 @@ impl Store {
 }
 
 impl ReadTx {
-    /// Groups built from `rows`, each with its parents.
-    async fn with_parents(&self, rows: Vec<groups::Model>) -> Result<Vec<Group>, Error> {
-        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-        let mut parents: HashMap<String, Vec<String>> = self.parents_of(&ids).await?;
-        rows.into_iter()
-            .map(|row| {
-                let member_of = parents.remove(&row.id).unwrap_or_default();
-                to_group(row, member_of)
-            })
-            .collect()
+    /// The groups `select` reads, each with its parents, in one statement
+    /// ([`parents_of_row`]).
+    async fn groups_with_parents(
+        &self,
+        select: Select<groups::Entity>,
+    ) -> Result<Vec<Group>, Error> {
+        let statement = select
+            .column_as(
+                Expr::cust(parents_of_row(self.dialect, groups::Entity.table_name())),
+                "parents",
+            )
+            .build(self.dialect.backend());
+        let rows = self
+            .conn()?
+            .query_all_raw(statement)
+            .await
+            .classify(self.dialect)?;
+        rows.iter().map(read_group).collect()
     }
 
     /// Group `id`, live or deleted, without its members.
@@ -245,18 +268,17 @@ impl ReadTx {
 
     /// Groups `ids` (those that exist), without members, sorted by id.
     pub async fn groups_by_ids(&self, ids: &[String]) -> Result<Vec<Group>, Error> {
-        let mut rows = Vec::with_capacity(ids.len());
+        let mut groups = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH) {
-            rows.extend(
-                groups::Entity::find()
-                    .filter(self.dialect.one_of(groups::Column::Id, chunk))
-                    .all(self.conn()?)
-                    .await
-                    .classify(self.dialect)?,
+            groups.extend(
+                self.groups_with_parents(
+                    groups::Entity::find().filter(self.dialect.one_of(groups::Column::Id, chunk)),
+                )
+                .await?,
             );
         }
-        rows.sort_by(|a, b| a.id.cmp(&b.id));
-        self.with_parents(rows).await
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(groups)
     }
 
     /// A page of groups, without members.
@@ -303,8 +325,7 @@ impl ReadTx {
                     .add(Condition::all().add(column.eq(key)).add(past_id)),
             );
         }
-        let rows = select.all(self.conn()?).await.classify(self.dialect)?;
-        self.with_parents(rows).await
+        self.groups_with_parents(select).await
     }
 
     /// How many groups a listing matches across all pages.

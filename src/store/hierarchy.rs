@@ -3,36 +3,12 @@
 //! parents takes [`WriteTx::lock_hierarchy`] first thing in its
 //! transaction, then checks [`WriteTx::reaches`] before it writes.
 
-use std::collections::HashMap;
-
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, Value,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, Value};
 
 use super::{BATCH, ReadTx, WriteTx, entities::group_parents, errors::Classify as _};
 use crate::{domain::GroupId, error::Error};
 
 impl ReadTx {
-    /// The parents of each of `ids`, sorted.
-    pub(super) async fn parents_of(
-        &self,
-        ids: &[String],
-    ) -> Result<HashMap<String, Vec<String>>, Error> {
-        let mut parents: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in ids.chunks(BATCH) {
-            let rows = group_parents::Entity::find()
-                .filter(self.dialect.one_of(group_parents::Column::GroupId, chunk))
-                .order_by_asc(group_parents::Column::ParentId)
-                .all(self.conn()?)
-                .await
-                .classify(self.dialect)?;
-            for row in rows {
-                parents.entry(row.group_id).or_default().push(row.parent_id);
-            }
-        }
-        Ok(parents)
-    }
-
     /// Every `member_of` edge `(child, parent)` between live groups above
     /// `start`: the edges leaving the start groups, and those leaving every
     /// live group reachable from them upward. One recursive query, whatever

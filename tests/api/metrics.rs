@@ -182,4 +182,30 @@ async fn metrics_count_the_statements_each_call_sends(app: TestApp) {
         expected,
         "{after_update}"
     );
+
+    let listed = list(
+        &app,
+        pb::ListGroupsRequest {
+            page_size: 50,
+            ..Default::default()
+        },
+    )
+    .await;
+    let listed_child = listed.groups.iter().find(|g| g.id == child.id).unwrap();
+    assert_eq!(listed_child.member_of, refs(&[&parent.id]));
+    let after_list = metrics_page(&app).await;
+    // A page: its read transaction (BEGIN, the `SET TRANSACTION` of a
+    // PostgreSQL read, COMMIT), the page's groups with their parents in
+    // one statement, the count of the matches, and the change feed's
+    // position for the listing's cursor.
+    let expected = if app.database_url().starts_with("postgres") {
+        6.0
+    } else {
+        5.0
+    };
+    assert_eq!(
+        sent(&after_list, &after_update, "ListGroups"),
+        expected,
+        "{after_list}"
+    );
 }

@@ -9,13 +9,13 @@
 //!
 //! - get: a read transaction; the group's row by primary key; its parents.
 //! - list: a read transaction; a page of 51 live groups in create-time
-//!   order after the task's cursor; their count; their parents; the
-//!   change feed's bounds.
+//!   order after the task's cursor, each with its parents; their count;
+//!   the change feed's bounds.
 //! - check: a read transaction; the asked group's row and parents; the
 //!   principal's live groups; the recursive query of the ancestry's edges
 //!   (`ancestry_edges` in `src/store/hierarchy.rs`).
-//! - member-groups: the same walk, then the reached groups' rows and
-//!   parents.
+//! - member-groups: the same walk, then the reached groups' rows, each
+//!   with its parents.
 //! - update: a write transaction (SQLite `BEGIN IMMEDIATE`); the task's
 //!   group row locked (`FOR UPDATE` on PostgreSQL) and its parents; in one
 //!   statement, the history entry (a JSON snapshot), every column a write
@@ -37,7 +37,7 @@
 //! rows in the background).
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::BTreeSet,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -323,55 +323,43 @@ impl DbWorker {
         }
     }
 
-    /// The statement of `find_group_for`: group `id`, its parents as a
-    /// JSON array, and the standing of a principal (none here, as
-    /// `groups.admin` reads) in it.
-    fn group_read(&self, id: &str) -> Statement {
+    /// The parents of the group of the row of `table`, as a JSON array
+    /// (`parents_of_row`).
+    fn parents_of_row(&self, table: &str) -> String {
         let parents = match self.backend() {
             DbBackend::Postgres => "COALESCE(json_agg(p.parent_id), '[]'::json)::text",
             _ => "json_group_array(p.parent_id)",
         };
+        format!("(SELECT {parents} FROM group_parents p WHERE p.group_id = {table}.id)")
+    }
+
+    /// The statement of `find_group_for`: group `id`, its parents as a
+    /// JSON array, and the standing of a principal (none here, as
+    /// `groups.admin` reads) in it.
+    fn group_read(&self, id: &str) -> Statement {
         let text = format!(
-            "SELECT g.*, \
-               (SELECT {parents} FROM group_parents p WHERE p.group_id = g.id) AS parents, \
-               m.is_admin AS caller_is_admin \
+            "SELECT g.*, {} AS parents, m.is_admin AS caller_is_admin \
              FROM groups g \
              LEFT JOIN group_members m ON m.group_id = g.id AND m.member_id = $1 \
-             WHERE g.id = $2"
+             WHERE g.id = $2",
+            self.parents_of_row("g")
         );
         self.statement(&text, vec![Option::<String>::None.into(), id.into()])
     }
 
     /// A row of [`Self::group_read`]: the group and its parents.
     fn read_group(row: &QueryResult) -> Result<(GroupRow, Vec<String>), DbErr> {
+        let _standing: Option<bool> = row.try_get("", "caller_is_admin")?;
+        Self::read_group_with_parents(row)
+    }
+
+    /// A row of a group's columns and its `parents`.
+    fn read_group_with_parents(row: &QueryResult) -> Result<(GroupRow, Vec<String>), DbErr> {
         let parents: String = row.try_get("", "parents")?;
         let mut parents: Vec<String> =
             serde_json::from_str(&parents).map_err(|error| DbErr::Json(error.to_string()))?;
         parents.sort_unstable();
-        let _standing: Option<bool> = row.try_get("", "caller_is_admin")?;
         Ok((GroupRow::read(row)?, parents))
-    }
-
-    /// The parents of each of `ids` (`parents_of`).
-    async fn parents(
-        &self,
-        tx: &DatabaseTransaction,
-        ids: &[String],
-    ) -> Result<HashMap<String, Vec<String>>, DbErr> {
-        let (condition, values) = self.one_of("group_id", ids, 1);
-        let text = format!(
-            "SELECT group_id, parent_id FROM group_parents WHERE {condition} \
-             ORDER BY parent_id ASC"
-        );
-        let mut parents: HashMap<String, Vec<String>> = HashMap::new();
-        for row in tx.query_all_raw(self.statement(&text, values)).await? {
-            let child: String = row.try_get("", "group_id")?;
-            parents
-                .entry(child)
-                .or_default()
-                .push(row.try_get("", "parent_id")?);
-        }
-        Ok(parents)
     }
 
     /// The live groups `member` is a direct member of
@@ -449,23 +437,20 @@ impl DbWorker {
         let limit = format!("${}", values.len() + 1);
         values.push(((page + 1) as i64).into());
         let text = format!(
-            "SELECT {GROUP_COLUMNS} FROM groups WHERE delete_time IS NULL{after} \
-             ORDER BY create_time ASC, id ASC LIMIT {limit}"
+            "SELECT {GROUP_COLUMNS}, {parents} AS parents FROM groups \
+             WHERE delete_time IS NULL{after} ORDER BY create_time ASC, id ASC LIMIT {limit}",
+            parents = self.parents_of_row("groups"),
         );
         let rows = tx.query_all_raw(self.statement(&text, values)).await?;
         let rows = rows
             .iter()
-            .map(GroupRow::read)
+            .map(|row| Self::read_group_with_parents(row).map(|(row, _)| row))
             .collect::<Result<Vec<_>, _>>()?;
         let count = format!(
             "SELECT COUNT(*) AS num_items FROM (SELECT {GROUP_COLUMNS} FROM groups \
              WHERE delete_time IS NULL) AS sub_query"
         );
         tx.query_all_raw(self.statement(&count, Vec::new())).await?;
-        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-        if !ids.is_empty() {
-            self.parents(&tx, &ids).await?;
-        }
         tx.query_all_raw(self.statement(
             "SELECT MIN(position) AS oldest, COALESCE(MAX(position), 0) AS head \
              FROM change_feed",
@@ -530,9 +515,14 @@ impl DbWorker {
             .take(crate::calls::LIST_PAGE + 1)
             .collect();
         let (condition, values) = self.one_of("id", &ids, 1);
-        let text = format!("SELECT {GROUP_COLUMNS} FROM groups WHERE {condition}");
+        let text = format!(
+            "SELECT {GROUP_COLUMNS}, {parents} AS parents FROM groups WHERE {condition}",
+            parents = self.parents_of_row("groups"),
+        );
         let rows = tx.query_all_raw(self.statement(&text, values)).await?;
-        self.parents(&tx, &ids).await?;
+        for row in &rows {
+            Self::read_group_with_parents(row)?;
+        }
         drop(tx);
         Ok(if rows.len() == self.data.chain.len() {
             Outcome::Right
