@@ -10,7 +10,7 @@
 //! - get: a read transaction; the group's row by primary key; its parents.
 //! - list: a read transaction; a page of 51 live groups in create-time
 //!   order after the task's cursor, each with its parents; their count;
-//!   the change feed's bounds.
+//!   the change feed's newest position (the listing's cursor).
 //! - check: a read transaction; the asked group's row and parents; the
 //!   principal's live groups; the recursive query of the ancestry's edges
 //!   (`ancestry_edges` in `src/store/hierarchy.rs`).
@@ -451,9 +451,9 @@ impl DbWorker {
              WHERE delete_time IS NULL) AS sub_query"
         );
         tx.query_all_raw(self.statement(&count, Vec::new())).await?;
+        // The listing's cursor (`feed_head`).
         tx.query_all_raw(self.statement(
-            "SELECT MIN(position) AS oldest, COALESCE(MAX(position), 0) AS head \
-             FROM change_feed",
+            "SELECT COALESCE(MAX(position), 0) AS head FROM change_feed",
             Vec::new(),
         ))
         .await?;
