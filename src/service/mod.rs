@@ -303,9 +303,9 @@ fn touch(group: &mut Group, actor: &Principal) {
     group.touch(actor, now);
 }
 
-/// Writes the membership rows of a write to `group`, then its history
-/// entry with, for [`GroupRow::Update`], the group's row; every write ends
-/// here, then commits.
+/// Writes the membership rows of a write to `group`, its history entry
+/// and, for [`GroupRow::Update`], the group's row (one statement for all
+/// when the delta is not too large); every write ends here, then commits.
 async fn record(
     tx: &WriteTx,
     actor: &Principal,
@@ -315,7 +315,6 @@ async fn record(
     update_mask: Vec<String>,
     delta: &MembershipDelta,
 ) -> Result<(), Error> {
-    tx.apply_membership(&group.id, delta).await?;
     tx.append_change(
         &GroupChange {
             version: group.version,
@@ -331,6 +330,7 @@ async fn record(
             delta_truncated: false,
         },
         row,
+        delta,
     )
     .await
 }

@@ -13,9 +13,10 @@ use super::{
     entities::group_changes,
     errors::Classify as _,
     groups::{from_json, group_update, to_json},
+    members::{fits_one_batch, membership_writes},
 };
 use crate::{
-    domain::{ChangeKind, GroupChange, GroupId, Timestamp},
+    domain::{ChangeKind, GroupChange, GroupId, Timestamp, membership::MembershipDelta},
     error::Error,
 };
 
@@ -83,11 +84,19 @@ pub enum GroupRow {
 }
 
 impl WriteTx {
-    /// Appends a history entry for group `change.group.id`, places it in
-    /// the change feed and, for [`GroupRow::Update`], writes the group's
-    /// row: one round trip for all (see [`Writes`]). The steps write
-    /// different tables, so their order does not matter.
-    pub async fn append_change(&self, change: &GroupChange, row: GroupRow) -> Result<(), Error> {
+    /// Writes the membership rows of `delta` (of group `change.group.id`),
+    /// appends the write's history entry, places it in the change feed
+    /// and, for [`GroupRow::Update`], writes the group's row: one round
+    /// trip for all (see [`Writes`]), unless the delta is too large for one
+    /// statement per kind of change, whose rows then go first, in batches.
+    /// The steps write different tables or, for the members, different
+    /// rows, so their order does not matter.
+    pub async fn append_change(
+        &self,
+        change: &GroupChange,
+        row: GroupRow,
+        delta: &MembershipDelta,
+    ) -> Result<(), Error> {
         let mut snapshot = change.group.clone();
         snapshot.members = None;
         let history = group_changes::Entity::insert(group_changes::ActiveModel {
@@ -104,6 +113,11 @@ impl WriteTx {
             admins_removed: Set(to_json(&change.admins_removed)?),
         });
         let mut writes = Writes::new(self.dialect);
+        if fits_one_batch(delta) {
+            membership_writes(&mut writes, self.dialect, &change.group.id, delta)?;
+        } else {
+            self.apply_membership(&change.group.id, delta).await?;
+        }
         writes.push(history.as_query())?;
         if row == GroupRow::Update {
             writes.push(&group_update(&change.group)?)?;

@@ -6,11 +6,14 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait as _, DeleteMany, EntityTrait as _, InsertMany, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _, QueryTrait as _, UpdateMany, sea_query::Expr,
 };
 
-use super::{BATCH, ReadTx, WriteTx, entities::group_members, errors::Classify as _};
+use super::{
+    BATCH, Dialect, ReadTx, WriteTx, dialect::Writes, entities::group_members,
+    errors::Classify as _,
+};
 use crate::{
     domain::{GroupId, MemberEntry, PrincipalId, membership::MembershipDelta, policy::Standing},
     error::Error,
@@ -139,42 +142,140 @@ impl ReadTx {
 
 impl WriteTx {
     /// Applies a membership delta to group `id`, touching only the rows
-    /// that change.
-    pub async fn apply_membership(
+    /// that change: one statement per kind of change and batch of rows.
+    /// A delta that fits one batch per kind goes out with the write's
+    /// history entry instead ([`membership_writes`]).
+    pub(super) async fn apply_membership(
         &self,
         id: &GroupId,
         delta: &MembershipDelta,
     ) -> Result<(), Error> {
         for chunk in delta.insert.chunks(BATCH) {
-            let rows = chunk.iter().map(|member| group_members::ActiveModel {
-                group_id: Set(id.as_str().to_owned()),
-                member_id: Set(member.id.clone()),
-                is_admin: Set(member.is_admin),
-            });
-            group_members::Entity::insert_many(rows)
+            insert_members(id, chunk)
                 .exec_without_returning(self.conn()?)
                 .await
                 .classify(self.dialect)?;
         }
         for chunk in delta.delete.chunks(BATCH) {
-            group_members::Entity::delete_many()
-                .filter(group_members::Column::GroupId.eq(id.as_str()))
-                .filter(self.dialect.one_of(group_members::Column::MemberId, chunk))
+            delete_members(self.dialect, id, chunk)
                 .exec(self.conn()?)
                 .await
                 .classify(self.dialect)?;
         }
         for (ids, admin) in [(&delta.promote, true), (&delta.demote, false)] {
             for chunk in ids.chunks(BATCH) {
-                group_members::Entity::update_many()
-                    .col_expr(group_members::Column::IsAdmin, Expr::value(admin))
-                    .filter(group_members::Column::GroupId.eq(id.as_str()))
-                    .filter(self.dialect.one_of(group_members::Column::MemberId, chunk))
+                set_admin(self.dialect, id, chunk, admin)
                     .exec(self.conn()?)
                     .await
                     .classify(self.dialect)?;
             }
         }
         Ok(())
+    }
+}
+
+/// Whether `delta` is written with one statement per kind of change, so
+/// that its rows can go out in the statement of the write's history entry.
+pub(super) fn fits_one_batch(delta: &MembershipDelta) -> bool {
+    [
+        delta.insert.len(),
+        delta.delete.len(),
+        delta.promote.len(),
+        delta.demote.len(),
+    ]
+    .into_iter()
+    .all(|rows| rows <= BATCH)
+}
+
+/// Adds the writes of `delta`, which [fits one batch](fits_one_batch), to
+/// `writes`. The kinds of change name different members (a delta never
+/// inserts, deletes or changes the flag of one member twice), so they may
+/// run as steps of one PostgreSQL statement, which all read one snapshot.
+pub(super) fn membership_writes(
+    writes: &mut Writes,
+    dialect: Dialect,
+    id: &GroupId,
+    delta: &MembershipDelta,
+) -> Result<(), Error> {
+    if !delta.insert.is_empty() {
+        writes.push(insert_members(id, &delta.insert).as_query())?;
+    }
+    if !delta.delete.is_empty() {
+        writes.push(delete_members(dialect, id, &delta.delete).as_query())?;
+    }
+    for (ids, admin) in [(&delta.promote, true), (&delta.demote, false)] {
+        if !ids.is_empty() {
+            writes.push(set_admin(dialect, id, ids, admin).as_query())?;
+        }
+    }
+    Ok(())
+}
+
+/// The insert of `members` into group `id`.
+fn insert_members(id: &GroupId, members: &[MemberEntry]) -> InsertMany<group_members::ActiveModel> {
+    group_members::Entity::insert_many(members.iter().map(|member| group_members::ActiveModel {
+        group_id: Set(id.as_str().to_owned()),
+        member_id: Set(member.id.clone()),
+        is_admin: Set(member.is_admin),
+    }))
+}
+
+/// The delete of members `ids` of group `id`.
+fn delete_members(
+    dialect: Dialect,
+    id: &GroupId,
+    ids: &[String],
+) -> DeleteMany<group_members::Entity> {
+    group_members::Entity::delete_many()
+        .filter(group_members::Column::GroupId.eq(id.as_str()))
+        .filter(dialect.one_of(group_members::Column::MemberId, ids))
+}
+
+/// The update that makes members `ids` of group `id` admins or not.
+fn set_admin(
+    dialect: Dialect,
+    id: &GroupId,
+    ids: &[String],
+    admin: bool,
+) -> UpdateMany<group_members::Entity> {
+    group_members::Entity::update_many()
+        .col_expr(group_members::Column::IsAdmin, Expr::value(admin))
+        .filter(group_members::Column::GroupId.eq(id.as_str()))
+        .filter(dialect.one_of(group_members::Column::MemberId, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delta_fits_one_batch_up_to_a_batch_of_each_kind() {
+        let ids = |n: usize| (0..n).map(|i| format!("p{i}")).collect::<Vec<_>>();
+        let entries = |n: usize| {
+            ids(n)
+                .into_iter()
+                .map(|id| MemberEntry {
+                    id,
+                    is_admin: false,
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut full = MembershipDelta::default();
+        full.insert = entries(BATCH);
+        full.delete = ids(BATCH);
+        full.promote = ids(BATCH);
+        full.demote = ids(BATCH);
+        assert!(fits_one_batch(&full));
+        assert!(fits_one_batch(&MembershipDelta::default()));
+        for kind in 0..4 {
+            let mut over = full.clone();
+            match kind {
+                0 => over.insert = entries(BATCH + 1),
+                1 => over.delete = ids(BATCH + 1),
+                2 => over.promote = ids(BATCH + 1),
+                _ => over.demote = ids(BATCH + 1),
+            }
+            assert!(!fits_one_batch(&over), "kind {kind}");
+        }
     }
 }

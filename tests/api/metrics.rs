@@ -206,4 +206,16 @@ async fn metrics_count_the_statements_each_call_sends(app: TestApp) {
         on_backend(6.0, 5.0),
         "{after_list}"
     );
+    let added = add(&app, &child.id, &["counted-member"], &[]).await;
+    assert_eq!(added.member_count, 1);
+    let after_add = metrics_page(&app).await;
+    // One new member: the group read (after its row lock on PostgreSQL),
+    // the principal's member row looked up, then its insert with the
+    // history entry, change-feed row and row update in one statement; on
+    // SQLite the savepoint's release, on PostgreSQL BEGIN and COMMIT.
+    assert_eq!(
+        sent(&after_add, &after_list, "AddGroupMembers"),
+        on_backend(6.0, 4.0),
+        "{after_add}"
+    );
 }

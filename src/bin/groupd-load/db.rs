@@ -23,9 +23,9 @@
 //!   time, and the change-feed row; the members read for the reply, when
 //!   the row counts any; commit.
 //! - add: a write transaction; the task's add group locked, its parents;
-//!   the named principal's member row looked up; the member row inserted;
-//!   in one statement, the history entry, the group row written with one
-//!   more member, and the change-feed row; commit.
+//!   the named principal's member row looked up; in one statement, the
+//!   member row, the history entry, the group row written with one more
+//!   member, and the change-feed row; commit.
 //!
 //! The writes are real: the update and add groups get new versions,
 //! members and history entries (actor `groupd-load`), exactly as from the
@@ -535,7 +535,8 @@ impl DbWorker {
         })
     }
 
-    /// Appends the history entry of `row`'s new version, writes the row
+    /// Inserts the member rows of `added` (new members, not admins),
+    /// appends the history entry of `row`'s new version, writes the row
     /// back (every column a write can change) and appends the change-feed
     /// row, in one statement (`append_change`).
     async fn record(
@@ -547,14 +548,18 @@ impl DbWorker {
         mask: &str,
         added: &[String],
     ) -> Result<(), DbErr> {
-        let history = "INSERT INTO group_changes (group_id, version, change_time, actor, kind, \
-                       update_mask, snapshot, members_added, members_removed, admins_added, \
-                       admins_removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        let update = "UPDATE groups SET name = $12, scope = $13, description = $14, \
-                      email = $15, inactive = $16, provenance = $17, labels = $18, \
-                      assigned_roles = $19, member_count = $20, version = $21, \
-                      update_time = $22, delete_time = $23, updated_by = $24 WHERE id = $25";
-        let values: Vec<Value> = vec![
+        let mut steps = vec![
+            "INSERT INTO group_changes (group_id, version, change_time, actor, kind, \
+             update_mask, snapshot, members_added, members_removed, admins_added, \
+             admins_removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                .to_owned(),
+            "UPDATE groups SET name = $12, scope = $13, description = $14, \
+             email = $15, inactive = $16, provenance = $17, labels = $18, \
+             assigned_roles = $19, member_count = $20, version = $21, \
+             update_time = $22, delete_time = $23, updated_by = $24 WHERE id = $25"
+                .to_owned(),
+        ];
+        let mut values: Vec<Value> = vec![
             row.id.clone().into(),
             row.version.into(),
             row.update_time.into(),
@@ -580,22 +585,48 @@ impl DbWorker {
             row.delete_time.into(),
             row.updated_by.clone().into(),
             row.id.clone().into(),
+        ];
+        if !added.is_empty() {
+            let rows: Vec<String> = (0..added.len())
+                .map(|i| {
+                    let n = values.len() + 3 * i;
+                    format!("(${}, ${}, ${})", n + 1, n + 2, n + 3)
+                })
+                .collect();
+            steps.push(format!(
+                "INSERT INTO group_members (group_id, member_id, is_admin) VALUES {}",
+                rows.join(", ")
+            ));
+            for member in added {
+                values.extend([row.id.clone().into(), member.clone().into(), false.into()]);
+            }
+        }
+        let feed = values.len();
+        values.extend([
             row.id.clone().into(),
             row.version.into(),
             row.update_time.into(),
-        ];
+        ]);
         // `Writes`, ending with `Dialect::feed_insert_sql`.
+        let (a, b, c) = (feed + 1, feed + 2, feed + 3);
         let text = match self.backend() {
-            DbBackend::Postgres => format!(
-                "WITH step0 AS ({history}), step1 AS ({update}) \
-                 INSERT INTO change_feed (group_id, version, seq, change_time) \
-                 VALUES ($26, $27, nextval('change_feed_seq'), $28)"
-            ),
+            DbBackend::Postgres => {
+                let steps: Vec<String> = steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, step)| format!("step{i} AS ({step})"))
+                    .collect();
+                format!(
+                    "WITH {} INSERT INTO change_feed (group_id, version, seq, change_time) \
+                     VALUES (${a}, ${b}, nextval('change_feed_seq'), ${c})",
+                    steps.join(", ")
+                )
+            }
             _ => format!(
-                "{history}; {update}; \
-                 INSERT INTO change_feed (group_id, version, seq, position, change_time) \
-                 SELECT $26, $27, next, next, $28 \
-                 FROM (SELECT COALESCE(MAX(position), 0) + 1 AS next FROM change_feed)"
+                "{}; INSERT INTO change_feed (group_id, version, seq, position, change_time) \
+                 SELECT ${a}, ${b}, next, next, ${c} \
+                 FROM (SELECT COALESCE(MAX(position), 0) + 1 AS next FROM change_feed)",
+                steps.join("; ")
             ),
         };
         tx.execute_raw(self.statement(&text, values)).await?;
@@ -674,11 +705,6 @@ impl DbWorker {
         }
         row.member_count += 1;
         touch(&mut row);
-        tx.execute_raw(self.statement(
-            "INSERT INTO group_members (group_id, member_id, is_admin) VALUES ($1, $2, $3)",
-            vec![id.into(), principal.clone().into(), false.into()],
-        ))
-        .await?;
         self.record(&tx, &row, &parents, "ADD_MEMBERS", "", &[principal])
             .await?;
         tx.commit().await?;

@@ -8,7 +8,10 @@ use std::{
 };
 
 use groupd::{
-    domain::{GroupChange, GroupId, Principal, Timestamp, filter::FilterBudget},
+    domain::{
+        GroupChange, GroupId, Principal, Timestamp, filter::FilterBudget,
+        membership::MembershipDelta,
+    },
     store::{GroupRow, Store, StoreOptions},
 };
 use pb::ChangeKind::{AddMembers, Create, Delete, RemoveMembers, Undelete, Update};
@@ -353,6 +356,7 @@ async fn a_write_held_open_is_streamed_once_it_commits_and_never_skipped(app: Te
             delta_truncated: false,
         },
         GroupRow::Update,
+        &MembershipDelta::default(),
     )
     .await
     .unwrap();
