@@ -1,8 +1,8 @@
 //! GetGroup, and the soft delete and undelete of a group.
 
 use super::{
-    GroupService, authorize, check_etag, check_name_free, not_found, record, standing_read_for,
-    touch, with_standing,
+    GroupService, authorize, check_etag, check_name_free, not_found, record_update,
+    standing_read_for, touch, with_standing,
 };
 use crate::{
     domain::{
@@ -12,7 +12,7 @@ use crate::{
         requests::{DeleteGroup, GetGroup, UndeleteGroup},
     },
     error::Error,
-    store::{GroupRow, WriteTx},
+    store::WriteTx,
 };
 
 impl GroupService {
@@ -125,13 +125,11 @@ impl GroupService {
         mut group: Group,
         kind: ChangeKind,
     ) -> Result<Group, Error> {
-        record(
+        record_update(
             &tx,
             caller.principal(),
             &group,
-            GroupRow::Update,
             kind,
-            Vec::new(),
             &MembershipDelta::default(),
         )
         .await?;

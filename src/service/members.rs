@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::{
-    GroupService, authorize, check_admins_left, give_permissions, not_found, record,
+    GroupService, authorize, check_admins_left, give_permissions, not_found, record_update,
     standing_read_for, touch, with_standing,
 };
 use crate::{
@@ -15,7 +15,6 @@ use crate::{
         validate,
     },
     error::Error,
-    store::GroupRow,
 };
 
 impl GroupService {
@@ -90,16 +89,7 @@ impl GroupService {
         }
         group.member_count = count;
         touch(&mut group, caller.principal());
-        record(
-            &tx,
-            caller.principal(),
-            &group,
-            GroupRow::Update,
-            kind,
-            Vec::new(),
-            &delta,
-        )
-        .await?;
+        record_update(&tx, caller.principal(), &group, kind, &delta).await?;
         give_permissions(&tx, caller, &mut group).await?;
         tx.commit().await?;
         Ok(group)

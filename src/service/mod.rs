@@ -303,6 +303,18 @@ fn touch(group: &mut Group, actor: &Principal) {
     group.touch(actor, now);
 }
 
+/// [`record`] for a write that updates the group's row and names no
+/// fields: a membership change, a delete or an undelete.
+async fn record_update(
+    tx: &WriteTx,
+    actor: &Principal,
+    group: &Group,
+    kind: ChangeKind,
+    delta: &MembershipDelta,
+) -> Result<(), Error> {
+    record(tx, actor, group, GroupRow::Update, kind, Vec::new(), delta).await
+}
+
 /// Writes the membership rows of a write to `group`, its history entry
 /// and, for [`GroupRow::Update`], the group's row (one statement for all
 /// when the delta is not too large); every write ends here, then commits.
