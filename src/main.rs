@@ -20,10 +20,13 @@ async fn main() -> ExitCode {
     if let Err(error) = cli.settings.check() {
         error.exit();
     }
-    if let Err(error) = telemetry::init(cli.settings.log_format, &cli.settings.log_filter) {
-        eprintln!("groupd: cannot start logging: {error}");
-        return ExitCode::FAILURE;
-    }
+    let _guard = match telemetry::init(cli.settings.log_format, &cli.settings.log_filter) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("groupd: cannot start logging: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

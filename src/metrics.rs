@@ -5,8 +5,17 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    collector::Collector,
+    encoding::{
+        DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric as _, LabelValueEncoder,
+        text::encode,
+    },
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::Gauge,
+        histogram::Histogram,
+    },
     registry::{Registry, Unit},
 };
 use tonic::Code;
@@ -248,6 +257,8 @@ impl Metrics {
             group_commits.writes,
         );
 
+        registry.register_collector(Box::new(LogLinesDropped(crate::telemetry::dropped_lines)));
+
         Self {
             registry: Arc::new(registry),
             requests,
@@ -326,6 +337,24 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// `groupd_log_lines_dropped_total`: read from its source at each scrape,
+/// as the log writer counts its drops itself.
+#[derive(Debug)]
+struct LogLinesDropped(fn() -> u64);
+
+impl Collector for LogLinesDropped {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let counter = ConstCounter::new((self.0)());
+        let metric = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because too many were waiting to be written to stderr",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }
 
@@ -458,6 +487,37 @@ mod tests {
         let text = Metrics::new().render();
         assert!(!text.contains("groupd_request"), "{text}");
         assert!(text.contains("groupd_build_info{"), "{text}");
+    }
+
+    #[test]
+    fn dropped_log_lines_are_read_from_their_source_at_each_scrape() {
+        static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut registry = Registry::with_prefix("groupd");
+        registry.register_collector(Box::new(LogLinesDropped(|| {
+            DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+        })));
+        let render = || {
+            let mut text = String::new();
+            encode(&mut text, &registry).unwrap();
+            text
+        };
+        assert!(render().contains("\ngroupd_log_lines_dropped_total 0\n"));
+        DROPPED.store(7, std::sync::atomic::Ordering::Relaxed);
+        let text = render();
+        assert!(
+            text.contains("# TYPE groupd_log_lines_dropped counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ngroupd_log_lines_dropped_total 7\n"),
+            "{text}"
+        );
+        // The service's registry holds it, read from the log writer.
+        assert!(
+            Metrics::new()
+                .render()
+                .contains("\ngroupd_log_lines_dropped_total 0\n")
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::{
     future::Future,
+    pin::Pin,
     time::{Duration, Instant},
 };
 
@@ -65,16 +66,21 @@ impl CallContext {
 }
 
 impl GrpcService {
-    /// Runs one call inside its own span (method, transport, request id;
-    /// then code and latency), under its deadline; records it in the
-    /// metrics, logs its outcome, and converts its error into a `Status`.
+    /// Runs one call inside its own span (method, transport, request id,
+    /// and the principal once known), under its deadline; records it in
+    /// the metrics, logs its outcome (code and latency) in the span, and
+    /// converts its error into a `Status`.
     /// Every RPC, over gRPC or through the HTTP gateway, passes here exactly
     /// once, so this is where calls are counted.
-    pub(super) async fn call<T: Deliverable>(
+    ///
+    /// `work` comes boxed: the state of a call's future is kilobytes (the
+    /// service's and the store's futures inside it), and each wrapper here
+    /// and in tonic would otherwise copy all of it as it moves it.
+    pub(super) async fn call<T: Deliverable, W: Future<Output = Result<T, Error>>>(
         &self,
         method: &'static str,
         context: CallContext,
-        work: impl Future<Output = Result<T, Error>>,
+        work: Pin<Box<W>>,
     ) -> Result<Response<T>, Status> {
         let span = tracing::info_span!(
             "call",
@@ -82,8 +88,6 @@ impl GrpcService {
             transport = context.transport.as_str(),
             request_id = %context.request_id,
             principal = Empty,
-            code = Empty,
-            elapsed_ms = Empty,
         );
         let mut outcome = Outcome {
             metrics: &self.metrics,
@@ -184,8 +188,8 @@ struct Outcome<'a> {
 }
 
 impl Outcome<'_> {
-    /// Counts the call under `code` and records code and latency on its
-    /// span; returns both as they are logged.
+    /// Counts the call under `code`; returns the code and the latency as
+    /// they are logged.
     fn finish(&mut self, code: Code) -> (&'static str, f64) {
         self.finished = true;
         let elapsed = self.started.elapsed();
@@ -193,8 +197,6 @@ impl Outcome<'_> {
             .record(self.transport, self.method, code, elapsed);
         let label = metrics::code_label(code);
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-        self.span.record("code", label);
-        self.span.record("elapsed_ms", elapsed_ms);
         (label, elapsed_ms)
     }
 }

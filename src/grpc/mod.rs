@@ -155,14 +155,14 @@ macro_rules! serve_rpcs {
                     let method = stringify!($request).trim_end_matches("Request");
                     let context = CallContext::of(&request, self.request_timeout);
                     let credentials = Credentials::of(&request, &self.auth);
-                    self.call(method, context, async {
+                    self.call(method, context, Box::pin(async {
                         let caller = self.authenticate(&credentials).await?;
                         let parsed = TryFrom::try_from(request.into_inner())?;
                         self.service
                             .$operation(&caller, parsed)
                             .await
                             .map(pb::$response::from)
-                    })
+                    }))
                     .await
                 }
             )+

@@ -44,13 +44,17 @@ impl GrpcService {
             .map(|timeout| tokio::time::Instant::now() + timeout);
         let credentials = Credentials::of(&request, &self.auth);
         let opened = self
-            .call(METHOD, context, async {
-                let caller = self.authenticate(&credentials).await?;
-                let parsed = TryFrom::try_from(request.into_inner())?;
-                let stream = self.service.watch_changes(&caller, parsed).await?;
-                // The call's span: the stream's end is logged in it.
-                Ok(Opening(Some((stream, tracing::Span::current()))))
-            })
+            .call(
+                METHOD,
+                context,
+                Box::pin(async {
+                    let caller = self.authenticate(&credentials).await?;
+                    let parsed = TryFrom::try_from(request.into_inner())?;
+                    let stream = self.service.watch_changes(&caller, parsed).await?;
+                    // The call's span: the stream's end is logged in it.
+                    Ok(Opening(Some((stream, tracing::Span::current()))))
+                }),
+            )
             .await?
             .into_inner();
         let Some((stream, span)) = opened.0 else {

@@ -20,6 +20,9 @@ pub enum ChildLog {
     Keep,
     /// Close the pipe: the server then writes to a reader that went away.
     Close,
+    /// Keep the pipe open and never read it again: once the pipe's buffer
+    /// is full, a write to it waits for ever.
+    Stall,
 }
 
 /// The real `groupd` binary, started by [`Child::serve`].
@@ -33,6 +36,8 @@ pub struct Child {
     log: Arc<Mutex<Vec<serde_json::Value>>>,
     /// Every line of stderr as written, JSON or not.
     raw: Arc<Mutex<Vec<String>>>,
+    /// The unread end of a stalled log ([`ChildLog::Stall`]).
+    _stalled: Option<tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>>,
 }
 
 impl Child {
@@ -162,7 +167,10 @@ impl Child {
         })
         .await
         .expect("groupd reported its addresses in time");
-        if log == ChildLog::Keep {
+        let mut stalled = None;
+        if log == ChildLog::Stall {
+            stalled = Some(lines);
+        } else if log == ChildLog::Keep {
             let kept = Arc::clone(&kept);
             let raw = Arc::clone(&raw);
             tokio::spawn(async move {
@@ -180,6 +188,7 @@ impl Child {
             http_addr,
             log: kept,
             raw,
+            _stalled: stalled,
         }
     }
 

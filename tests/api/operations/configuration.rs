@@ -60,11 +60,16 @@ async fn the_start_log_shows_the_effective_configuration_and_calls_log_their_req
     assert_eq!(span["name"], "call", "{call}");
     assert_eq!(span["method"], "CreateGroup", "{call}");
     assert_eq!(span["transport"], "grpc", "{call}");
-    assert_eq!(span["code"], "OK", "{call}");
+    assert_eq!(span["principal"], "anonymous", "{call}");
+    // The outcome is the line's own, not repeated in the span.
+    assert_eq!(call["code"], "OK", "{call}");
     assert!(
-        span["elapsed_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        call["elapsed_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
         "{call}"
     );
+    assert_eq!(span.get("code"), None, "{call}");
+    // One span deep: not listed again under `spans`.
+    assert_eq!(call.get("spans"), None, "{call}");
 
     child.terminate().await;
     assert_eq!(child.wait().await.code(), Some(0));
