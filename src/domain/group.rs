@@ -264,8 +264,15 @@ pub fn etag_for(id: &str, version: i64) -> String {
         .chain_update([0])
         .chain_update(version.to_be_bytes())
         .finalize();
-    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut etag = String::with_capacity(22);
+    etag.push('"');
+    for byte in &digest[..10] {
+        etag.push(char::from(HEX[usize::from(byte >> 4)]));
+        etag.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    etag.push('"');
+    etag
 }
 
 #[cfg(test)]
@@ -279,6 +286,15 @@ mod tests {
         assert_ne!(first, etag_for("g", 2));
         assert_ne!(first, etag_for("h", 1));
         assert_eq!(first, etag_for("g", 1));
+        // The first 10 bytes of SHA-256("g" 0x00 1 as 8 big-endian bytes),
+        // in lower-case hex.
+        let digest = Sha256::new()
+            .chain_update(b"g\0")
+            .chain_update(1_i64.to_be_bytes())
+            .finalize();
+        let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(first, format!("\"{hex}\""));
+        assert_eq!(first.len(), 22);
     }
 
     #[test]
