@@ -243,8 +243,8 @@ pub struct Settings {
     #[arg(long, env = "GROUPD_MAX_WATCH_STREAMS", default_value_t = 1000, value_parser = parse_positive_count, global = true)]
     pub max_watch_streams: usize,
 
-    /// Most changes this server keeps in memory for its streams (at most
-    /// 8 MiB of them as encoded). A stream that falls further behind the
+    /// Most changes this server keeps in memory for its streams (and at
+    /// most 8 MiB of memory held by them). A stream that falls further behind the
     /// newest change is ended with RESOURCE_EXHAUSTED (`WATCH_TOO_SLOW`)
     /// and resumes from its cursor.
     #[arg(long, env = "GROUPD_WATCH_BUFFER", default_value_t = 16_384, value_parser = parse_positive_count, global = true)]

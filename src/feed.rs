@@ -32,7 +32,6 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    domain::reply,
     error::Error,
     index::MembershipIndex,
     store::{FeedEntry, FeedWakeups, Store},
@@ -54,7 +53,7 @@ pub struct FeedOptions {
     pub poll: Duration,
     /// Most entries the ring holds.
     pub ring_entries: usize,
-    /// Most bytes (as encoded in a reply) the ring's entries take.
+    /// Most bytes of memory the ring's entries hold (see [`held_bytes`]).
     pub ring_bytes: usize,
     /// Most streams open at once (`--max-watch-streams`).
     pub max_streams: usize,
@@ -144,7 +143,7 @@ impl Ring {
             self.entries.clear();
             self.bytes = 0;
         }
-        let size = reply::change(&entry.change);
+        let size = held_bytes(&entry) + size_of::<(Arc<FeedEntry>, usize)>();
         self.entries.push_back((Arc::new(entry), size));
         self.bytes += size;
         while self.entries.len() > options.ring_entries
@@ -155,6 +154,64 @@ impl Ring {
             }
         }
     }
+}
+
+/// The heap memory an entry holds once shared in the ring: the entry
+/// behind its `Arc`, and every string and list it owns, each allocation
+/// counted as glibc's malloc lays it out (8 bytes of header, rounded up to
+/// 16, at least 32). The ring is bounded by what the process holds, not
+/// by the entries' encoded size: decoded, an entry takes two to three
+/// times the bytes it takes on the wire.
+///
+/// Computed by hand, as no crate gives the heap size of a value without a
+/// derive on every type it holds. `tests/feed_memory.rs` checks it against
+/// what the allocator is asked for when an entry is made.
+pub fn held_bytes(entry: &FeedEntry) -> usize {
+    fn chunk(bytes: usize) -> usize {
+        if bytes == 0 {
+            0
+        } else {
+            (bytes + 8).next_multiple_of(16).max(32)
+        }
+    }
+    fn text(capacity: usize) -> usize {
+        chunk(capacity)
+    }
+    fn list(list: &[String], capacity: usize) -> usize {
+        chunk(capacity * size_of::<String>())
+            + list.iter().map(|s| text(s.capacity())).sum::<usize>()
+    }
+    // A B-tree's leaf holds up to 11 pairs (node header, keys, values); a
+    // map collected from sorted pairs fills its leaves, and the few
+    // internal nodes above them are left out.
+    const PAIRS_PER_LEAF: usize = 11;
+    const LEAF: usize = 16 + PAIRS_PER_LEAF * 2 * size_of::<String>();
+    let change = &entry.change;
+    let group = &change.group;
+    let fields = &group.fields;
+    let labels = &fields.labels;
+    chunk(size_of::<FeedEntry>() + 2 * size_of::<usize>())
+        + text(change.actor.capacity())
+        + list(&change.update_mask, change.update_mask.capacity())
+        + list(&change.members_added, change.members_added.capacity())
+        + list(&change.members_removed, change.members_removed.capacity())
+        + list(&change.admins_added, change.admins_added.capacity())
+        + list(&change.admins_removed, change.admins_removed.capacity())
+        + text(group.id.as_str().len())
+        + text(group.created_by.capacity())
+        + text(group.updated_by.capacity())
+        + text(fields.name.capacity())
+        + text(fields.scope.capacity())
+        + text(fields.description.capacity())
+        + text(fields.email.capacity())
+        + text(fields.provenance.capacity())
+        + list(&fields.member_of, fields.member_of.capacity())
+        + list(&fields.assigned_roles, fields.assigned_roles.capacity())
+        + labels.len().div_ceil(PAIRS_PER_LEAF) * chunk(LEAF)
+        + labels
+            .iter()
+            .map(|(key, value)| text(key.capacity()) + text(value.capacity()))
+            .sum::<usize>()
 }
 
 /// A stream's place among the open streams, given back when it ends.
@@ -478,7 +535,7 @@ mod tests {
         assert!(matches!(ring.after(2, 5, 10), Next::Behind));
         assert_eq!(positions(ring.after(4, 5, 10)), [5]);
 
-        let size = reply::change(&entry(1).change);
+        let size = held_bytes(&entry(1)) + size_of::<(Arc<FeedEntry>, usize)>();
         let tight = FeedOptions {
             ring_bytes: size * 2,
             ..options(10)

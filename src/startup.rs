@@ -42,8 +42,8 @@ pub const LIVENESS: &str = "liveness";
 /// short, and the port must not cost what a client port may.
 const PROBE_MAX_CONNECTIONS: u32 = 16;
 
-/// Most bytes (as encoded) of the change feed's entries each server keeps
-/// in memory for its streams: 8 MiB (about twice that in memory), inside
+/// Most bytes of memory the change feed's entries that a server keeps for
+/// its streams may hold (as `feed::held_bytes` counts them): 8 MiB, inside
 /// the pod's memory limit beside the in-flight budget.
 const FEED_RING_BYTES: usize = 8 * 1024 * 1024;
 
