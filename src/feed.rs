@@ -32,6 +32,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    domain::reply,
     error::Error,
     index::MembershipIndex,
     store::{FeedEntry, FeedWakeups, Store},
@@ -143,7 +144,10 @@ impl Ring {
             self.entries.clear();
             self.bytes = 0;
         }
-        let size = held_bytes(&entry) + size_of::<(Arc<FeedEntry>, usize)>();
+        // The encoded reply is counted from the start: once a stream has
+        // sent the entry, the entry holds it too.
+        let size =
+            held_bytes(&entry) + encoded_bytes(&entry) + size_of::<(Arc<FeedEntry>, usize)>();
         self.entries.push_back((Arc::new(entry), size));
         self.bytes += size;
         while self.entries.len() > options.ring_entries
@@ -212,6 +216,17 @@ pub fn held_bytes(entry: &FeedEntry) -> usize {
             .iter()
             .map(|(key, value)| text(key.capacity()) + text(value.capacity()))
             .sum::<usize>()
+}
+
+/// Most bytes the entry's encoded reply (`FeedEntry::encoded`) holds: the
+/// change as a reply encodes it, its group id, a cursor and the fields'
+/// tags, in an `Arc`'s allocation.
+fn encoded_bytes(entry: &FeedEntry) -> usize {
+    /// The cursor (a few bytes of base64) and the tags and lengths of the
+    /// reply's fields, with room to spare.
+    const FRAMING: usize = 64;
+    let reply = reply::change(&entry.change) + entry.change.group.id.as_str().len() + FRAMING;
+    (reply + 2 * size_of::<usize>() + 8).next_multiple_of(16)
 }
 
 /// A stream's place among the open streams, given back when it ends.
@@ -535,7 +550,8 @@ mod tests {
         assert!(matches!(ring.after(2, 5, 10), Next::Behind));
         assert_eq!(positions(ring.after(4, 5, 10)), [5]);
 
-        let size = held_bytes(&entry(1)) + size_of::<(Arc<FeedEntry>, usize)>();
+        let size =
+            held_bytes(&entry(1)) + encoded_bytes(&entry(1)) + size_of::<(Arc<FeedEntry>, usize)>();
         let tight = FeedOptions {
             ring_bytes: size * 2,
             ..options(10)

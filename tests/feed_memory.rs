@@ -12,7 +12,7 @@ use std::{alloc::System, collections::BTreeMap, sync::Arc};
 use groupd::{
     domain::{ChangeKind, Group, GroupChange, GroupId, Timestamp},
     feed::held_bytes,
-    store::FeedEntry,
+    store::{EncodedOnce, FeedEntry},
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -61,6 +61,7 @@ fn entry(labels: usize, members: usize, mask: &[&str]) -> FeedEntry {
             admins_removed: strings("user:demoted", 1),
             delta_truncated: false,
         },
+        encoded: EncodedOnce::default(),
     }
 }
 

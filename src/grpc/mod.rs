@@ -14,7 +14,10 @@ use std::{sync::Arc, time::Duration};
 use tonic::{Request, Response, Status};
 
 use self::call::CallContext;
-pub use self::status::{bad_request, message, status};
+pub use self::{
+    status::{bad_request, message, status},
+    watch::{EncodedReply, GroupServiceRoutes},
+};
 use crate::{
     auth::{Authenticator, PeerIdentity},
     domain::Caller,
@@ -74,12 +77,10 @@ impl GrpcService {
         }
     }
 
-    /// The server to register with a tonic router.
-    pub fn into_server(self) -> group_service_server::GroupServiceServer<Self> {
-        let max_message_bytes = self.max_message_bytes;
-        group_service_server::GroupServiceServer::new(self)
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes)
+    /// The server to register with a tonic router (and to hand the
+    /// gateway).
+    pub fn into_server(self) -> GroupServiceRoutes {
+        GroupServiceRoutes::new(self)
     }
 }
 

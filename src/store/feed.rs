@@ -30,7 +30,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -65,6 +65,42 @@ pub struct FeedEntry {
     pub position: i64,
     /// The change, as the group's history records it.
     pub change: GroupChange,
+    /// The entry as a change stream sends it, encoded by the first stream
+    /// that sends it and shared by every other (see [`EncodedOnce`]).
+    pub encoded: EncodedOnce,
+}
+
+/// Bytes made from a value once and then shared: the change streams send
+/// the same entry to every watcher, so it is encoded once rather than once
+/// per stream, as a Kubernetes API server serializes a watch event once
+/// for all its watchers. A clone starts empty, since a cloned entry may be
+/// changed (a stream cuts an oversized one down to fit), and the bytes
+/// never take part in a comparison.
+#[derive(Debug, Default)]
+pub struct EncodedOnce(OnceLock<Arc<[u8]>>);
+
+impl EncodedOnce {
+    /// The bytes, made by `encode` the first time they are asked for.
+    pub fn get_or_init(&self, encode: impl FnOnce() -> Vec<u8>) -> Arc<[u8]> {
+        Arc::clone(self.0.get_or_init(|| encode().into()))
+    }
+
+    /// The bytes, if they were made.
+    pub fn get(&self) -> Option<&[u8]> {
+        self.0.get().map(|bytes| &**bytes)
+    }
+}
+
+impl Clone for EncodedOnce {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for EncodedOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +124,7 @@ impl FeedEntry {
                 admins_removed: Vec::new(),
                 delta_truncated: false,
             },
+            encoded: EncodedOnce::default(),
         }
     }
 }
@@ -124,6 +161,7 @@ impl ReadTx {
                 Ok(FeedEntry {
                     position,
                     change: to_change(model)?,
+                    encoded: EncodedOnce::default(),
                 })
             })
             .collect()

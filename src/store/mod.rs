@@ -54,7 +54,7 @@ use self::errors::Classify as _;
 pub use self::{
     changes::GroupRow,
     dialect::Dialect,
-    feed::{Commits, FeedBounds, FeedEntry, FeedWakeups},
+    feed::{Commits, EncodedOnce, FeedBounds, FeedEntry, FeedWakeups},
     groups::GroupQuery,
 };
 use crate::{
