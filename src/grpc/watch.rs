@@ -153,13 +153,16 @@ impl GrpcService {
 /// A reply of WatchGroupChanges, encoded. A change's reply is the same for
 /// every stream that sends it (its cursor is the entry's position), so it
 /// is encoded by the first and kept with the entry
-/// ([`crate::store::EncodedOnce`]); a heartbeat is encoded as it is sent.
+/// ([`crate::store::EncodedOnce`]); a heartbeat, or a change sent with
+/// another cursor, is encoded as it is sent.
 #[derive(Debug, Clone)]
 pub struct EncodedReply(Arc<[u8]>);
 
 impl EncodedReply {
     fn of(event: WatchEvent) -> Self {
-        if let WatchEvent::Change { entry, .. } = &event {
+        if let WatchEvent::Change { entry, cursor } = &event
+            && cursor.position() == entry.position
+        {
             let entry = Arc::clone(entry);
             return Self(
                 entry
@@ -327,6 +330,16 @@ mod tests {
         assert_eq!(&*first.0, converted.as_slice());
         assert!(Arc::ptr_eq(&first.0, &second.0), "encoded once, shared");
         assert_eq!(entry.encoded.get(), Some(converted.as_slice()));
+
+        // The shared bytes carry the entry's own cursor: a change sent with
+        // another is encoded apart.
+        let elsewhere = WatchEvent::Change {
+            cursor: Cursor::at(8),
+            entry: Arc::clone(&entry),
+        };
+        let own = pb::WatchGroupChangesResponse::from(elsewhere.clone()).encode_to_vec();
+        assert_ne!(own, converted);
+        assert_eq!(&*EncodedReply::of(elsewhere).0, own.as_slice());
 
         let heartbeat = WatchEvent::Heartbeat {
             cursor: Cursor::at(9),
