@@ -60,6 +60,15 @@ pub struct FeedOptions {
     pub max_streams: usize,
 }
 
+/// What the ring holds, as metrics.
+#[derive(Debug, Clone, Default)]
+pub struct BufferMetrics {
+    /// Changes held now.
+    pub changes: Gauge,
+    /// Bytes of memory they hold, as the ring's bound counts them.
+    pub bytes: Gauge,
+}
+
 /// The reader's state as streams see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -96,6 +105,7 @@ struct Inner {
     streams: Arc<Semaphore>,
     open: Gauge,
     head_gauge: Gauge,
+    buffer: BufferMetrics,
     /// The membership index the reader keeps up to date, when on.
     index: Option<MembershipIndex>,
 }
@@ -250,6 +260,7 @@ impl Feed {
         options: FeedOptions,
         open: Gauge,
         head_gauge: Gauge,
+        buffer: BufferMetrics,
         index: Option<MembershipIndex>,
     ) -> Self {
         let (progress, _) = watch::channel(Progress {
@@ -266,6 +277,7 @@ impl Feed {
                 stop: CancellationToken::new(),
                 open,
                 head_gauge,
+                buffer,
                 index,
             }),
         }
@@ -451,6 +463,13 @@ impl Feed {
                 for entry in page {
                     ring.push(entry, &self.inner.options);
                 }
+                let buffer = &self.inner.buffer;
+                buffer
+                    .changes
+                    .set(i64::try_from(ring.entries.len()).unwrap_or(i64::MAX));
+                buffer
+                    .bytes
+                    .set(i64::try_from(ring.bytes).unwrap_or(i64::MAX));
             }
             *head = Some(position);
             self.inner.head_gauge.set(position);

@@ -20,7 +20,7 @@ use prometheus_client::{
 };
 use tonic::Code;
 
-use crate::index::IndexMetrics;
+use crate::{feed::BufferMetrics, index::IndexMetrics};
 
 /// The Content-Type of `render()`'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -138,6 +138,7 @@ pub struct Metrics {
     inflight_bytes: Gauge,
     watch_streams: Gauge,
     feed_head: Gauge,
+    watch_buffer: BufferMetrics,
     index: IndexMetrics,
 }
 
@@ -208,6 +209,17 @@ impl Metrics {
             "The newest change feed position this replica has read",
             feed_head.clone(),
         );
+        let watch_buffer = BufferMetrics::default();
+        registry.register(
+            "watch_buffer_changes",
+            "Recent changes this server keeps in memory for its change streams (at most --watch-buffer)",
+            watch_buffer.changes.clone(),
+        );
+        registry.register(
+            "watch_buffer_bytes",
+            "Bytes of memory the recent changes kept for the change streams hold (at most 8 MiB)",
+            watch_buffer.bytes.clone(),
+        );
 
         let index = IndexMetrics::default();
         registry.register(
@@ -267,6 +279,7 @@ impl Metrics {
             inflight_bytes,
             watch_streams,
             feed_head,
+            watch_buffer,
             index,
         }
     }
@@ -314,6 +327,11 @@ impl Metrics {
     /// The gauge of the newest change feed position read.
     pub fn feed_head(&self) -> Gauge {
         self.feed_head.clone()
+    }
+
+    /// The gauges of the change streams' buffer of recent changes.
+    pub fn watch_buffer(&self) -> BufferMetrics {
+        self.watch_buffer.clone()
     }
 
     /// The membership index's metrics.

@@ -117,6 +117,7 @@ impl Application {
             },
             metrics.watch_streams(),
             metrics.feed_head(),
+            metrics.watch_buffer(),
             settings.membership_index.then(|| {
                 // Two poll intervals without a refresh: the reader is
                 // failing, and calls read the database.

@@ -167,6 +167,24 @@ async fn a_reader_too_slow_is_ended_with_resource_exhausted_and_resumes_from_its
             .await
             .is_empty()
     );
+
+    // The buffer's gauges: the 8 newest changes, the most it keeps, and
+    // the memory they hold, each with its description of over 200 bytes
+    // both decoded and as its encoded reply.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let page = loop {
+        let page = metrics_page(&app).await;
+        if sample(&page, "groupd_watch_buffer_changes") == Some(8.0) {
+            break page;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bytes = sample(&page, "groupd_watch_buffer_bytes").unwrap_or(0.0);
+    assert!(
+        (8.0 * 2.0 * 200.0..64.0 * 1024.0).contains(&bytes),
+        "{bytes} bytes held by 8 changes"
+    );
 }
 
 async fn retention_prunes_the_feed_and_an_older_cursor_is_out_of_range(app: TestApp) {
