@@ -244,8 +244,8 @@ pub struct Settings {
     pub max_watch_streams: usize,
 
     /// Most changes this server keeps in memory for its streams (and at
-    /// most 8 MiB of memory held by them). A stream that falls further behind the
-    /// newest change is ended with RESOURCE_EXHAUSTED (`WATCH_TOO_SLOW`)
+    /// most 8 MiB of memory held by them). A stream that falls further
+    /// behind the newest change is ended with RESOURCE_EXHAUSTED (`WATCH_TOO_SLOW`)
     /// and resumes from its cursor.
     #[arg(long, env = "GROUPD_WATCH_BUFFER", default_value_t = 16_384, value_parser = parse_positive_count, global = true)]
     pub watch_buffer: usize,
