@@ -618,6 +618,23 @@ mod tests {
     use crate::{domain::filter, error::Error};
     use std::time::Duration;
 
+    /// `.cargo/config.toml` builds SQLite with the query planner stability
+    /// guarantee (why is said there); a build without it would go on
+    /// working, only slower, so this says when it is missing.
+    #[tokio::test]
+    async fn sqlite_is_built_with_the_query_planner_stability_guarantee() {
+        use sea_orm::sqlx::{Connection as _, SqliteConnection};
+        let mut connection = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let options: Vec<String> = sea_orm::sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        assert!(
+            options.iter().any(|option| option == "ENABLE_QPSG"),
+            "{options:?}"
+        );
+    }
+
     #[tokio::test]
     async fn each_kind_of_expensive_read_waits_for_a_slot_of_its_own_and_other_reads_do_not() {
         let (store, path) =
