@@ -619,20 +619,23 @@ mod tests {
     use std::time::Duration;
 
     /// `.cargo/config.toml` builds SQLite with the query planner stability
-    /// guarantee (why is said there); a build without it would go on
-    /// working, only slower, so this says when it is missing.
+    /// guarantee and without memory statistics (why is said there); a
+    /// build without them would go on working, only slower, so this says
+    /// when they are missing.
     #[tokio::test]
-    async fn sqlite_is_built_with_the_query_planner_stability_guarantee() {
+    async fn sqlite_is_built_with_the_options_of_the_cargo_config() {
         use sea_orm::sqlx::{Connection as _, SqliteConnection};
         let mut connection = SqliteConnection::connect("sqlite::memory:").await.unwrap();
         let options: Vec<String> = sea_orm::sqlx::query_scalar("PRAGMA compile_options")
             .fetch_all(&mut connection)
             .await
             .unwrap();
-        assert!(
-            options.iter().any(|option| option == "ENABLE_QPSG"),
-            "{options:?}"
-        );
+        for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+            assert!(
+                options.iter().any(|option| option == wanted),
+                "{wanted} not in {options:?}"
+            );
+        }
     }
 
     #[tokio::test]
