@@ -14,12 +14,15 @@ use groupd::{
 };
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(error) = cli.settings.check() {
         error.exit();
     }
+    // Logging outlives the runtime. Calls still running when the server
+    // stops are dropped as the runtime shuts down, and each logs that it
+    // was cut; the guard, dropped last, writes those lines too (dropped
+    // first, it would close the writer's queue before them).
     let _guard = match telemetry::init(cli.settings.log_format, &cli.settings.log_filter) {
         Ok(guard) => guard,
         Err(error) => {
@@ -27,13 +30,27 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "groupd failed");
-            ExitCode::FAILURE
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    let code = runtime.block_on(async {
+        match run(cli).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "groupd failed");
+                ExitCode::FAILURE
+            }
+        }
+    });
+    drop(runtime);
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
