@@ -188,12 +188,9 @@ pub fn held_bytes(entry: &FeedEntry) -> usize {
             (bytes + 8).next_multiple_of(16).max(32)
         }
     }
-    fn text(capacity: usize) -> usize {
-        chunk(capacity)
-    }
     fn list(list: &[String], capacity: usize) -> usize {
         chunk(capacity * size_of::<String>())
-            + list.iter().map(|s| text(s.capacity())).sum::<usize>()
+            + list.iter().map(|s| chunk(s.capacity())).sum::<usize>()
     }
     // A B-tree's leaf holds up to 11 pairs (node header, keys, values); a
     // map collected from sorted pairs fills its leaves, and the few
@@ -205,26 +202,26 @@ pub fn held_bytes(entry: &FeedEntry) -> usize {
     let fields = &group.fields;
     let labels = &fields.labels;
     chunk(size_of::<FeedEntry>() + 2 * size_of::<usize>())
-        + text(change.actor.capacity())
+        + chunk(change.actor.capacity())
         + list(&change.update_mask, change.update_mask.capacity())
         + list(&change.members_added, change.members_added.capacity())
         + list(&change.members_removed, change.members_removed.capacity())
         + list(&change.admins_added, change.admins_added.capacity())
         + list(&change.admins_removed, change.admins_removed.capacity())
-        + text(group.id.as_str().len())
-        + text(group.created_by.capacity())
-        + text(group.updated_by.capacity())
-        + text(fields.name.capacity())
-        + text(fields.scope.capacity())
-        + text(fields.description.capacity())
-        + text(fields.email.capacity())
-        + text(fields.provenance.capacity())
+        + chunk(group.id.as_str().len())
+        + chunk(group.created_by.capacity())
+        + chunk(group.updated_by.capacity())
+        + chunk(fields.name.capacity())
+        + chunk(fields.scope.capacity())
+        + chunk(fields.description.capacity())
+        + chunk(fields.email.capacity())
+        + chunk(fields.provenance.capacity())
         + list(&fields.member_of, fields.member_of.capacity())
         + list(&fields.assigned_roles, fields.assigned_roles.capacity())
         + labels.len().div_ceil(PAIRS_PER_LEAF) * chunk(LEAF)
         + labels
             .iter()
-            .map(|(key, value)| text(key.capacity()) + text(value.capacity()))
+            .map(|(key, value)| chunk(key.capacity()) + chunk(value.capacity()))
             .sum::<usize>()
 }
 

@@ -86,6 +86,7 @@ impl EncodedOnce {
     }
 
     /// The bytes, if they were made.
+    #[cfg(test)]
     pub fn get(&self) -> Option<&[u8]> {
         self.0.get().map(|bytes| &**bytes)
     }
