@@ -141,8 +141,9 @@ impl<'writer> FormatFields<'writer> for SpanFields {
 ///
 /// The span's fields are copied from the JSON object [`SpanFields`] keeps
 /// for the span. tracing-subscriber's formatter parses that object into a
-/// map and writes the map again, for every line: about 11,000
-/// instructions of every call (a GetGroup takes about 250,000). Written
+/// map and writes the map again, for every line, and writes the rest
+/// through serde_json's serializer: a GetGroup took 250,700 instructions
+/// with it and takes 232,800 with this (callgrind). Written
 /// here, the span's keys keep the order they were recorded in rather than
 /// the map's alphabetical order; the object holds each key once either
 /// way. Events of the `log` crate, whose target and location
@@ -185,26 +186,28 @@ where
             .and_then(|id| ctx.span(id))
             .or_else(|| ctx.lookup_current());
         let extensions = span.as_ref().map(|span| span.extensions());
+        // The span's object without its closing brace.
         let stored = match &extensions {
             Some(extensions) => match extensions.get::<FormattedFields<N>>() {
-                // The object without its closing brace.
                 Some(fields) => match fields.fields.strip_suffix('}') {
-                    Some(open) if open.starts_with('{') => Some(open),
-                    _ => None,
+                    Some(open) if open.starts_with('{') => Ok(Some(open)),
+                    _ => Err(()),
                 },
-                None => None,
+                // No fields written for the span: only its name.
+                None => Ok(Some("{")),
             },
-            None => None,
+            None => Ok(None),
         };
-        if span.is_some() && stored.is_none() {
-            // Not an object SpanFields wrote: the formatter's own way.
+        let Ok(stored) = stored else {
+            // Not an object, which SpanFields never writes: the formatter's
+            // own way, which says so in the line (once the span's
+            // extensions are let go, for it reads them too).
             drop(extensions);
             return self.fallback.format_event(ctx, writer, event);
-        }
+        };
+        // RFC 3339 in UTC: nothing in it to escape.
         writer.write_str("{\"timestamp\":\"")?;
-        let mut timestamp = String::new();
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-        write_escaped(&mut writer, &timestamp)?;
+        SystemTime.format_time(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
         let mut fields = EventFields {
             writer: &mut writer,
