@@ -1,7 +1,7 @@
 //! GetGroup, and the soft delete and undelete of a group.
 
 use super::{
-    GroupService, authorize, check_etag, check_name_free, not_found, record_update,
+    GroupService, authorize, check_etag, check_name_free, not_found, record_and_commit,
     standing_read_for, touch, with_standing,
 };
 use crate::{
@@ -125,16 +125,18 @@ impl GroupService {
         mut group: Group,
         kind: ChangeKind,
     ) -> Result<Group, Error> {
-        record_update(
-            &tx,
+        // The members before the write's last statement, which does not
+        // change them.
+        self.attach_members(&tx, &mut group).await?;
+        record_and_commit(
+            tx,
             caller.principal(),
             &group,
             kind,
+            Vec::new(),
             &MembershipDelta::default(),
         )
         .await?;
-        self.attach_members(&tx, &mut group).await?;
-        tx.commit().await?;
         Ok(group)
     }
 }

@@ -4,7 +4,8 @@
 use super::{
     GroupService, authorize, check_admins_left, check_etag, check_name_free, check_parents,
     create::{NewGroup, check_may_create, creator_joins},
-    denied, give_permissions, not_found, record, standing_read_for, touch, with_standing,
+    denied, give_permissions, not_found, record, record_and_commit, standing_read_for, touch,
+    with_standing,
 };
 use crate::{
     domain::{
@@ -139,6 +140,30 @@ impl GroupService {
                 tx.replace_parents(&group.id, &group.fields.member_of)
                     .await?;
             }
+        }
+        let replaced_membership = current.is_some();
+        // The reply's members: the new membership when the mask replaced it,
+        // else the stored one (which the update does not change, so it is
+        // read before the write's last statement).
+        match current {
+            Some(current) => {
+                self.attach_if_it_fits(&mut group, plan.delta.apply(current));
+            }
+            None => {
+                self.attach_members(&tx, &mut group).await?;
+            }
+        }
+        if request.validate_only {
+            if replaced_membership {
+                give_permissions(&tx, caller, &mut group).await?;
+            } else {
+                group.permissions = policy::permissions(caller, standing);
+            }
+            return Ok(group);
+        }
+        if replaced_membership {
+            // The caller's standing may have changed with the membership:
+            // read once the member rows are written.
             record(
                 &tx,
                 caller.principal(),
@@ -149,27 +174,20 @@ impl GroupService {
                 &plan.delta,
             )
             .await?;
-        }
-        let replaced_membership = current.is_some();
-        // The reply's members: the new membership when the mask replaced it,
-        // else the stored one (which the update did not change).
-        match current {
-            Some(current) => {
-                self.attach_if_it_fits(&mut group, plan.delta.apply(current));
-            }
-            None => {
-                self.attach_members(&tx, &mut group).await?;
-            }
-        }
-        // The caller's standing changes only when the mask replaced the
-        // membership; otherwise the one read before the write still holds.
-        if replaced_membership {
             give_permissions(&tx, caller, &mut group).await?;
-        } else {
-            group.permissions = policy::permissions(caller, standing);
-        }
-        if !request.validate_only {
             tx.commit().await?;
+        } else {
+            // The standing read before the write still holds.
+            group.permissions = policy::permissions(caller, standing);
+            record_and_commit(
+                tx,
+                caller.principal(),
+                &group,
+                ChangeKind::Update,
+                plan.mask_paths,
+                &plan.delta,
+            )
+            .await?;
         }
         Ok(group)
     }

@@ -4,7 +4,7 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, Statement,
 };
 
 use super::{
@@ -97,6 +97,22 @@ impl WriteTx {
         row: GroupRow,
         delta: &MembershipDelta,
     ) -> Result<(), Error> {
+        let statement = self.change_statement(change, row, delta).await?;
+        self.conn()?
+            .execute_raw(statement)
+            .await
+            .classify(self.dialect)?;
+        Ok(())
+    }
+
+    /// The one statement of [`Self::append_change`], after the membership
+    /// rows that do not fit in it (written first, in batches).
+    pub(super) async fn change_statement(
+        &self,
+        change: &GroupChange,
+        row: GroupRow,
+        delta: &MembershipDelta,
+    ) -> Result<Statement, Error> {
         let mut snapshot = change.group.clone();
         snapshot.members = None;
         let history = group_changes::Entity::insert(group_changes::ActiveModel {
@@ -122,19 +138,14 @@ impl WriteTx {
         if row == GroupRow::Update {
             writes.push(&group_update(&change.group)?)?;
         }
-        let statement = writes.then(
+        Ok(writes.then(
             |first| self.dialect.feed_insert_sql(first),
             [
                 change.group.id.as_str().into(),
                 change.version.into(),
                 change.change_time.as_micros().into(),
             ],
-        );
-        self.conn()?
-            .execute_raw(statement)
-            .await
-            .classify(self.dialect)?;
-        Ok(())
+        ))
     }
 }
 

@@ -16,7 +16,8 @@
 //!   the group. It opens the next write's savepoint in the same statement
 //!   (`RELEASE …; SAVEPOINT …`): every statement is a round trip to
 //!   SQLite's thread, and the writes of a group run one after another, so
-//!   one fewer per write is felt by all. A write that ends without
+//!   one fewer per write is felt by all. For the same reason
+//!   [`Turn::commit_after`] appends both to the write's last statement. A write that ends without
 //!   committing cannot run SQL from a destructor: it leaves its savepoint
 //!   abandoned, and whoever comes next rolls back to it first.
 //! - The transaction is committed when no other writer waits
@@ -57,7 +58,7 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr, Statement};
 use tokio::{
     sync::{Mutex, OwnedMutexGuard, oneshot},
     time::Instant,
@@ -368,6 +369,12 @@ pub(super) struct Turn {
     released: bool,
 }
 
+/// Releases the savepoint on top into the transaction and opens the next
+/// write's, in one statement.
+fn release() -> String {
+    format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}")
+}
+
 /// The error of a turn that no longer holds the transaction it needs (a
 /// bug).
 fn no_transaction() -> Error {
@@ -434,10 +441,8 @@ impl Turn {
         let dialect = self.group.dialect;
         let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
         let open = batch.open.as_mut().ok_or_else(no_transaction)?;
-        let released = open
-            .tx
-            .execute_unprepared(&format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"))
-            .await;
+        super::statements::sent(1);
+        let released = open.tx.execute_unprepared(&release()).await;
         self.released = true;
         if open.link.lost() {
             open.top = Top::Unknown;
@@ -447,6 +452,44 @@ impl Turn {
             open.top = Top::Unknown;
             return Err(dialect.classify(error));
         }
+        self.join_group().await
+    }
+
+    /// Runs `last`, the write's last statement, with the release of its
+    /// savepoint (and the opening of the next write's) appended: one round
+    /// trip where [`Self::commit`] after it would make two, and the writes
+    /// of a group run one after another. Returns as [`Self::commit`] does.
+    ///
+    /// SQLite runs the statements of one string in order and stops at the
+    /// first that fails. A failure of `last` leaves the savepoint
+    /// unreleased: the write answers its own error and the savepoint is
+    /// rolled back to by whoever comes next, as for any write that fails.
+    /// Should the release itself have run and what follows it failed, that
+    /// rollback finds no savepoint and the group's transaction is given
+    /// up, its writes answered ABORTED: nothing the failed write did is
+    /// kept.
+    pub(super) async fn commit_after(mut self, mut last: Statement) -> Result<(), Error> {
+        let dialect = self.group.dialect;
+        let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
+        let open = batch.open.as_mut().ok_or_else(no_transaction)?;
+        last.sql.push_str("; ");
+        last.sql.push_str(&release());
+        let released = open.tx.execute_raw(last).await;
+        if open.link.lost() {
+            self.released = true;
+            open.top = Top::Unknown;
+            return Err(Failure::Lost.into_error());
+        }
+        released.map_err(|error| dialect.classify(error))?;
+        self.released = true;
+        self.join_group().await
+    }
+
+    /// Adds the released write to the group, commits the group when it is
+    /// time to, and waits for the group's outcome.
+    async fn join_group(mut self) -> Result<(), Error> {
+        let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
+        let open = batch.open.as_mut().ok_or_else(no_transaction)?;
         let (member, outcome) = oneshot::channel();
         open.members.push(member);
         let since = *open.since.get_or_insert_with(Instant::now);
@@ -496,9 +539,10 @@ mod tests {
     use sea_orm::ConnectionTrait as _;
     use tokio::time::Instant;
 
-    use super::super::Store;
+    use super::super::{GroupRow, Store, Tx};
     use crate::{
         deadline,
+        domain::{ChangeKind, GroupChange, membership::MembershipDelta},
         error::Error,
         store::{scratch_group as group, scratch_remove},
     };
@@ -732,5 +776,148 @@ mod tests {
         next.commit().await.unwrap();
         assert_eq!(committed(&store).await, ["after"]);
         scratch_remove(store, &path).await;
+    }
+
+    /// The history entry of creating `group(id)`.
+    fn created(id: &str) -> GroupChange {
+        let group = group(id);
+        GroupChange {
+            version: group.version,
+            change_time: group.update_time,
+            actor: "test".to_owned(),
+            kind: ChangeKind::Create,
+            update_mask: Vec::new(),
+            group,
+            members_added: Vec::new(),
+            members_removed: Vec::new(),
+            admins_added: Vec::new(),
+            admins_removed: Vec::new(),
+            delta_truncated: false,
+        }
+    }
+
+    /// A writer that creates `w-<i>` and records it in the statement that
+    /// releases its savepoint; with `twice`, records it once before, so
+    /// that that statement fails.
+    fn spawn_recording(
+        store: &Store,
+        i: usize,
+        twice: bool,
+    ) -> tokio::task::JoinHandle<Result<(), Error>> {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let change = created(&format!("w-{i}"));
+            let none = MembershipDelta::default();
+            let tx = store.write().await?;
+            tx.insert_group(&change.group, None).await?;
+            if twice {
+                tx.append_change(&change, GroupRow::Written, &none).await?;
+            }
+            tx.append_change_and_commit(&change, GroupRow::Written, &none)
+                .await
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_last_statement_releases_its_savepoint_joins_the_group_and_one_that_fails_there_keeps_nothing()
+     {
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+        let first = store.write().await.unwrap();
+        first.insert_group(&group("first"), None).await.unwrap();
+        // In this order behind the first: each waits until the one before
+        // it queues.
+        let mut writers = Vec::new();
+        for (i, twice) in [false, true, false].into_iter().enumerate() {
+            writers.push(spawn_recording(&store, i, twice));
+            until_queued(&store, i + 1).await;
+        }
+        first.commit().await.unwrap();
+        let answers: Vec<_> = futures_util::future::join_all(writers)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert!(answers[0].is_ok(), "{answers:?}");
+        assert!(answers[1].is_err(), "{answers:?}");
+        assert!(answers[2].is_ok(), "{answers:?}");
+        assert_eq!(committed(&store).await, ["first", "w-0", "w-2"]);
+        assert_eq!(store.group_commit_metrics().commits(), 1);
+        // Each recorded write has its history entry and its place in the
+        // change feed, and the failed one neither.
+        let read = store.read().await.unwrap();
+        for (id, entries) in [("w-0", 1), ("w-1", 0), ("w-2", 1)] {
+            let history = read
+                .list_changes(&created(id).group.id, 0, 10)
+                .await
+                .unwrap();
+            assert_eq!(history.len(), entries, "{id}");
+        }
+        let feed = read.feed_after(0, 10).await.unwrap();
+        let fed: Vec<_> = feed.iter().map(|e| e.change.group.id.as_str()).collect();
+        assert_eq!(fed, ["w-0", "w-2"]);
+        drop(read);
+        scratch_remove(store, &path).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_last_statement_that_fails_after_releasing_its_savepoint_gives_up_the_group() {
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+        let first = store.write().await.unwrap();
+        first.insert_group(&group("first"), None).await.unwrap();
+        let mut writers = spawn_writers(&store, 1);
+        until_queued(&store, 1).await;
+        // A last statement that releases the savepoint itself and then
+        // fails: the case the release appended to it cannot rule out.
+        let odd = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let tx = store.write().await?;
+                tx.insert_group(&group("odd"), None).await?;
+                let Tx::Grouped(turn) = tx.read.tx else {
+                    panic!("SQLite's writes are grouped");
+                };
+                let last = sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Sqlite,
+                    format!(
+                        "RELEASE {0}; SELECT no_such_column FROM groups",
+                        super::SAVEPOINT
+                    ),
+                );
+                turn.commit_after(last).await
+            })
+        };
+        until_queued(&store, 2).await;
+        writers.extend(spawn_writers_after(&store, 1));
+        until_queued(&store, 3).await;
+        first.commit().await.unwrap_err();
+        assert!(odd.await.unwrap().is_err());
+        let answers: Vec<_> = futures_util::future::join_all(writers).await;
+        // w-0 joined the group that had to be given up; the writer after
+        // the odd one began a transaction of its own.
+        assert!(
+            matches!(answers[0], Ok(Err(Error::Conflict))),
+            "{answers:?}"
+        );
+        assert!(matches!(answers[1], Ok(Ok(()))), "{answers:?}");
+        assert_eq!(committed(&store).await, ["w-1"]);
+        scratch_remove(store, &path).await;
+    }
+
+    /// `count` tasks, each inserting group `w-<i + 1>` in a write of its
+    /// own: writers queued after [`spawn_writers`]' one.
+    fn spawn_writers_after(
+        store: &Store,
+        count: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), Error>>> {
+        (1..=count)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let tx = store.write().await?;
+                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
+                    tx.commit().await
+                })
+            })
+            .collect()
     }
 }
