@@ -553,21 +553,21 @@ mod tests {
         crate::store::scratch_sqlite("group_commit", Duration::from_secs(5), wait).await
     }
 
-    /// `count` tasks, each inserting group `w-<i>` in a write of its own.
+    /// A task for each `i` of `ids`, inserting group `w-<i>` in a write of
+    /// its own.
     fn spawn_writers(
         store: &Store,
-        count: usize,
+        ids: std::ops::Range<usize>,
     ) -> Vec<tokio::task::JoinHandle<Result<(), Error>>> {
-        (0..count)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let tx = store.write().await?;
-                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
-                    tx.commit().await
-                })
+        ids.map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let tx = store.write().await?;
+                tx.insert_group(&group(&format!("w-{i}")), None).await?;
+                tx.commit().await
             })
-            .collect()
+        })
+        .collect()
     }
 
     /// The ids of the groups committed, read on a connection of their own.
@@ -707,7 +707,7 @@ mod tests {
         const WRITERS: usize = 2 * super::MAX_WRITES + 10;
         let (store, path) = sqlite(Duration::from_secs(30)).await;
         let first = store.write().await.unwrap();
-        let writers = spawn_writers(&store, WRITERS);
+        let writers = spawn_writers(&store, 0..WRITERS);
         until_queued(&store, WRITERS).await;
         first.commit().await.unwrap();
         for writer in writers {
@@ -747,7 +747,7 @@ mod tests {
         };
         // Queued behind the stopped write.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let writers = spawn_writers(&store, 3);
+        let writers = spawn_writers(&store, 0..3);
         let stopped = tokio::time::timeout(Duration::from_secs(60), stopped)
             .await
             .expect("the write was stopped")
@@ -864,7 +864,7 @@ mod tests {
         let (store, path) = sqlite(Duration::from_secs(30)).await;
         let first = store.write().await.unwrap();
         first.insert_group(&group("first"), None).await.unwrap();
-        let mut writers = spawn_writers(&store, 1);
+        let mut writers = spawn_writers(&store, 0..1);
         until_queued(&store, 1).await;
         // A last statement that releases the savepoint itself and then
         // fails: the case the release appended to it cannot rule out.
@@ -887,7 +887,7 @@ mod tests {
             })
         };
         until_queued(&store, 2).await;
-        writers.extend(spawn_writers_after(&store, 1));
+        writers.extend(spawn_writers(&store, 1..2));
         until_queued(&store, 3).await;
         first.commit().await.unwrap_err();
         assert!(odd.await.unwrap().is_err());
@@ -901,23 +901,5 @@ mod tests {
         assert!(matches!(answers[1], Ok(Ok(()))), "{answers:?}");
         assert_eq!(committed(&store).await, ["w-1"]);
         scratch_remove(store, &path).await;
-    }
-
-    /// `count` tasks, each inserting group `w-<i + 1>` in a write of its
-    /// own: writers queued after [`spawn_writers`]' one.
-    fn spawn_writers_after(
-        store: &Store,
-        count: usize,
-    ) -> Vec<tokio::task::JoinHandle<Result<(), Error>>> {
-        (1..=count)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let tx = store.write().await?;
-                    tx.insert_group(&group(&format!("w-{i}")), None).await?;
-                    tx.commit().await
-                })
-            })
-            .collect()
     }
 }
