@@ -518,7 +518,7 @@ impl WriteTx {
     /// savepoint ([`group_commit::Turn::commit_after`]): one round trip
     /// fewer. The call's deadline is then checked before that statement,
     /// not after it: past the deadline nothing is written; once the
-    /// statement is sent, the write commits.
+    /// statement is sent, the deadline no longer stops the write.
     pub async fn append_change_and_commit(
         self,
         change: &GroupChange,
