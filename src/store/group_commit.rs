@@ -17,9 +17,10 @@
 //!   (`RELEASE …; SAVEPOINT …`): every statement is a round trip to
 //!   SQLite's thread, and the writes of a group run one after another, so
 //!   one fewer per write is felt by all. For the same reason
-//!   [`Turn::commit_after`] appends both to the write's last statement. A write that ends without
-//!   committing cannot run SQL from a destructor: it leaves its savepoint
-//!   abandoned, and whoever comes next rolls back to it first.
+//!   [`Turn::commit_after`] appends both to the write's last statement.
+//!   A write that ends without committing cannot run SQL from a
+//!   destructor: it leaves its savepoint abandoned, and whoever comes next
+//!   rolls back to it first.
 //! - The transaction is committed when no other writer waits
 //!   for the mutex, when it holds [`MAX_WRITES`] writes, or once its first
 //!   write has waited [`MAX_WAIT`]; whoever commits it tells every write of the
