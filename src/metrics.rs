@@ -36,12 +36,15 @@ const DURATION_BUCKETS: [f64; 14] = [
 const GROUP_COMMIT_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 /// What SQLite's group commit (`store::group_commit`) counts: the
-/// transactions it committed, and how many writes each held. Cheap to
+/// transactions it committed, how many writes each held, and the guarded
+/// writes that were written and that had to be done again. Cheap to
 /// clone (shared inside); the store records, `/metrics` shows.
 #[derive(Debug, Clone)]
 pub struct GroupCommitMetrics {
     commits: Counter,
     writes: Histogram,
+    guarded_written: Counter,
+    guarded_redone: Counter,
 }
 
 impl Default for GroupCommitMetrics {
@@ -49,6 +52,8 @@ impl Default for GroupCommitMetrics {
         Self {
             commits: Counter::default(),
             writes: Histogram::new(GROUP_COMMIT_BUCKETS),
+            guarded_written: Counter::default(),
+            guarded_redone: Counter::default(),
         }
     }
 }
@@ -64,6 +69,16 @@ impl GroupCommitMetrics {
     /// The transactions committed so far.
     pub fn commits(&self) -> u64 {
         self.commits.get()
+    }
+
+    /// Records a guarded write whose guard held (`true`) or that is to be
+    /// done again (`false`).
+    pub fn record_guarded(&self, written: bool) {
+        if written {
+            self.guarded_written.inc();
+        } else {
+            self.guarded_redone.inc();
+        }
     }
 }
 
@@ -267,6 +282,19 @@ impl Metrics {
             "sqlite_group_commit_writes",
             "Writes each SQLite group commit made durable together",
             group_commits.writes,
+        );
+        registry.register(
+            "sqlite_guarded_writes",
+            "SQLite writes of a group's row made without reading in the group's transaction, \
+             written because the group had not changed since read",
+            group_commits.guarded_written,
+        );
+        registry.register(
+            "sqlite_guarded_writes_redone",
+            "SQLite writes of a group's row made without reading in the group's transaction, \
+             done again the ordinary way (the group had changed since read, or the statement \
+             holding them failed)",
+            group_commits.guarded_redone,
         );
 
         registry.register_collector(Box::new(LogLinesDropped(crate::telemetry::dropped_lines)));

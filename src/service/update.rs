@@ -2,7 +2,8 @@
 //! for what an update changes).
 
 use super::{
-    GroupService, authorize, check_admins_left, check_etag, check_name_free, check_parents,
+    GroupService, authorize, change_of, check_admins_left, check_etag, check_name_free,
+    check_parents,
     create::{NewGroup, check_may_create, creator_joins},
     denied, give_permissions, not_found, record, record_and_commit, standing_read_for, touch,
     with_standing,
@@ -34,6 +35,9 @@ impl GroupService {
             "group.",
             &self.limits,
         ))?;
+        if let Some(group) = self.update_own_row(caller, &request).await? {
+            return Ok(group);
+        }
         let tx = self.store.write().await?;
         if request.mask.updates_parents() {
             // Before the group's row lock, never after (see
@@ -194,6 +198,85 @@ impl GroupService {
 }
 
 impl GroupService {
+    /// UpdateGroup of a group's own row and labels (not its members,
+    /// parents or name), read outside the write's transaction and written only
+    /// if its version is still the one read
+    /// ([`crate::store::Store::update_if_unchanged`]): on SQLite the
+    /// writes of a group then no longer wait for each other's reads.
+    /// `None` when the update is not of that kind, would be refused
+    /// (the ordinary way finds the same refusal and answers it), or found
+    /// the group changed: the caller then does it the ordinary way, which
+    /// reads in the write's transaction. Every check is made on what was
+    /// read, and what was read is what is written over.
+    async fn update_own_row(
+        &self,
+        caller: &Caller,
+        request: &UpdateGroup,
+    ) -> Result<Option<Group>, Error> {
+        if !self.store.writes_guarded()
+            || request.validate_only
+            || request.mask.updates_parents()
+            || request.mask.replaces_membership()
+        {
+            return Ok(None);
+        }
+        let Some((group, standing)) = self
+            .store
+            .find_group_for(&request.id, standing_read_for(caller))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Ok(mut group) = authorize(
+            caller,
+            Some(group),
+            standing,
+            Permission::Update,
+            &request.id,
+        ) else {
+            return Ok(None);
+        };
+        if !group.is_live() || check_etag(&group, &request.etag).is_err() {
+            return Ok(None);
+        }
+        let Ok(plan) = update::plan(&group, request, None, &self.limits) else {
+            return Ok(None);
+        };
+        if plan.changes_parents(&group)
+            || plan.renames(&group)
+            || !plan.delta.is_empty()
+            || (plan.fields.assigned_roles != group.fields.assigned_roles
+                && !policy::allows(caller, standing, Permission::UpdateRoles))
+        {
+            return Ok(None);
+        }
+        let read = group.version;
+        let labels_before = std::mem::replace(&mut group.fields, plan.fields).labels;
+        touch(&mut group, caller.principal());
+        // The reply's members, which the update does not change: read
+        // after the group, so a change to them since has raised the
+        // version and the write below does not happen.
+        if group.member_count > 0 {
+            let tx = self.store.read().await?;
+            self.attach_members(&tx, &mut group).await?;
+        } else {
+            self.attach_if_it_fits(&mut group, Vec::new());
+        }
+        group.permissions = policy::permissions(caller, standing);
+        let change = change_of(
+            caller.principal(),
+            &group,
+            ChangeKind::Update,
+            plan.mask_paths,
+            &plan.delta,
+        );
+        Ok(self
+            .store
+            .update_if_unchanged(&change, &labels_before, read)
+            .await?
+            .map(|()| group))
+    }
+
     /// UpdateGroup with `allow_missing` on a group that does not exist:
     /// creates it from the request, as CreateGroup would (the mask is
     /// ignored). An etag cannot match a group that does not exist.

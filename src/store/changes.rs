@@ -3,18 +3,23 @@
 //! membership delta of the write.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, Statement,
+    ActiveModelTrait as _, ActiveValue,
+    ActiveValue::Set,
+    ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _, Iterable as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, Statement, Value, Values,
+    sea_query::{Expr, Query, SqliteQueryBuilder, UnionType},
 };
 
 use super::{
-    ReadTx, WriteTx,
+    Dialect, ReadTx, Store, WriteTx,
     dialect::Writes,
-    entities::group_changes,
+    entities::{group_changes, group_labels, groups},
     errors::Classify as _,
-    groups::{from_json, group_update, to_json},
+    groups::{from_json, group_update, label_changes, to_json},
     members::{fits_one_batch, membership_writes},
 };
+use std::collections::BTreeMap;
+
 use crate::{
     domain::{ChangeKind, GroupChange, GroupId, Timestamp, membership::MembershipDelta},
     error::Error,
@@ -113,21 +118,7 @@ impl WriteTx {
         row: GroupRow,
         delta: &MembershipDelta,
     ) -> Result<Statement, Error> {
-        let mut snapshot = change.group.clone();
-        snapshot.members = None;
-        let history = group_changes::Entity::insert(group_changes::ActiveModel {
-            group_id: Set(change.group.id.as_str().to_owned()),
-            version: Set(change.version),
-            change_time: Set(change.change_time.as_micros()),
-            actor: Set(change.actor.clone()),
-            kind: Set(change.kind.as_str().to_owned()),
-            update_mask: Set(change.update_mask.join(",")),
-            snapshot: Set(to_json(&snapshot)?),
-            members_added: Set(to_json(&change.members_added)?),
-            members_removed: Set(to_json(&change.members_removed)?),
-            admins_added: Set(to_json(&change.admins_added)?),
-            admins_removed: Set(to_json(&change.admins_removed)?),
-        });
+        let history = group_changes::Entity::insert(history_row(change)?);
         let mut writes = Writes::new(self.dialect);
         if fits_one_batch(delta) {
             membership_writes(&mut writes, self.dialect, &change.group.id, delta)?;
@@ -148,6 +139,152 @@ impl WriteTx {
         ))
     }
 }
+
+/// The history entry of `change`, as a row.
+fn history_row(change: &GroupChange) -> Result<group_changes::ActiveModel, Error> {
+    let mut snapshot = change.group.clone();
+    snapshot.members = None;
+    Ok(group_changes::ActiveModel {
+        group_id: Set(change.group.id.as_str().to_owned()),
+        version: Set(change.version),
+        change_time: Set(change.change_time.as_micros()),
+        actor: Set(change.actor.clone()),
+        kind: Set(change.kind.as_str().to_owned()),
+        update_mask: Set(change.update_mask.join(",")),
+        snapshot: Set(to_json(&snapshot)?),
+        members_added: Set(to_json(&change.members_added)?),
+        members_removed: Set(to_json(&change.members_removed)?),
+        admins_added: Set(to_json(&change.admins_added)?),
+        admins_removed: Set(to_json(&change.admins_removed)?),
+    })
+}
+
+impl Store {
+    /// Writes `change`, a write of group `change.group.id`'s row and
+    /// labels only (not its members or parents), whose labels were
+    /// `labels_before`, in SQLite's group commit without reading in its
+    /// transaction, unless the group's version is no longer `expected`:
+    /// `Some` once committed, `None` when nothing was written (the group
+    /// changed, the statement failed, or there is no group commit:
+    /// PostgreSQL), and the write must be done the ordinary way. The
+    /// call's deadline is checked first; once the write is handed over,
+    /// it no longer stops it.
+    ///
+    /// The write is one guarded statement (see `group_commit`, "Guarded
+    /// writes"): the label rows, the history entry and the change-feed row,
+    /// each written only while the group's version is `expected`, then
+    /// the row's update where it still is, last, so that it changes one
+    /// row exactly when the guard held. Every write of a group's row
+    /// raises its version, so an unchanged version means that the row, its
+    /// labels, parents and members, and so the caller's standing read
+    /// before, are still what they were.
+    pub async fn update_if_unchanged(
+        &self,
+        change: &GroupChange,
+        labels_before: &BTreeMap<String, String>,
+        expected: i64,
+    ) -> Result<Option<()>, Error> {
+        let Some(group) = &self.group_commit else {
+            return Ok(None);
+        };
+        let statement = guarded_update(self.dialect, change, labels_before, expected)?;
+        crate::deadline::begin_commit()?;
+        group.apply(statement).await
+    }
+}
+
+/// The statement of [`Store::update_if_unchanged`] (SQLite).
+fn guarded_update(
+    dialect: Dialect,
+    change: &GroupChange,
+    labels_before: &BTreeMap<String, String>,
+    expected: i64,
+) -> Result<Statement, Error> {
+    let id = change.group.id.as_str();
+    let unchanged = || Expr::cust_with_values(UNCHANGED, [Value::from(id), Value::from(expected)]);
+    let mut writes = Writes::new(dialect);
+    let (stale, added) = label_changes(labels_before, &change.group.fields.labels);
+    if !stale.is_empty() {
+        writes.push(
+            &group_labels::Entity::delete_many()
+                .filter(group_labels::Column::GroupId.eq(id))
+                .filter(group_labels::Column::Key.is_in(stale))
+                .filter(unchanged())
+                .into_query(),
+        )?;
+    }
+    let mut rows = added.into_iter().map(|(key, value)| {
+        Query::select()
+            .exprs([
+                Expr::val(id),
+                Expr::val(key.as_str()),
+                Expr::val(value.as_str()),
+            ])
+            .and_where(unchanged())
+            .to_owned()
+    });
+    if let Some(mut first) = rows.next() {
+        for row in rows {
+            first.union(UnionType::All, row);
+        }
+        let mut insert = Query::insert();
+        insert
+            .into_table(group_labels::Entity)
+            .columns([
+                group_labels::Column::GroupId,
+                group_labels::Column::Key,
+                group_labels::Column::Value,
+            ])
+            .select_from(first)
+            .map_err(Error::internal)?;
+        writes.push(&insert)?;
+    }
+    let history = history_row(change)?;
+    let (columns, values): (Vec<_>, Vec<_>) = group_changes::Column::iter()
+        .filter_map(|column| match history.get(column) {
+            ActiveValue::Set(value) => Some((column, Expr::val(value))),
+            _ => None,
+        })
+        .unzip();
+    let mut insert = Query::insert();
+    insert
+        .into_table(group_changes::Entity)
+        .columns(columns)
+        .select_from(
+            Query::select()
+                .exprs(values)
+                .and_where(unchanged())
+                .to_owned(),
+        )
+        .map_err(Error::internal)?;
+    writes.push(&insert)?;
+    // The feed row (whose text the dialect gives), guarded as the others,
+    // then the row's update.
+    let mut update = group_update(&change.group)?;
+    update.and_where(groups::Column::Version.eq(expected));
+    let (update_sql, Values(update_values)) = update.build(SqliteQueryBuilder);
+    Ok(writes.then(
+        |first| {
+            format!(
+                "{} WHERE {UNCHANGED}; {update_sql}",
+                dialect.feed_insert_sql(first)
+            )
+        },
+        [
+            Value::from(id),
+            change.version.into(),
+            change.change_time.as_micros().into(),
+            Value::from(id),
+            Value::from(expected),
+        ]
+        .into_iter()
+        .chain(update_values),
+    ))
+}
+
+/// The guard of [`guarded_update`]'s statements, with two values: the
+/// group's id and the version it was read at.
+const UNCHANGED: &str = "(SELECT version FROM groups WHERE id = ?) = ?";
 
 pub(super) fn to_change(row: group_changes::Model) -> Result<GroupChange, Error> {
     let kind = ChangeKind::parse(&row.kind)

@@ -49,6 +49,29 @@
 //! cannot commit the group from a destructor; whenever the mutex is left
 //! with a transaction open and nobody waiting for it, a task is spawned
 //! that commits it ([`GroupCommit::flush`]).
+//!
+//! # Guarded writes
+//!
+//! A write that holds the mutex runs its statements one after another,
+//! each a round trip to SQLite's thread and a wake-up of the writer's
+//! task, while every writer behind it waits. A write that only needs to
+//! know that its group did not change since it read it outside the
+//! transaction can instead hand over its statement ready made, guarded so
+//! that it changes nothing when the group did change
+//! ([`GroupCommit::apply`]). One task (`run_guarded`) takes the guarded
+//! writes that arrived meanwhile, runs them all in one statement, in the
+//! savepoint on top, each followed by a `SELECT` of its index that
+//! returns a row only when its guard held, and releases the savepoint at
+//! the end of the same statement. Each write learns whether it is in the
+//! transaction; one whose guard did not hold changed nothing and is done
+//! again the ordinary way. When the statement fails, the savepoint is
+//! abandoned (rolled back to by whoever comes next, or the transaction
+//! given up when the failure came after its release, as for
+//! [`Turn::commit_after`]), and every write of it is told that it is not
+//! in the transaction: each is done again the ordinary way, and answers
+//! its own error if it has one. The task runs with no call's deadline
+//! and cannot be dropped with a call, so no write is left not knowing
+//! whether it is in.
 
 use std::{
     fmt,
@@ -59,7 +82,9 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr, Statement};
+use sea_orm::{
+    ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr, Statement, Value, Values,
+};
 use tokio::{
     sync::{Mutex, OwnedMutexGuard, oneshot},
     time::Instant,
@@ -96,6 +121,38 @@ pub(super) struct GroupCommit {
     /// Woken after every commit (see `Store::commits`).
     commits: Arc<Commits>,
     metrics: GroupCommitMetrics,
+    /// Guarded writes waiting for `run_guarded` (see [`Self::apply`]).
+    guarded: std::sync::Mutex<Guarded>,
+}
+
+/// The guarded writes handed over and not yet run.
+#[derive(Debug, Default)]
+struct Guarded {
+    writes: Vec<GuardedWrite>,
+    /// A task runs them (and will look for more before it ends).
+    running: bool,
+}
+
+/// One guarded write: its statement, and where to tell whether it is in
+/// the group's transaction.
+#[derive(Debug)]
+struct GuardedWrite {
+    statement: Statement,
+    answer: oneshot::Sender<Applied>,
+}
+
+/// What a guarded write is told once its statement has run.
+#[derive(Debug)]
+enum Applied {
+    /// Its guard held: it is in the group's transaction, whose outcome
+    /// the receiver tells.
+    Yes(oneshot::Receiver<Result<(), Failure>>),
+    /// Its guard did not hold, or the statement holding it failed:
+    /// nothing of it will be committed.
+    No,
+    /// The statement waited for the other writers longer than the
+    /// statement timeout and was not run.
+    WaitedTooLong,
 }
 
 /// The savepoint each write runs in; one at a time, reused.
@@ -223,7 +280,164 @@ impl GroupCommit {
             wait,
             commits,
             metrics: GroupCommitMetrics::default(),
+            guarded: std::sync::Mutex::default(),
         })
+    }
+
+    /// Runs `statement`, a write guarded so that it changes nothing when
+    /// what it was made from changed (see the module documentation), in
+    /// the group's transaction. It must end with a statement that changes
+    /// one row exactly when the guard held (SQLite's `changes()` is then
+    /// 1). Returns `Some` once the write is committed, `None` when the
+    /// guard did not hold or the statement failed (nothing of it is
+    /// kept), and an error when its group's commit failed (as
+    /// [`Turn::commit`]) or it waited for the others longer than the
+    /// statement timeout.
+    pub(super) async fn apply(self: &Arc<Self>, statement: Statement) -> Result<Option<()>, Error> {
+        let (answer, applied) = oneshot::channel();
+        let start = {
+            let mut guarded = self
+                .guarded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            guarded.writes.push(GuardedWrite { statement, answer });
+            !std::mem::replace(&mut guarded.running, true)
+        };
+        if start {
+            tokio::spawn(Arc::clone(self).run_guarded());
+        }
+        // The statement holding this write is one round trip of the call,
+        // though it holds others.
+        super::statements::sent(1);
+        match applied.await {
+            Ok(Applied::Yes(outcome)) => match outcome.await {
+                Ok(result) => result.map(Some).map_err(Failure::into_error),
+                Err(_) => Err(Error::internal(
+                    "a group of writes ended without telling its outcome",
+                )),
+            },
+            Ok(Applied::No) => Ok(None),
+            Ok(Applied::WaitedTooLong) => {
+                Err(Error::Unavailable(Box::new(WritersAhead(self.wait))))
+            }
+            Err(_) => Err(Error::internal(
+                "the guarded writes ended without telling a write whether it ran",
+            )),
+        }
+    }
+
+    /// Runs the guarded writes handed over, as many as one transaction
+    /// may hold at a time, until none is left.
+    async fn run_guarded(self: Arc<Self>) {
+        loop {
+            let writes = {
+                let mut guarded = self
+                    .guarded
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if guarded.writes.is_empty() {
+                    guarded.running = false;
+                    return;
+                }
+                let take = guarded.writes.len().min(MAX_WRITES);
+                guarded.writes.drain(..take).collect::<Vec<_>>()
+            };
+            self.run_guarded_batch(writes).await;
+        }
+    }
+
+    /// Whether guarded writes wait to be run.
+    fn guarded_waiting(&self) -> bool {
+        !self
+            .guarded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .writes
+            .is_empty()
+    }
+
+    /// Runs `writes` in one statement in the group's transaction, tells
+    /// each whether it is in it, and commits the transaction when it is
+    /// time to, as a writer does after its write.
+    async fn run_guarded_batch(self: &Arc<Self>, writes: Vec<GuardedWrite>) {
+        let queued = Queued::new(self);
+        let Ok(batch) = tokio::time::timeout(self.wait, Arc::clone(&self.batch).lock_owned()).await
+        else {
+            for write in writes {
+                let _ = write.answer.send(Applied::WaitedTooLong);
+            }
+            return;
+        };
+        queued.arrived();
+        let mut turn = Turn {
+            batch: Some(batch),
+            group: Arc::clone(self),
+            released: false,
+        };
+        if turn.begin().await.is_err() {
+            // Each write, done again the ordinary way, meets the same
+            // failure and answers it.
+            for write in writes {
+                self.metrics.record_guarded(false);
+                let _ = write.answer.send(Applied::No);
+            }
+            return;
+        }
+        let (statement, answers) = guarded_statement(self.dialect, writes);
+        let Some(open) = turn.batch.as_mut().and_then(|batch| batch.open.as_mut()) else {
+            return;
+        };
+        let ran = open.tx.query_all_raw(statement).await;
+        if open.link.lost() {
+            open.top = Top::Unknown;
+            turn.released = true;
+        }
+        let rows = match ran {
+            Ok(rows) if !open.link.lost() => rows,
+            _ => {
+                // The savepoint is left abandoned (see the module
+                // documentation): nothing of these writes is kept.
+                for answer in answers {
+                    self.metrics.record_guarded(false);
+                    let _ = answer.send(Applied::No);
+                }
+                return;
+            }
+        };
+        turn.released = true;
+        let mut ran_ok = vec![false; answers.len()];
+        for row in &rows {
+            if let Ok(index) = row.try_get::<i64>("", "applied")
+                && let Some(slot) = usize::try_from(index)
+                    .ok()
+                    .and_then(|index| ran_ok.get_mut(index))
+            {
+                *slot = true;
+            }
+        }
+        for (answer, applied) in answers.into_iter().zip(ran_ok) {
+            self.metrics.record_guarded(applied);
+            if applied {
+                let (member, outcome) = oneshot::channel();
+                open.members.push(member);
+                let _ = answer.send(Applied::Yes(outcome));
+            } else {
+                let _ = answer.send(Applied::No);
+            }
+        }
+        // A transaction without writes is left to whoever comes next, or
+        // to the flush the turn's end spawns when nobody does.
+        if open.members.is_empty() {
+            return;
+        }
+        let since = *open.since.get_or_insert_with(Instant::now);
+        if (open.members.len() >= MAX_WRITES
+            || since.elapsed() >= MAX_WAIT
+            || (self.waiting.load(Ordering::SeqCst) == 0 && !self.guarded_waiting()))
+            && let Some(batch) = turn.batch.as_deref_mut()
+        {
+            self.commit(batch).await;
+        }
     }
 
     /// What the group commit counts.
@@ -374,6 +588,38 @@ pub(super) struct Turn {
 /// write's, in one statement.
 fn release() -> String {
     format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}")
+}
+
+/// The one statement of guarded `writes` (see the module documentation):
+/// each write's statement, then a `SELECT` of its index that returns a
+/// row when the write's last statement changed one row, then the release
+/// of the savepoint on top and the opening of the next. Returns it with
+/// the writes' answers, in the order of the indexes.
+fn guarded_statement(
+    dialect: Dialect,
+    writes: Vec<GuardedWrite>,
+) -> (Statement, Vec<oneshot::Sender<Applied>>) {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    let mut answers = Vec::with_capacity(writes.len());
+    for (index, write) in writes.into_iter().enumerate() {
+        sql.push_str(&write.statement.sql);
+        sql.push_str("; SELECT ? AS applied WHERE changes() = 1; ");
+        values.extend(
+            write
+                .statement
+                .values
+                .map(|Values(values)| values)
+                .unwrap_or_default(),
+        );
+        values.push(Value::from(i64::try_from(index).unwrap_or(i64::MAX)));
+        answers.push(write.answer);
+    }
+    sql.push_str(&release());
+    (
+        Statement::from_sql_and_values(dialect.backend(), sql, values),
+        answers,
+    )
 }
 
 /// The error of a turn that no longer holds the transaction it needs (a
@@ -535,7 +781,7 @@ impl Drop for Turn {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{collections::BTreeMap, time::Duration};
 
     use sea_orm::ConnectionTrait as _;
     use tokio::time::Instant;
@@ -573,15 +819,21 @@ mod tests {
 
     /// The ids of the groups committed, read on a connection of their own.
     async fn committed(store: &Store) -> Vec<String> {
+        texts(store, "SELECT id AS v FROM groups ORDER BY id").await
+    }
+
+    /// The text column `v` of the rows of `sql`, read on a connection of
+    /// their own.
+    async fn texts(store: &Store, sql: &str) -> Vec<String> {
         let rows = store
             .read()
             .await
             .unwrap()
-            .query_raw("SELECT id FROM groups ORDER BY id".to_owned(), [])
+            .query_raw(sql.to_owned(), [])
             .await
             .unwrap();
         rows.iter()
-            .map(|row| row.try_get::<String>("", "id").unwrap())
+            .map(|row| row.try_get::<String>("", "v").unwrap())
             .collect()
     }
 
@@ -901,6 +1153,214 @@ mod tests {
         );
         assert!(matches!(answers[1], Ok(Ok(()))), "{answers:?}");
         assert_eq!(committed(&store).await, ["w-1"]);
+        scratch_remove(store, &path).await;
+    }
+
+    /// Group `w-<i>` as [`spawn_writers`] writes it, changed by an update
+    /// of its description (and, with `label`, of a label), and its labels
+    /// before.
+    fn described(i: usize, label: bool) -> (GroupChange, BTreeMap<String, String>) {
+        let mut change = created(&format!("w-{i}"));
+        let before = change.group.fields.labels.clone();
+        change.group.fields.description = format!("w-{i} described");
+        if label {
+            change
+                .group
+                .fields
+                .labels
+                .insert("team".to_owned(), "sre".to_owned());
+        }
+        change.group.version += 1;
+        change.version = change.group.version;
+        change.kind = ChangeKind::Update;
+        change.update_mask = vec!["description".to_owned()];
+        (change, before)
+    }
+
+    /// Hands over the guarded update of each of `writes` (a group's index,
+    /// and the version it is said to have been read at) from one task, so
+    /// that they all wait for the same turn.
+    fn spawn_guarded(
+        store: &Store,
+        writes: Vec<(usize, i64)>,
+    ) -> tokio::task::JoinHandle<Vec<Result<Option<()>, Error>>> {
+        let store = store.clone();
+        tokio::spawn(async move {
+            futures_util::future::join_all(writes.into_iter().map(|(i, read)| {
+                let store = store.clone();
+                async move {
+                    let (change, before) = described(i, i == 2);
+                    store.update_if_unchanged(&change, &before, read).await
+                }
+            }))
+            .await
+        })
+    }
+
+    /// Creates groups `w-0` to `w-<n-1>`, each in a write of its own, and
+    /// returns their version.
+    async fn created_groups(store: &Store, n: usize) -> i64 {
+        for answer in futures_util::future::join_all(spawn_writers(store, 0..n)).await {
+            answer.unwrap().unwrap();
+        }
+        group("w-0").version
+    }
+
+    // On one thread, so that the guarded writes are all handed over before
+    // the task that runs them looks for them.
+    #[tokio::test]
+    async fn guarded_writes_handed_over_together_are_written_only_where_the_group_is_as_read() {
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+        let read = created_groups(&store, 6).await;
+        let metrics = store.group_commit_metrics();
+        let commits = metrics.commits();
+
+        // A write holds the turn while the guarded writes are handed over;
+        // the odd ones say they read a version the group never had.
+        let first = store.write().await.unwrap();
+        first.insert_group(&group("first"), None).await.unwrap();
+        let guarded = spawn_guarded(
+            &store,
+            (0..6)
+                .map(|i| (i, if i % 2 == 0 { read } else { read + 5 }))
+                .collect(),
+        );
+        until_queued(&store, 1).await;
+        first.commit().await.unwrap();
+        let answers = guarded.await.unwrap();
+        for (i, answer) in answers.iter().enumerate() {
+            if i % 2 == 0 {
+                assert!(matches!(answer, Ok(Some(()))), "{i}: {answer:?}");
+            } else {
+                assert!(matches!(answer, Ok(None)), "{i}: {answer:?}");
+            }
+        }
+
+        let after = read + 1;
+        assert_eq!(
+            texts(
+                &store,
+                "SELECT id || ' ' || version || ' ' || description AS v FROM groups \
+                 WHERE id LIKE 'w-%' ORDER BY id"
+            )
+            .await,
+            [
+                format!("w-0 {after} w-0 described"),
+                format!("w-1 {read} "),
+                format!("w-2 {after} w-2 described"),
+                format!("w-3 {read} "),
+                format!("w-4 {after} w-4 described"),
+                format!("w-5 {read} "),
+            ],
+            "the rows of the writes whose guard held, and only those"
+        );
+        assert_eq!(
+            texts(
+                &store,
+                "SELECT group_id || ' ' || key || ' ' || value AS v FROM group_labels"
+            )
+            .await,
+            ["w-2 team sre"],
+            "the label rows written with the row"
+        );
+        assert_eq!(
+            texts(
+                &store,
+                "SELECT group_id || ' ' || version AS v FROM group_changes ORDER BY group_id"
+            )
+            .await,
+            [
+                format!("w-0 {after}"),
+                format!("w-2 {after}"),
+                format!("w-4 {after}")
+            ],
+            "one history entry for each write written"
+        );
+        assert_eq!(
+            texts(
+                &store,
+                "SELECT group_id || ' ' || position AS v FROM change_feed ORDER BY position"
+            )
+            .await,
+            ["w-0 1", "w-2 2", "w-4 3"],
+            "one feed entry each, in order, without a gap"
+        );
+        assert_eq!(
+            committed(&store).await.first().map(String::as_str),
+            Some("first")
+        );
+        assert_eq!(
+            metrics.commits() - commits,
+            1,
+            "the write holding the turn and the guarded ones committed together"
+        );
+        scratch_remove(store, &path).await;
+    }
+
+    #[tokio::test]
+    async fn a_guarded_statement_that_fails_keeps_none_of_its_writes_and_each_is_done_again() {
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+        let read = created_groups(&store, 2).await;
+        // w-1's history holds the entry its update would add already, so
+        // that the statement holding both updates fails there.
+        let (taken, _) = described(1, false);
+        let tx = store.write().await.unwrap();
+        tx.append_change(&taken, GroupRow::Written, &MembershipDelta::default())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let first = store.write().await.unwrap();
+        first.insert_group(&group("first"), None).await.unwrap();
+        let guarded = spawn_guarded(&store, vec![(0, read), (1, read)]);
+        until_queued(&store, 1).await;
+        first.commit().await.unwrap();
+        let answers = guarded.await.unwrap();
+        assert!(
+            answers.iter().all(|answer| matches!(answer, Ok(None))),
+            "{answers:?}"
+        );
+        assert_eq!(
+            texts(
+                &store,
+                "SELECT id || ' ' || version AS v FROM groups WHERE id LIKE 'w-%' ORDER BY id"
+            )
+            .await,
+            [format!("w-0 {read}"), format!("w-1 {read}")],
+            "neither row was written"
+        );
+        assert_eq!(
+            texts(
+                &store,
+                "SELECT group_id || ' ' || version AS v FROM group_changes ORDER BY group_id"
+            )
+            .await,
+            [format!("w-1 {}", read + 1)],
+            "only the entry written before"
+        );
+        assert!(committed(&store).await.contains(&"first".to_owned()));
+
+        // The transaction goes on: w-0's update, handed over alone, is
+        // written; past its call's deadline, nothing is handed over.
+        let (change, before) = described(0, false);
+        let late = deadline::run(
+            Instant::now(),
+            store.update_if_unchanged(&change, &before, read),
+        )
+        .await;
+        assert!(matches!(late, Err(Error::DeadlineExceeded)), "{late:?}");
+        assert!(matches!(
+            store.update_if_unchanged(&change, &before, read).await,
+            Ok(Some(()))
+        ));
+        assert_eq!(
+            texts(
+                &store,
+                "SELECT id || ' ' || version AS v FROM groups WHERE id = 'w-0'"
+            )
+            .await,
+            [format!("w-0 {}", read + 1)]
+        );
         scratch_remove(store, &path).await;
     }
 }

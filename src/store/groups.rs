@@ -126,6 +126,24 @@ pub(super) fn group_update(group: &Group) -> Result<UpdateStatement, Error> {
         .into_query())
 }
 
+/// What turns label rows `before` into `after`: the keys whose rows go
+/// (removed or changed), and the rows to insert (added or changed).
+pub(super) fn label_changes<'a>(
+    before: &BTreeMap<String, String>,
+    after: &'a BTreeMap<String, String>,
+) -> (Vec<String>, Vec<(&'a String, &'a String)>) {
+    let stale = before
+        .iter()
+        .filter(|(key, value)| after.get(*key) != Some(*value))
+        .map(|(key, _)| key.clone())
+        .collect();
+    let added = after
+        .iter()
+        .filter(|(key, value)| before.get(*key) != Some(*value))
+        .collect();
+    (stale, added)
+}
+
 /// The statement that reads one group (live or deleted, without members),
 /// its parents and the standing of one principal in it: one round trip
 /// where there were three. Its values are [`group_read_values`], in the
@@ -442,11 +460,7 @@ impl WriteTx {
         before: &BTreeMap<String, String>,
         after: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
-        let stale: Vec<String> = before
-            .iter()
-            .filter(|(key, value)| after.get(*key) != Some(*value))
-            .map(|(key, _)| key.clone())
-            .collect();
+        let (stale, added) = label_changes(before, after);
         for chunk in stale.chunks(BATCH) {
             group_labels::Entity::delete_many()
                 .filter(group_labels::Column::GroupId.eq(id.as_str()))
@@ -455,13 +469,7 @@ impl WriteTx {
                 .await
                 .classify(self.dialect)?;
         }
-        self.insert_labels(
-            id,
-            after
-                .iter()
-                .filter(|(key, value)| before.get(*key) != Some(*value)),
-        )
-        .await
+        self.insert_labels(id, added.into_iter()).await
     }
 
     /// Inserts label rows of group `id`, which has none for these keys.

@@ -299,6 +299,13 @@ impl Store {
         })
     }
 
+    /// Whether writes of a group's own row can be handed over guarded
+    /// ([`Self::update_if_unchanged`]): on SQLite, whose writes are
+    /// grouped.
+    pub fn writes_guarded(&self) -> bool {
+        self.group_commit.is_some()
+    }
+
     /// What the group commit counts (SQLite; nothing is ever counted on
     /// PostgreSQL), for `/metrics`.
     pub fn group_commit_metrics(&self) -> GroupCommitMetrics {
