@@ -7,13 +7,13 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _, Iterable as _,
     QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, Statement, Value, Values,
-    sea_query::{Expr, Query, SqliteQueryBuilder, UnionType},
+    sea_query::{Expr, Query, SqliteQueryBuilder},
 };
 
 use super::{
     Dialect, ReadTx, Store, WriteTx,
     dialect::Writes,
-    entities::{group_changes, group_labels, groups},
+    entities::{group_changes, groups},
     errors::Classify as _,
     groups::{from_json, group_update, label_changes, to_json},
     members::{fits_one_batch, membership_writes},
@@ -193,52 +193,22 @@ impl Store {
     }
 }
 
-/// The statement of [`Store::update_if_unchanged`] (SQLite).
+/// The statement of [`Store::update_if_unchanged`] (SQLite). Its text is
+/// one of two (with label rows or without; the labels go as JSON
+/// values), so that the statements of many such writes together take a
+/// handful of texts, which SQLite's driver prepares once and keeps.
 fn guarded_update(
     dialect: Dialect,
     change: &GroupChange,
     labels_before: &BTreeMap<String, String>,
     expected: i64,
 ) -> Result<Statement, Error> {
-    let id = change.group.id.as_str();
-    let unchanged = || Expr::cust_with_values(UNCHANGED, [Value::from(id), Value::from(expected)]);
-    let mut writes = Writes::new(dialect);
+    let id = Value::from(change.group.id.as_str());
+    let expected = Value::from(expected);
     let (stale, added) = label_changes(labels_before, &change.group.fields.labels);
-    if !stale.is_empty() {
-        writes.push(
-            &group_labels::Entity::delete_many()
-                .filter(group_labels::Column::GroupId.eq(id))
-                .filter(group_labels::Column::Key.is_in(stale))
-                .filter(unchanged())
-                .into_query(),
-        )?;
-    }
-    let mut rows = added.into_iter().map(|(key, value)| {
-        Query::select()
-            .exprs([
-                Expr::val(id),
-                Expr::val(key.as_str()),
-                Expr::val(value.as_str()),
-            ])
-            .and_where(unchanged())
-            .to_owned()
-    });
-    if let Some(mut first) = rows.next() {
-        for row in rows {
-            first.union(UnionType::All, row);
-        }
-        let mut insert = Query::insert();
-        insert
-            .into_table(group_labels::Entity)
-            .columns([
-                group_labels::Column::GroupId,
-                group_labels::Column::Key,
-                group_labels::Column::Value,
-            ])
-            .select_from(first)
-            .map_err(Error::internal)?;
-        writes.push(&insert)?;
-    }
+    let added: BTreeMap<_, _> = added.into_iter().collect();
+    let unchanged = || Expr::cust_with_values(UNCHANGED, [id.clone(), expected.clone()]);
+
     let history = history_row(change)?;
     let (columns, values): (Vec<_>, Vec<_>) = group_changes::Column::iter()
         .filter_map(|column| match history.get(column) {
@@ -257,29 +227,47 @@ fn guarded_update(
                 .to_owned(),
         )
         .map_err(Error::internal)?;
-    writes.push(&insert)?;
-    // The feed row (whose text the dialect gives), guarded as the others,
-    // then the row's update.
+    let (history_sql, Values(history_values)) = insert.build(SqliteQueryBuilder);
     let mut update = group_update(&change.group)?;
-    update.and_where(groups::Column::Version.eq(expected));
+    update.and_where(groups::Column::Version.eq(expected.clone()));
     let (update_sql, Values(update_values)) = update.build(SqliteQueryBuilder);
-    Ok(writes.then(
-        |first| {
-            format!(
-                "{} WHERE {UNCHANGED}; {update_sql}",
-                dialect.feed_insert_sql(first)
-            )
-        },
-        [
-            Value::from(id),
-            change.version.into(),
-            change.change_time.as_micros().into(),
-            Value::from(id),
-            Value::from(expected),
-        ]
-        .into_iter()
-        .chain(update_values),
-    ))
+
+    // The label rows, when they change: the text is one of two, either
+    // way.
+    let mut sql = String::new();
+    let mut all = Vec::new();
+    if !stale.is_empty() || !added.is_empty() {
+        sql.push_str(&format!(
+            "DELETE FROM group_labels WHERE group_id = ? \
+             AND key IN (SELECT value FROM json_each(?)) AND {UNCHANGED}; \
+             INSERT INTO group_labels (group_id, key, value) \
+             SELECT ?, key, value FROM json_each(?) WHERE {UNCHANGED}; "
+        ));
+        all.extend([
+            id.clone(),
+            to_json(&stale)?.into(),
+            id.clone(),
+            expected.clone(),
+            id.clone(),
+            to_json(&added)?.into(),
+            id.clone(),
+            expected.clone(),
+        ]);
+    }
+    sql.push_str(&format!(
+        "{history_sql}; {feed} WHERE {UNCHANGED}; {update_sql}",
+        feed = dialect.feed_insert_sql(1),
+    ));
+    all.extend(history_values);
+    all.extend([
+        id.clone(),
+        change.version.into(),
+        change.change_time.as_micros().into(),
+        id,
+        expected,
+    ]);
+    all.extend(update_values);
+    Ok(Statement::from_sql_and_values(dialect.backend(), sql, all))
 }
 
 /// The guard of [`guarded_update`]'s statements, with two values: the

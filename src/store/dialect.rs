@@ -262,10 +262,15 @@ impl Dialect {
                 p(1),
                 p(2)
             ),
+            // The largest position is a scalar subquery of its own, so
+            // that a condition added to the statement (a guarded write's,
+            // see `group_commit`) cannot be pushed down into it: there it
+            // would turn reading the index's last entry into a scan of
+            // the whole feed.
             Self::Sqlite => format!(
                 "INSERT INTO change_feed (group_id, version, seq, position, change_time) \
                  SELECT {}, {}, next, next, {} \
-                 FROM (SELECT COALESCE(MAX(position), 0) + 1 AS next FROM change_feed)",
+                 FROM (SELECT (SELECT COALESCE(MAX(position), 0) + 1 FROM change_feed) AS next)",
                 p(0),
                 p(1),
                 p(2)

@@ -59,15 +59,15 @@
 //! transaction can instead hand over its statement ready made, guarded so
 //! that it changes nothing when the group did change
 //! ([`GroupCommit::apply`]). One task (`run_guarded`) takes the guarded
-//! writes that arrived meanwhile, runs them all in one statement, in the
-//! savepoint on top, each followed by a `SELECT` of its index that
-//! returns a row only when its guard held, and releases the savepoint at
-//! the end of the same statement. Each write learns whether it is in the
-//! transaction; one whose guard did not hold changed nothing and is done
-//! again the ordinary way. When the statement fails, the savepoint is
-//! abandoned (rolled back to by whoever comes next, or the transaction
-//! given up when the failure came after its release, as for
-//! [`Turn::commit_after`]), and every write of it is told that it is not
+//! writes that arrived meanwhile (at most [`MAX_WRITES`]), takes the
+//! mutex as a writer does, and runs them in the savepoint on top, each
+//! followed by a `SELECT` of its index that returns a row only when its
+//! guard held, in a few statements (see `run_in_parts`), then releases
+//! the savepoint. Each write learns whether it is in the transaction; one
+//! whose guard did not hold changed nothing and is done again the
+//! ordinary way. When a statement fails, the savepoint is abandoned
+//! (rolled back to by whoever comes next), or the transaction given up
+//! when the release failed, and every write of it is told that it is not
 //! in the transaction: each is done again the ordinary way, and answers
 //! its own error if it has one. The task runs with no call's deadline
 //! and cannot be dropped with a call, so no write is left not knowing
@@ -96,6 +96,9 @@ use crate::{deadline::CallWatch, error::Error, metrics::GroupCommitMetrics};
 /// Most writes one transaction holds: the first ones are not kept waiting
 /// for ever by a steady stream of writers behind them.
 pub(super) const MAX_WRITES: usize = 64;
+
+/// Most guarded writes run together (see "Guarded writes" above).
+const MAX_GUARDED: usize = MAX_WRITES;
 
 /// Longest the first write released into a transaction waits for its
 /// commit while writers keep coming. (Unit tests count commits, so time
@@ -339,7 +342,7 @@ impl GroupCommit {
                     guarded.running = false;
                     return;
                 }
-                let take = guarded.writes.len().min(MAX_WRITES);
+                let take = guarded.writes.len().min(MAX_GUARDED);
                 guarded.writes.drain(..take).collect::<Vec<_>>()
             };
             self.run_guarded_batch(writes).await;
@@ -383,39 +386,50 @@ impl GroupCommit {
             }
             return;
         }
-        let (statement, answers) = guarded_statement(self.dialect, writes);
+        let (statements, answers): (Vec<_>, Vec<_>) = writes
+            .into_iter()
+            .map(|write| (write.statement, write.answer))
+            .unzip();
         let Some(open) = turn.batch.as_mut().and_then(|batch| batch.open.as_mut()) else {
             return;
         };
-        let ran = open.tx.query_all_raw(statement).await;
+        let ran = run_in_parts(self.dialect, open, &statements).await;
         if open.link.lost() {
             open.top = Top::Unknown;
-            turn.released = true;
         }
-        let rows = match ran {
-            Ok(rows) if !open.link.lost() => rows,
-            _ => {
-                // The savepoint is left abandoned (see the module
-                // documentation): nothing of these writes is kept.
-                for answer in answers {
-                    self.metrics.record_guarded(false);
-                    let _ = answer.send(Applied::No);
+        let applied = match ran {
+            Some(applied) if !open.link.lost() => {
+                let released = open.tx.execute_unprepared(&release()).await;
+                turn.released = true;
+                let Some(open) = turn.batch.as_mut().and_then(|batch| batch.open.as_mut()) else {
+                    return;
+                };
+                if released.is_err() || open.link.lost() {
+                    // Whether the writes are in is unknown: the
+                    // transaction must not commit (see `Top::Unknown`).
+                    open.top = Top::Unknown;
+                    None
+                } else {
+                    Some(applied)
                 }
-                return;
             }
+            _ => None,
         };
-        turn.released = true;
-        let mut ran_ok = vec![false; answers.len()];
-        for row in &rows {
-            if let Ok(index) = row.try_get::<i64>("", "applied")
-                && let Some(slot) = usize::try_from(index)
-                    .ok()
-                    .and_then(|index| ran_ok.get_mut(index))
-            {
-                *slot = true;
+        let Some(open) = turn.batch.as_mut().and_then(|batch| batch.open.as_mut()) else {
+            return;
+        };
+        let Some(applied) = applied else {
+            // The savepoint is left abandoned (see the module
+            // documentation), or the transaction is to be given up:
+            // nothing of these writes is kept.
+            turn.released = open.top == Top::Unknown;
+            for answer in answers {
+                self.metrics.record_guarded(false);
+                let _ = answer.send(Applied::No);
             }
-        }
-        for (answer, applied) in answers.into_iter().zip(ran_ok) {
+            return;
+        };
+        for (answer, applied) in answers.into_iter().zip(applied) {
             self.metrics.record_guarded(applied);
             if applied {
                 let (member, outcome) = oneshot::channel();
@@ -590,36 +604,79 @@ fn release() -> String {
     format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}")
 }
 
-/// The one statement of guarded `writes` (see the module documentation):
-/// each write's statement, then a `SELECT` of its index that returns a
-/// row when the write's last statement changed one row, then the release
-/// of the savepoint on top and the opening of the next. Returns it with
-/// the writes' answers, in the order of the indexes.
-fn guarded_statement(
+/// Runs the guarded `statements` in `open`'s savepoint on top. Those of
+/// one text run together, in parts of 64, 32, … 1 writes (the binary
+/// digits of their number), each part one statement: so the texts SQLite's
+/// driver prepares and keeps for them are at most seven per text of a
+/// write, whatever the number of writes. The writes of one group are
+/// ordered by their guards whatever the order they run in. Returns which
+/// writes' guard held, or `None` when a part failed (the savepoint then
+/// holds the parts before it, to be rolled back).
+async fn run_in_parts(
     dialect: Dialect,
-    writes: Vec<GuardedWrite>,
-) -> (Statement, Vec<oneshot::Sender<Applied>>) {
+    open: &Open,
+    statements: &[Statement],
+) -> Option<Vec<bool>> {
+    let mut by_text: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (index, statement) in statements.iter().enumerate() {
+        match by_text.iter_mut().find(|(text, _)| *text == statement.sql) {
+            Some((_, indexes)) => indexes.push(index),
+            None => by_text.push((&statement.sql, vec![index])),
+        }
+    }
+    let mut applied = vec![false; statements.len()];
+    for (_, indexes) in by_text {
+        let mut rest = indexes.as_slice();
+        for bit in (0..usize::BITS).rev() {
+            let size = 1 << bit;
+            if indexes.len() & size == 0 {
+                continue;
+            }
+            let (part, after) = rest.split_at_checked(size)?;
+            rest = after;
+            let rows = open
+                .tx
+                .query_all_raw(guarded_statement(dialect, statements, part))
+                .await
+                .ok()?;
+            for row in &rows {
+                if let Ok(index) = row.try_get::<i64>("", "applied")
+                    && let Some(slot) = usize::try_from(index)
+                        .ok()
+                        .and_then(|index| applied.get_mut(index))
+                {
+                    *slot = true;
+                }
+            }
+        }
+    }
+    Some(applied)
+}
+
+/// One statement of the guarded writes `part` (indexes into `writes`, see
+/// the module documentation): each write's statement, then a `SELECT` of
+/// its index that returns a row when the write's last statement changed
+/// one row.
+fn guarded_statement(dialect: Dialect, writes: &[Statement], part: &[usize]) -> Statement {
     let mut sql = String::new();
     let mut values = Vec::new();
-    let mut answers = Vec::with_capacity(writes.len());
-    for (index, write) in writes.into_iter().enumerate() {
-        sql.push_str(&write.statement.sql);
+    for (index, write) in part
+        .iter()
+        .filter_map(|&index| Some((index, writes.get(index)?)))
+    {
+        sql.push_str(&write.sql);
         sql.push_str("; SELECT ? AS applied WHERE changes() = 1; ");
         values.extend(
             write
-                .statement
                 .values
-                .map(|Values(values)| values)
-                .unwrap_or_default(),
+                .as_ref()
+                .map(|Values(values)| values.iter().cloned())
+                .into_iter()
+                .flatten(),
         );
         values.push(Value::from(i64::try_from(index).unwrap_or(i64::MAX)));
-        answers.push(write.answer);
     }
-    sql.push_str(&release());
-    (
-        Statement::from_sql_and_values(dialect.backend(), sql, values),
-        answers,
-    )
+    Statement::from_sql_and_values(dialect.backend(), sql, values)
 }
 
 /// The error of a turn that no longer holds the transaction it needs (a
@@ -1276,14 +1333,15 @@ mod tests {
             ],
             "one history entry for each write written"
         );
+        // The writes of one text (w-2's has label rows) run together.
         assert_eq!(
             texts(
                 &store,
                 "SELECT group_id || ' ' || position AS v FROM change_feed ORDER BY position"
             )
             .await,
-            ["w-0 1", "w-2 2", "w-4 3"],
-            "one feed entry each, in order, without a gap"
+            ["w-0 1", "w-4 2", "w-2 3"],
+            "one feed entry each, in the order they ran, without a gap"
         );
         assert_eq!(
             committed(&store).await.first().map(String::as_str),
@@ -1293,6 +1351,23 @@ mod tests {
             metrics.commits() - commits,
             1,
             "the write holding the turn and the guarded ones committed together"
+        );
+
+        // A guarded write that removes the label removes its row.
+        let (mut change, _) = described(2, false);
+        let (with_label, _) = described(2, true);
+        change.group.version = after + 1;
+        change.version = after + 1;
+        assert!(matches!(
+            store
+                .update_if_unchanged(&change, &with_label.group.fields.labels, after)
+                .await,
+            Ok(Some(()))
+        ));
+        assert!(
+            texts(&store, "SELECT key AS v FROM group_labels")
+                .await
+                .is_empty()
         );
         scratch_remove(store, &path).await;
     }

@@ -46,7 +46,7 @@ use std::{future::Future, ops::Deref, sync::Arc, time::Duration};
 use sea_orm::{
     ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction, DbErr,
     QueryResult, Statement, Value,
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -192,7 +192,7 @@ impl Store {
             // empties a connection's page cache whenever another connection
             // has written, so the writer keeps its cache warm only when it
             // is the only connection that writes.
-            let mut writer = Database::connect(connect_options(url, options, 1))
+            let mut writer = Database::connect(writer_options(url, options))
                 .await
                 .map_err(errors::connect_error)?;
             writer.set_metric_callback(statements::on_statement);
@@ -425,6 +425,39 @@ impl Store {
 
 /// The connection options of a pool of `max_connections` on `url`.
 fn connect_options(url: &str, options: &StoreOptions, max_connections: u32) -> ConnectOptions {
+    sqlite_connection(url, options, max_connections, |opts| opts)
+}
+
+/// The options of SQLite's group commit connection ([`connect_options`]
+/// of one connection): its sub-journal is kept in memory. Every write of
+/// a group runs in a savepoint, and SQLite saves the first change of
+/// each page within a savepoint in the sub-journal, to roll back to it;
+/// past 64 KiB it spills that journal to a temporary file, one `pwrite`
+/// per page (a tenth of the connection's thread under a write load).
+/// `temp_store=MEMORY` keeps it in memory: at most the pages one group's
+/// transaction changes (64 writes), given back at its end.
+fn writer_options(url: &str, options: &StoreOptions) -> ConnectOptions {
+    sqlite_connection(url, options, 1, |opts| {
+        opts.pragma("temp_store", "MEMORY")
+            .row_buffer_size(WRITER_RESULTS)
+    })
+}
+
+/// How many results of one statement SQLite's thread may send ahead of
+/// the task reading them, on the group commit's connection (sqlx's
+/// default is 50). The guarded writes of a group run as one statement
+/// of about seven parts each, and each part sends a result: with room
+/// for all of them, the thread runs the statement to its end without
+/// stopping to wait for the task to read.
+const WRITER_RESULTS: usize = 1024;
+
+/// [`connect_options`], with `more` applied to SQLite's options.
+fn sqlite_connection(
+    url: &str,
+    options: &StoreOptions,
+    max_connections: u32,
+    more: impl Fn(SqliteConnectOptions) -> SqliteConnectOptions + Send + Sync + 'static,
+) -> ConnectOptions {
     let busy_timeout = options.statement_timeout;
     let mut connect = ConnectOptions::new(url.to_owned());
     connect
@@ -441,14 +474,16 @@ fn connect_options(url: &str, options: &StoreOptions, max_connections: u32) -> C
         .set_application_name("groupd")
         .sqlx_logging_level(tracing::log::LevelFilter::Debug)
         .map_sqlx_sqlite_opts(move |opts| {
-            opts.create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // NORMAL in WAL mode keeps every committed write across
-                // a process crash; only a power loss may lose the last
-                // commits.
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(busy_timeout)
-                .foreign_keys(true)
+            more(
+                opts.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // NORMAL in WAL mode keeps every committed write across
+                    // a process crash; only a power loss may lose the last
+                    // commits.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(busy_timeout)
+                    .foreign_keys(true),
+            )
         })
         .map_sqlx_sqlite_pool_opts(|pool| pool.after_connect(calls::watch_new))
         .map_sqlx_sqlite_before_acquire(calls::watch_pooled);
