@@ -24,7 +24,7 @@ use std::{
     future::Future,
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU8, Ordering},
     },
     time::Duration,
 };
@@ -40,7 +40,47 @@ tokio::task_local! {
 #[derive(Debug)]
 struct CallDeadline {
     at: Instant,
-    committing: AtomicBool,
+    /// [`RUNNING`], [`COMMITTING`] or [`EXPIRED`]: set once from
+    /// `RUNNING`, by whichever comes first of the commit (which may be
+    /// begun from another task, see [`CallWatch::begin_commit`]) and the
+    /// deadline.
+    state: AtomicU8,
+}
+
+/// The call may still be cut at its deadline.
+const RUNNING: u8 = 0;
+/// The call has begun to commit: its deadline no longer cuts it.
+const COMMITTING: u8 = 1;
+/// The call's deadline has cut it.
+const EXPIRED: u8 = 2;
+
+impl CallDeadline {
+    /// Marks the call as committing unless its deadline has passed or cut
+    /// it; whether it may commit.
+    fn begin_commit(&self) -> bool {
+        if Instant::now() >= self.at {
+            return false;
+        }
+        match self
+            .state
+            .compare_exchange(RUNNING, COMMITTING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == COMMITTING,
+        }
+    }
+
+    /// At the deadline: cuts the call unless it has begun to commit;
+    /// whether it did.
+    fn expire(&self) -> bool {
+        match self
+            .state
+            .compare_exchange(RUNNING, EXPIRED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == EXPIRED,
+        }
+    }
 }
 
 /// Runs `work` until `at`; past it, answers [`Error::DeadlineExceeded`]
@@ -55,7 +95,7 @@ pub async fn run<T>(at: Instant, work: impl Future<Output = Result<T, Error>>) -
     }
     let state = Arc::new(CallDeadline {
         at,
-        committing: AtomicBool::new(false),
+        state: AtomicU8::new(RUNNING),
     });
     let work = CURRENT.scope(Arc::clone(&state), work);
     tokio::pin!(work);
@@ -63,10 +103,10 @@ pub async fn run<T>(at: Instant, work: impl Future<Output = Result<T, Error>>) -
         biased;
         result = &mut work => result,
         () = tokio::time::sleep_until(at) => {
-            if state.committing.load(Ordering::Acquire) {
-                work.await
-            } else {
+            if state.expire() {
                 Err(Error::DeadlineExceeded)
+            } else {
+                work.await
             }
         }
     }
@@ -79,11 +119,10 @@ pub async fn run<T>(at: Instant, work: impl Future<Output = Result<T, Error>>) -
 pub fn begin_commit() -> Result<(), Error> {
     CURRENT
         .try_with(|call| {
-            if Instant::now() >= call.at {
-                Err(Error::DeadlineExceeded)
-            } else {
-                call.committing.store(true, Ordering::Release);
+            if call.begin_commit() {
                 Ok(())
+            } else {
+                Err(Error::DeadlineExceeded)
             }
         })
         .unwrap_or(Ok(()))
@@ -116,8 +155,20 @@ impl CallWatch {
     pub fn is_over(&self) -> bool {
         match self.0.upgrade() {
             None => true,
-            Some(call) => !call.committing.load(Ordering::Acquire) && Instant::now() >= call.at,
+            Some(call) => match call.state.load(Ordering::Acquire) {
+                COMMITTING => false,
+                EXPIRED => true,
+                _ => Instant::now() >= call.at,
+            },
         }
+    }
+
+    /// [`begin_commit`] for the call watched, from another task: marks it
+    /// as committing and returns `true`, unless it is over (then `false`,
+    /// and it must write nothing). Its deadline and this race as one: the
+    /// call is either cut, or committing, never both.
+    pub fn begin_commit(&self) -> bool {
+        self.0.upgrade().is_some_and(|call| call.begin_commit())
     }
 }
 
@@ -147,6 +198,8 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
     use super::*;
 
     #[test]
@@ -244,6 +297,60 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_commit_begun_from_another_task_is_waited_for_and_one_too_late_is_refused() {
+        // Begun before the deadline: the call waits for it, past the
+        // deadline, and answers what the commit gave.
+        let (watch_tx, watch_rx) = tokio::sync::oneshot::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let committer = tokio::spawn(async move {
+            let watch: CallWatch = watch_rx.await.unwrap();
+            let began = watch.begin_commit();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            done_tx.send(began).unwrap();
+        });
+        let at = Instant::now() + Duration::from_millis(100);
+        let result = run(at, async move {
+            watch_tx.send(CallWatch::current().unwrap()).unwrap();
+            Ok(done_rx.await.unwrap())
+        })
+        .await;
+        assert_eq!(result.ok(), Some(true));
+        committer.await.unwrap();
+
+        // Asked once the deadline has cut the call: refused, and the call
+        // answered DEADLINE_EXCEEDED.
+        let (watch_tx, watch_rx) = tokio::sync::oneshot::channel();
+        let at = Instant::now() + Duration::from_millis(100);
+        let result = run(at, async move {
+            watch_tx.send(CallWatch::current().unwrap()).unwrap();
+            std::future::pending::<Result<(), Error>>().await
+        })
+        .await;
+        assert!(matches!(result, Err(Error::DeadlineExceeded)));
+        let watch: CallWatch = watch_rx.await.unwrap();
+        assert!(!watch.begin_commit(), "a call cut at its deadline");
+        assert!(watch.is_over());
+
+        // Expired but not yet cut (the timer has not fired): refused too.
+        let at = Instant::now() + Duration::from_millis(100);
+        let watch = CURRENT
+            .scope(
+                Arc::new(CallDeadline {
+                    at,
+                    state: AtomicU8::new(RUNNING),
+                }),
+                async {
+                    tokio::time::advance(Duration::from_millis(150)).await;
+                    let watch = CallWatch::current().unwrap();
+                    assert!(!watch.begin_commit(), "a call past its deadline");
+                    watch
+                },
+            )
+            .await;
+        assert!(!watch.begin_commit(), "a call that ended");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_commit_after_the_deadline_is_refused() {
         let at = Instant::now() + Duration::from_millis(100);
         tokio::time::advance(Duration::from_millis(200)).await;
@@ -251,7 +358,7 @@ mod tests {
             .scope(
                 Arc::new(CallDeadline {
                     at,
-                    committing: AtomicBool::new(false),
+                    state: AtomicU8::new(RUNNING),
                 }),
                 async { begin_commit() },
             )

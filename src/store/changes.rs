@@ -167,8 +167,9 @@ impl Store {
     /// `Some` once committed, `None` when nothing was written (the group
     /// changed, the statement failed, or there is no group commit:
     /// PostgreSQL), and the write must be done the ordinary way. The
-    /// call's deadline is checked first; once the write is handed over,
-    /// it no longer stops it.
+    /// call's deadline cuts it until its statement is about to run (in the
+    /// group's transaction, which holds SQLite's write lock); from then
+    /// on, it commits.
     ///
     /// The write is one guarded statement (see `group_commit`, "Guarded
     /// writes"): the label rows, the history entry and the change-feed row,
@@ -188,7 +189,6 @@ impl Store {
             return Ok(None);
         };
         let statement = guarded_update(self.dialect, change, labels_before, expected)?;
-        crate::deadline::begin_commit()?;
         group.apply(statement).await
     }
 }

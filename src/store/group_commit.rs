@@ -141,6 +141,9 @@ struct Guarded {
 #[derive(Debug)]
 struct GuardedWrite {
     statement: Statement,
+    /// The call it is made for (none outside a call): a call over before
+    /// its write runs writes nothing.
+    call: Option<CallWatch>,
     answer: oneshot::Sender<Applied>,
 }
 
@@ -156,6 +159,9 @@ enum Applied {
     /// The statement waited for the other writers longer than the
     /// statement timeout and was not run.
     WaitedTooLong,
+    /// Its call was over (past its deadline) before it could run: it was
+    /// not run.
+    Expired,
 }
 
 /// The savepoint each write runs in; one at a time, reused.
@@ -303,7 +309,11 @@ impl GroupCommit {
                 .guarded
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            guarded.writes.push(GuardedWrite { statement, answer });
+            guarded.writes.push(GuardedWrite {
+                statement,
+                call: CallWatch::current(),
+                answer,
+            });
             !std::mem::replace(&mut guarded.running, true)
         };
         if start {
@@ -323,6 +333,7 @@ impl GroupCommit {
             Ok(Applied::WaitedTooLong) => {
                 Err(Error::Unavailable(Box::new(WritersAhead(self.wait))))
             }
+            Ok(Applied::Expired) => Err(Error::DeadlineExceeded),
             Err(_) => Err(Error::internal(
                 "the guarded writes ended without telling a write whether it ran",
             )),
@@ -386,10 +397,24 @@ impl GroupCommit {
             }
             return;
         }
+        // The calls still waiting begin to commit now: their deadline no
+        // longer cuts them. Those over write nothing.
         let (statements, answers): (Vec<_>, Vec<_>) = writes
             .into_iter()
-            .map(|write| (write.statement, write.answer))
+            .filter_map(|write| {
+                if write.call.as_ref().is_none_or(CallWatch::begin_commit) {
+                    Some((write.statement, write.answer))
+                } else {
+                    let _ = write.answer.send(Applied::Expired);
+                    None
+                }
+            })
             .unzip();
+        if statements.is_empty() {
+            // The savepoint on top is as it was: ready for the next.
+            turn.released = true;
+            return;
+        }
         let Some(open) = turn.batch.as_mut().and_then(|batch| batch.open.as_mut()) else {
             return;
         };
@@ -1435,6 +1460,47 @@ mod tests {
             )
             .await,
             [format!("w-0 {}", read + 1)]
+        );
+        scratch_remove(store, &path).await;
+    }
+
+    #[tokio::test]
+    async fn a_guarded_write_whose_call_is_over_before_it_runs_writes_nothing() {
+        let (store, path) = sqlite(Duration::from_secs(30)).await;
+        let read = created_groups(&store, 2).await;
+        let first = store.write().await.unwrap();
+        first.insert_group(&group("first"), None).await.unwrap();
+        // Handed over while the turn is held, then cut at its deadline.
+        let late = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (change, before) = described(0, false);
+                deadline::run(
+                    Instant::now() + Duration::from_millis(100),
+                    store.update_if_unchanged(&change, &before, read),
+                )
+                .await
+            })
+        };
+        let on_time = spawn_guarded(&store, vec![(1, read)]);
+        until_queued(&store, 1).await;
+        let late = late.await.unwrap();
+        assert!(matches!(late, Err(Error::DeadlineExceeded)), "{late:?}");
+        first.commit().await.unwrap();
+        let on_time = on_time.await.unwrap();
+        assert!(matches!(on_time[..], [Ok(Some(()))]), "{on_time:?}");
+        assert_eq!(
+            texts(
+                &store,
+                "SELECT id || ' ' || version AS v FROM groups WHERE id LIKE 'w-%' ORDER BY id"
+            )
+            .await,
+            [format!("w-0 {read}"), format!("w-1 {}", read + 1)],
+            "the write of the call cut at its deadline was left out"
+        );
+        assert_eq!(
+            texts(&store, "SELECT group_id AS v FROM group_changes").await,
+            ["w-1"]
         );
         scratch_remove(store, &path).await;
     }
