@@ -630,9 +630,9 @@ fn release() -> String {
 }
 
 /// Runs the guarded `statements` in `open`'s savepoint on top. Those of
-/// one text run together, in parts of 64, 32, … 1 writes (the binary
-/// digits of their number), each part one statement: so the texts SQLite's
-/// driver prepares and keeps for them are at most seven per text of a
+/// one text run together, in parts of 64, 32 or 16 writes and one of what
+/// is left ([`part_size`]), each part one statement: so the texts SQLite's
+/// driver prepares and keeps for them are at most eighteen per text of a
 /// write, whatever the number of writes. The writes of one group are
 /// ordered by their guards whatever the order they run in. Returns which
 /// writes' guard held, or `None` when a part failed (the savepoint then
@@ -652,12 +652,8 @@ async fn run_in_parts(
     let mut applied = vec![false; statements.len()];
     for (_, indexes) in by_text {
         let mut rest = indexes.as_slice();
-        for bit in (0..usize::BITS).rev() {
-            let size = 1 << bit;
-            if indexes.len() & size == 0 {
-                continue;
-            }
-            let (part, after) = rest.split_at_checked(size)?;
+        while !rest.is_empty() {
+            let (part, after) = rest.split_at(part_size(rest.len()));
             rest = after;
             let rows = open
                 .tx
@@ -677,6 +673,23 @@ async fn run_in_parts(
     }
     Some(applied)
 }
+
+/// How many of `left` guarded writes of one text the next statement
+/// holds: all of them below [`WHOLE_PARTS`], else the largest power of two
+/// not above them. So the texts of a write are at most `WHOLE_PARTS - 1`
+/// plus one per power of two up to [`MAX_GUARDED`], and a group of fewer
+/// than `WHOLE_PARTS` writes, as a few writers send, takes one round
+/// trip.
+fn part_size(left: usize) -> usize {
+    if left < WHOLE_PARTS {
+        left
+    } else {
+        1 << left.ilog2()
+    }
+}
+
+/// See [`part_size`].
+const WHOLE_PARTS: usize = 16;
 
 /// One statement of the guarded writes `part` (indexes into `writes`, see
 /// the module documentation): each write's statement, then a `SELECT` of
