@@ -70,6 +70,13 @@ impl CallDeadline {
         }
     }
 
+    /// Takes back [`Self::begin_commit`]: the commit did not happen.
+    fn end_commit(&self) {
+        let _ =
+            self.state
+                .compare_exchange(COMMITTING, RUNNING, Ordering::AcqRel, Ordering::Acquire);
+    }
+
     /// At the deadline: cuts the call unless it has begun to commit;
     /// whether it did.
     fn expire(&self) -> bool {
@@ -169,6 +176,17 @@ impl CallWatch {
     /// call is either cut, or committing, never both.
     pub fn begin_commit(&self) -> bool {
         self.0.upgrade().is_some_and(|call| call.begin_commit())
+    }
+
+    /// Takes back [`Self::begin_commit`] when the commit did not happen
+    /// (nothing of the call was written), so that the call's deadline
+    /// stops what it does next. A deadline that passed meanwhile is seen
+    /// by [`Self::is_over`] and by the next [`begin_commit`], which
+    /// refuses.
+    pub fn end_commit(&self) {
+        if let Some(call) = self.0.upgrade() {
+            call.end_commit();
+        }
     }
 }
 
@@ -348,6 +366,20 @@ mod tests {
             )
             .await;
         assert!(!watch.begin_commit(), "a call that ended");
+
+        // Taken back, a commit no longer holds off the deadline.
+        let at = Instant::now() + Duration::from_millis(100);
+        let result = run(at, async {
+            let watch = CallWatch::current().unwrap();
+            assert!(watch.begin_commit());
+            tokio::time::advance(Duration::from_millis(150)).await;
+            assert!(!watch.is_over(), "committing");
+            watch.end_commit();
+            assert!(watch.is_over(), "the commit taken back, past the deadline");
+            begin_commit()
+        })
+        .await;
+        assert!(matches!(result, Err(Error::DeadlineExceeded)));
     }
 
     #[tokio::test(start_paused = true)]

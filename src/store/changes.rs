@@ -2,6 +2,8 @@
 //! Each row holds a JSON snapshot of the group without its members, and the
 //! membership delta of the write.
 
+use std::collections::BTreeMap;
+
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue,
     ActiveValue::Set,
@@ -18,8 +20,6 @@ use super::{
     groups::{from_json, group_update, label_changes, to_json},
     members::{fits_one_batch, membership_writes},
 };
-use std::collections::BTreeMap;
-
 use crate::{
     domain::{ChangeKind, GroupChange, GroupId, Timestamp, membership::MembershipDelta},
     error::Error,

@@ -300,8 +300,9 @@ impl GroupCommit {
     /// 1). Returns `Some` once the write is committed, `None` when the
     /// guard did not hold or the statement failed (nothing of it is
     /// kept), and an error when its group's commit failed (as
-    /// [`Turn::commit`]) or it waited for the others longer than the
-    /// statement timeout.
+    /// [`Turn::commit`]), it waited for the others longer than the
+    /// statement timeout, or its call was over before it ran (nothing of
+    /// it is kept either way).
     pub(super) async fn apply(self: &Arc<Self>, statement: Statement) -> Result<Option<()>, Error> {
         let (answer, applied) = oneshot::channel();
         let start = {
@@ -370,9 +371,9 @@ impl GroupCommit {
             .is_empty()
     }
 
-    /// Runs `writes` in one statement in the group's transaction, tells
-    /// each whether it is in it, and commits the transaction when it is
-    /// time to, as a writer does after its write.
+    /// Runs `writes` in the group's transaction (those whose call is not
+    /// over), tells each whether it is in it, and commits the transaction
+    /// when it is time to, as a writer does after its write.
     async fn run_guarded_batch(self: &Arc<Self>, writes: Vec<GuardedWrite>) {
         let queued = Queued::new(self);
         let Ok(batch) = tokio::time::timeout(self.wait, Arc::clone(&self.batch).lock_owned()).await
@@ -403,7 +404,7 @@ impl GroupCommit {
             .into_iter()
             .filter_map(|write| {
                 if write.call.as_ref().is_none_or(CallWatch::begin_commit) {
-                    Some((write.statement, write.answer))
+                    Some((write.statement, (write.call, write.answer)))
                 } else {
                     let _ = write.answer.send(Applied::Expired);
                     None
@@ -450,7 +451,7 @@ impl GroupCommit {
             turn.released = open.top == Top::Unknown;
             for answer in answers {
                 self.metrics.record_guarded(false);
-                let _ = answer.send(Applied::No);
+                not_applied(answer);
             }
             return;
         };
@@ -459,9 +460,9 @@ impl GroupCommit {
             if applied {
                 let (member, outcome) = oneshot::channel();
                 open.members.push(member);
-                let _ = answer.send(Applied::Yes(outcome));
+                let _ = answer.1.send(Applied::Yes(outcome));
             } else {
-                let _ = answer.send(Applied::No);
+                not_applied(answer);
             }
         }
         // A transaction without writes is left to whoever comes next, or
@@ -627,6 +628,16 @@ pub(super) struct Turn {
 /// write's, in one statement.
 fn release() -> String {
     format!("RELEASE {SAVEPOINT}; SAVEPOINT {SAVEPOINT}")
+}
+
+/// Tells a guarded write that it is not in the transaction, its call no
+/// longer committing: it is done again the ordinary way, which its
+/// deadline cuts as any other.
+fn not_applied((call, answer): (Option<CallWatch>, oneshot::Sender<Applied>)) {
+    if let Some(call) = call {
+        call.end_commit();
+    }
+    let _ = answer.send(Applied::No);
 }
 
 /// Runs the guarded `statements` in `open`'s savepoint on top. Those of

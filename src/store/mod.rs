@@ -445,10 +445,10 @@ fn writer_options(url: &str, options: &StoreOptions) -> ConnectOptions {
 
 /// How many results of one statement SQLite's thread may send ahead of
 /// the task reading them, on the group commit's connection (sqlx's
-/// default is 50). The guarded writes of a group run as one statement
-/// of about seven parts each, and each part sends a result: with room
-/// for all of them, the thread runs the statement to its end without
-/// stopping to wait for the task to read.
+/// default is 50). Guarded writes run up to 64 to a statement, each of
+/// four to six statements and a `SELECT`, and each sends a result: with
+/// room for all of them, the thread runs the statement to its end
+/// without stopping to wait for the task to read.
 const WRITER_RESULTS: usize = 1024;
 
 /// [`connect_options`], with `more` applied to SQLite's options.
