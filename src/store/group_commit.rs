@@ -97,9 +97,6 @@ use crate::{deadline::CallWatch, error::Error, metrics::GroupCommitMetrics};
 /// for ever by a steady stream of writers behind them.
 pub(super) const MAX_WRITES: usize = 64;
 
-/// Most guarded writes run together (see "Guarded writes" above).
-const MAX_GUARDED: usize = MAX_WRITES;
-
 /// Longest the first write released into a transaction waits for its
 /// commit while writers keep coming. (Unit tests count commits, so time
 /// must not cut their groups short.)
@@ -354,7 +351,7 @@ impl GroupCommit {
                     guarded.running = false;
                     return;
                 }
-                let take = guarded.writes.len().min(MAX_GUARDED);
+                let take = guarded.writes.len().min(MAX_WRITES);
                 guarded.writes.drain(..take).collect::<Vec<_>>()
             };
             self.run_guarded_batch(writes).await;
@@ -688,7 +685,7 @@ async fn run_in_parts(
 /// How many of `left` guarded writes of one text the next statement
 /// holds: all of them below [`WHOLE_PARTS`], else the largest power of two
 /// not above them. So the texts of a write are at most `WHOLE_PARTS - 1`
-/// plus one per power of two up to [`MAX_GUARDED`], and a group of fewer
+/// plus one per power of two up to [`MAX_WRITES`], and a group of fewer
 /// than `WHOLE_PARTS` writes, as a few writers send, takes one round
 /// trip.
 fn part_size(left: usize) -> usize {
