@@ -422,6 +422,8 @@ mod tests {
             .collect()
     }
 
+    /// The JSON lines `log` writes under tracing-subscriber's JSON format,
+    /// with `fields` as the span's fields formatter, without timestamps.
     fn json_lines<N>(fields: N, log: impl FnOnce()) -> Vec<serde_json::Value>
     where
         N: for<'w> FormatFields<'w> + Send + Sync + 'static,

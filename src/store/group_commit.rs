@@ -21,8 +21,9 @@
 //!   A write that ends without committing cannot run SQL from a
 //!   destructor: it leaves its savepoint abandoned, and whoever comes next
 //!   rolls back to it first.
-//! - The transaction is committed when no other writer waits
-//!   for the mutex, when it holds [`MAX_WRITES`] writes, or once its first
+//! - The transaction is committed when no other writer waits (for the
+//!   mutex, or as a guarded write: see below), when it holds
+//!   [`MAX_WRITES`] writes, or once its first
 //!   write has waited [`MAX_WAIT`]; whoever commits it tells every write of the
 //!   group the outcome. No write's `commit()` returns before the
 //!   transaction's COMMIT has succeeded, and when the COMMIT fails, every
@@ -416,36 +417,23 @@ impl GroupCommit {
         let Some(open) = turn.batch.as_mut().and_then(|batch| batch.open.as_mut()) else {
             return;
         };
-        let ran = run_in_parts(self.dialect, open, &statements).await;
+        let mut ran = run_in_parts(self.dialect, open, &statements).await;
         if open.link.lost() {
+            // SQLite rolled the transaction back: it must not commit.
             open.top = Top::Unknown;
+            turn.released = true;
+            ran = None;
         }
-        let applied = match ran {
-            Some(applied) if !open.link.lost() => {
-                let released = open.tx.execute_unprepared(&release()).await;
-                turn.released = true;
-                let Some(open) = turn.batch.as_mut().and_then(|batch| batch.open.as_mut()) else {
-                    return;
-                };
-                if released.is_err() || open.link.lost() {
-                    // Whether the writes are in is unknown: the
-                    // transaction must not commit (see `Top::Unknown`).
-                    open.top = Top::Unknown;
-                    None
-                } else {
-                    Some(applied)
-                }
-            }
-            _ => None,
-        };
-        let Some(open) = turn.batch.as_mut().and_then(|batch| batch.open.as_mut()) else {
+        if ran.is_some() && turn.release().await.is_err() {
+            ran = None;
+        }
+        let Some(batch) = turn.batch.as_deref_mut() else {
             return;
         };
-        let Some(applied) = applied else {
+        let (Some(applied), Some(open)) = (ran, batch.open.as_mut()) else {
             // The savepoint is left abandoned (see the module
             // documentation), or the transaction is to be given up:
             // nothing of these writes is kept.
-            turn.released = open.top == Top::Unknown;
             for answer in answers {
                 self.metrics.record_guarded(false);
                 not_applied(answer);
@@ -464,14 +452,23 @@ impl GroupCommit {
         }
         // A transaction without writes is left to whoever comes next, or
         // to the flush the turn's end spawns when nobody does.
-        if open.members.is_empty() {
-            return;
+        if !open.members.is_empty() {
+            self.commit_if_due(batch).await;
         }
+    }
+
+    /// Commits the open transaction, which holds a write just released,
+    /// when it is time to: when it holds [`MAX_WRITES`] writes, when its
+    /// first write has waited [`MAX_WAIT`], or when no writer waits to add
+    /// to it (neither for the mutex nor as a guarded write).
+    async fn commit_if_due(&self, batch: &mut Batch) {
+        let Some(open) = batch.open.as_mut() else {
+            return;
+        };
         let since = *open.since.get_or_insert_with(Instant::now);
-        if (open.members.len() >= MAX_WRITES
+        if open.members.len() >= MAX_WRITES
             || since.elapsed() >= MAX_WAIT
-            || (self.waiting.load(Ordering::SeqCst) == 0 && !self.guarded_waiting()))
-            && let Some(batch) = turn.batch.as_deref_mut()
+            || (self.waiting.load(Ordering::SeqCst) == 0 && !self.guarded_waiting())
         {
             self.commit(batch).await;
         }
@@ -788,6 +785,15 @@ impl Turn {
     /// opens the next write's) and returns once that transaction has
     /// committed (or failed to).
     pub(super) async fn commit(mut self) -> Result<(), Error> {
+        self.release().await?;
+        self.join_group().await
+    }
+
+    /// Releases the savepoint on top into the group's transaction and
+    /// opens the next. When that fails, whether what the savepoint held
+    /// is in the transaction is unknown, so the transaction must not
+    /// commit (`Top::Unknown`).
+    async fn release(&mut self) -> Result<(), Error> {
         let dialect = self.group.dialect;
         let batch = self.batch.as_deref_mut().ok_or_else(no_transaction)?;
         let open = batch.open.as_mut().ok_or_else(no_transaction)?;
@@ -802,7 +808,7 @@ impl Turn {
             open.top = Top::Unknown;
             return Err(dialect.classify(error));
         }
-        self.join_group().await
+        Ok(())
     }
 
     /// Runs `last`, the write's last statement, with the release of its
@@ -842,13 +848,7 @@ impl Turn {
         let open = batch.open.as_mut().ok_or_else(no_transaction)?;
         let (member, outcome) = oneshot::channel();
         open.members.push(member);
-        let since = *open.since.get_or_insert_with(Instant::now);
-        if open.members.len() >= MAX_WRITES
-            || since.elapsed() >= MAX_WAIT
-            || self.group.waiting.load(Ordering::SeqCst) == 0
-        {
-            self.group.commit(batch).await;
-        }
+        self.group.commit_if_due(batch).await;
         // Lets the next writer in (or leaves the transaction to a flush).
         drop(self);
         match outcome.await {
