@@ -175,11 +175,13 @@ async fn metrics_count_the_statements_each_call_sends(app: TestApp) {
     assert_eq!(updated.description, "counted");
     assert_eq!(updated.member_count, 0);
     let after_update = metrics_page(&app).await;
-    // A one-field update of a group without members: the group read (after
-    // its row lock on PostgreSQL); then its history entry, change-feed row
-    // and row update in one statement, which on SQLite also releases the
-    // write's savepoint into the group's transaction (whose BEGIN and
-    // COMMIT are the group's); on PostgreSQL its own BEGIN and COMMIT.
+    // A one-field update of a group without members: the group read, then
+    // its history entry, change-feed row and row update in one statement.
+    // On SQLite the read is outside the transaction and the statement is
+    // a guarded write, run with the others that arrive together in the
+    // group's transaction (whose BEGIN, savepoints and COMMIT are the
+    // group's); on PostgreSQL the read follows its row lock, between its
+    // own BEGIN and COMMIT.
     assert_eq!(
         sent(&after_update, &after_full, "UpdateGroup"),
         on_backend(5.0, 2.0),
